@@ -1,0 +1,118 @@
+-- eventeum schema: configuration, chain state and events.
+-- Loaded first by CREATE EXTENSION (see src/lib.rs); the SQL functions follow it.
+
+CREATE TYPE event_status AS ENUM ('UNCONFIRMED', 'CONFIRMED', 'INVALIDATED');
+COMMENT ON TYPE event_status IS
+  'Life of an event: UNCONFIRMED when stored, CONFIRMED after numBlocksToWait blocks, INVALIDATED when a fork removed it.';
+
+-- Bumped by any change to the configuration tables; the worker compares it
+-- to notice new nodes and filters without a restart.
+CREATE TABLE config_version (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    version   bigint  NOT NULL
+);
+INSERT INTO config_version VALUES (true, 1);
+
+CREATE FUNCTION bump_config_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE eventeum.config_version SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+
+CREATE TABLE nodes (
+    name       text PRIMARY KEY CHECK (btrim(name) <> ''),
+    url        text NOT NULL,
+    options    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE nodes IS 'Ethereum nodes the worker follows; managed with add_node and remove_node.';
+COMMENT ON COLUMN nodes.options IS 'Eventeum node options with every default filled in.';
+
+CREATE TABLE node_state (
+    node          text PRIMARY KEY REFERENCES nodes (name) ON DELETE CASCADE,
+    latest_block  bigint,
+    current_block bigint,
+    status        text NOT NULL DEFAULT 'CONNECTED',
+    last_error    text,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE node_state IS 'Per node: the checkpoint (latest_block, the last block committed), the head seen, and health.';
+
+CREATE TABLE contract_event_filters (
+    id               text PRIMARY KEY CHECK (btrim(id) <> ''),
+    node             text NOT NULL REFERENCES nodes (name),
+    contract_address text NOT NULL,
+    event_name       text NOT NULL,
+    event_signature  text NOT NULL,
+    start_block      bigint CHECK (start_block >= 0),
+    definition       jsonb NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON contract_event_filters (node);
+COMMENT ON TABLE contract_event_filters IS 'Contract-event filters; managed with add_filter and remove_filter.';
+COMMENT ON COLUMN contract_event_filters.event_signature IS 'topic0: keccak256 of the canonical event signature.';
+COMMENT ON COLUMN contract_event_filters.definition IS 'The filter in Eventeum''s REST format, as list_filters returns it.';
+
+CREATE TRIGGER nodes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nodes
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
+CREATE TRIGGER filters_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON contract_event_filters
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
+
+CREATE TABLE contract_events (
+    id                            text NOT NULL,
+    filter_id                     text NOT NULL,
+    node                          text NOT NULL,
+    name                          text NOT NULL,
+    address                       text NOT NULL,
+    block_number                  bigint NOT NULL,
+    block_hash                    text NOT NULL,
+    transaction_hash              text NOT NULL,
+    log_index                     integer NOT NULL,
+    indexed_parameters            jsonb NOT NULL,
+    non_indexed_parameters        jsonb NOT NULL,
+    event_specification_signature text NOT NULL,
+    correlation_id                text,
+    status                        event_status NOT NULL DEFAULT 'UNCONFIRMED',
+    block_timestamp               bigint,
+    created_at                    timestamptz NOT NULL DEFAULT now(),
+    updated_at                    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (filter_id, node, block_hash, transaction_hash, log_index)
+);
+CREATE INDEX contract_events_unconfirmed ON contract_events (node, block_number) WHERE status = 'UNCONFIRMED';
+CREATE INDEX contract_events_by_block ON contract_events (node, block_number);
+COMMENT ON TABLE contract_events IS
+  'One row per (filter, log). id is Eventeum''s <txHash>-<blockHash>-<logIndex>. Every insert and status change is sent on NOTIFY eventeum_contract_events.';
+COMMENT ON COLUMN contract_events.block_timestamp IS 'The block''s timestamp, seconds since the epoch (Eventeum''s timestamp).';
+
+CREATE TABLE undecodable_logs (
+    filter_id        text NOT NULL,
+    node             text NOT NULL,
+    address          text NOT NULL,
+    block_number     bigint NOT NULL,
+    block_hash       text NOT NULL,
+    transaction_hash text NOT NULL,
+    log_index        integer NOT NULL,
+    topics           text[] NOT NULL,
+    data             text NOT NULL,
+    reason           text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (filter_id, node, block_hash, transaction_hash, log_index)
+);
+COMMENT ON TABLE undecodable_logs IS
+  'Logs that matched a filter''s address and signature hash but not its parameter types. Kept with the reason, never dropped.';
+
+CREATE FUNCTION list_filters() RETURNS SETOF jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT definition FROM eventeum.contract_event_filters ORDER BY created_at, id
+$$;
+COMMENT ON FUNCTION list_filters() IS 'Every contract-event filter, in Eventeum''s GET /api/rest/v1/event-filter format plus node and startBlock.';
+
+-- pg_dump keeps the user's configuration and data.
+SELECT pg_catalog.pg_extension_config_dump('nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('node_state', '');
+SELECT pg_catalog.pg_extension_config_dump('contract_event_filters', '');
+SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
+SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('config_version', '');

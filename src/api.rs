@@ -1,0 +1,198 @@
+//! The SQL API: functions users call to configure nodes and filters.
+//! Each validates fully before it writes, and reports errors with a SQLSTATE.
+
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgSqlErrorCode};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::node::{validate_name, validate_url, NodeOptions};
+use crate::spec::{FilterDefinition, DEFAULT_NODE};
+
+/// Reports `error` as an SQL ERROR with its SQLSTATE. Never returns.
+fn raise(error: ApiError) -> ! {
+    let code = match error.sqlstate() {
+        "22023" => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        "23505" => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+        "42704" => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        "2BP01" => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+        _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, error.to_string(), "eventeum");
+    if let Some(hint) = error.hint() {
+        report = report.set_hint(hint.to_string());
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+fn or_raise<T>(result: ApiResult<T>) -> T {
+    result.unwrap_or_else(|e| raise(e))
+}
+
+fn exists(sql: &str, key: &str) -> bool {
+    Spi::get_one_with_args::<bool>(sql, &[key.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+fn node_exists(name: &str) -> bool {
+    exists(
+        "SELECT EXISTS (SELECT 1 FROM eventeum.nodes WHERE name = $1)",
+        name,
+    )
+}
+
+fn warn_if_worker_absent() {
+    if !crate::worker_registered() {
+        pgrx::warning!(
+            "eventeum's background worker is not running: add eventeum to shared_preload_libraries and restart PostgreSQL"
+        );
+    }
+}
+
+/// Registers an Ethereum node for the worker to follow.
+///
+/// `options` takes Eventeum's node properties in camelCase (pollingInterval,
+/// numBlocksToWait, blockStrategy, ...); missing keys take Eventeum's defaults.
+/// Returns the node name.
+#[pg_extern(volatile)]
+fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
+    or_raise(validate_name(name));
+    let options = or_raise(NodeOptions::from_json(&options.0));
+    let url = or_raise(validate_url(url, options.block_strategy));
+    if node_exists(name) {
+        raise(ApiError::Duplicate {
+            kind: "node",
+            name: name.to_string(),
+        });
+    }
+    let options = serde_json::to_value(&options).expect("node options serialize");
+    Spi::run_with_args(
+        "INSERT INTO eventeum.nodes (name, url, options) VALUES ($1, $2, $3)",
+        &[name.into(), url.as_str().into(), JsonB(options).into()],
+    )
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add node: {e}"));
+    warn_if_worker_absent();
+    name.to_string()
+}
+
+/// Removes a node. Its filters must be removed first; its events stay.
+#[pg_extern(volatile)]
+fn remove_node(name: &str) {
+    if !node_exists(name) {
+        raise(ApiError::not_found("node", name));
+    }
+    let filters = Spi::get_one_with_args::<i64>(
+        "SELECT count(*) FROM eventeum.contract_event_filters WHERE node = $1",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0);
+    if filters > 0 {
+        raise(ApiError::InUse {
+            kind: "node",
+            name: name.to_string(),
+            detail: format!("{filters} filter(s) belong to it"),
+        });
+    }
+    Spi::run_with_args("DELETE FROM eventeum.nodes WHERE name = $1", &[name.into()])
+        .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove node: {e}"));
+}
+
+/// Adds a contract-event filter given as Eventeum's REST body, plus the optional
+/// keys `node` (default `default`) and `startBlock`. Returns the filter id,
+/// generated when the body has none.
+#[pg_extern(volatile, name = "add_filter")]
+fn add_filter_json(filter: JsonB) -> String {
+    if !matches!(filter.0, Value::Object(_)) {
+        raise(ApiError::invalid("the filter must be a JSON object"));
+    }
+    store_filter(or_raise(FilterDefinition::from_json(&filter.0)))
+}
+
+/// Adds a contract-event filter from a human-readable Solidity event signature,
+/// e.g. `Transfer(address indexed from, address indexed to, uint256 value)`.
+#[pg_extern(volatile, name = "add_filter")]
+fn add_filter_signature(
+    contract_address: &str,
+    event_signature: &str,
+    node: default!(&str, "'default'"),
+    start_block: default!(Option<i64>, "NULL"),
+    id: default!(Option<String>, "NULL"),
+) -> String {
+    store_filter(or_raise(FilterDefinition::from_signature(
+        contract_address,
+        event_signature,
+        node,
+        start_block,
+        id,
+    )))
+}
+
+fn store_filter(filter: FilterDefinition) -> String {
+    if !node_exists(&filter.node) {
+        let hint = if filter.node == DEFAULT_NODE {
+            "filters without a node go to \"default\"; add it with eventeum.add_node('default', url)"
+        } else {
+            "add it with eventeum.add_node(name, url)"
+        };
+        raise(ApiError::NotFound {
+            kind: "node",
+            name: filter.node.clone(),
+            hint: Some(hint.into()),
+        });
+    }
+    let id = match &filter.id {
+        Some(id) => {
+            if exists(
+                "SELECT EXISTS (SELECT 1 FROM eventeum.contract_event_filters WHERE id = $1)",
+                id,
+            ) {
+                raise(ApiError::Duplicate {
+                    kind: "filter",
+                    name: id.clone(),
+                });
+            }
+            id.clone()
+        }
+        None => Spi::get_one::<String>("SELECT gen_random_uuid()::text")
+            .ok()
+            .flatten()
+            .expect("gen_random_uuid returns a value"),
+    };
+    let definition = filter.to_json(&id);
+    Spi::run_with_args(
+        "INSERT INTO eventeum.contract_event_filters
+                (id, node, contract_address, event_name, event_signature, start_block, definition)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            id.as_str().into(),
+            filter.node.as_str().into(),
+            filter.contract_address.to_checksum(None).into(),
+            filter.specification.event_name.as_str().into(),
+            alloy::primitives::hex::encode_prefixed(filter.specification.topic0()).into(),
+            filter.start_block.map(|b| b as i64).into(),
+            JsonB(definition).into(),
+        ],
+    )
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add filter: {e}"));
+    warn_if_worker_absent();
+    id
+}
+
+/// Removes a contract-event filter. Events it already stored stay.
+#[pg_extern(volatile)]
+fn remove_filter(id: &str) {
+    let deleted = Spi::get_one_with_args::<String>(
+        "DELETE FROM eventeum.contract_event_filters WHERE id = $1 RETURNING id",
+        &[id.into()],
+    )
+    .ok()
+    .flatten();
+    if deleted.is_none() {
+        raise(ApiError::not_found("filter", id));
+    }
+}

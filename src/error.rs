@@ -1,0 +1,81 @@
+//! The typed errors of the SQL surface, each with the SQLSTATE a client sees.
+//!
+//! Kept free of pgrx so that the parsers that produce them can be tested
+//! without a database; `api` turns them into `ereport(ERROR)`.
+
+/// An error a SQL call reports to its caller. Nothing is stored when one is raised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input: a bad address, type, option, URL, signature, ...
+    #[error("{message}")]
+    InvalidParameter {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// An object with the same name or id exists already.
+    #[error("{kind} \"{name}\" already exists")]
+    Duplicate { kind: &'static str, name: String },
+
+    /// The object named does not exist.
+    #[error("{kind} \"{name}\" does not exist")]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        hint: Option<String>,
+    },
+
+    /// The object is still used by others, e.g. a node that has filters.
+    #[error("{kind} \"{name}\" is still in use: {detail}")]
+    InUse {
+        kind: &'static str,
+        name: String,
+        detail: String,
+    },
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::InvalidParameter {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            kind,
+            name: name.into(),
+            hint: None,
+        }
+    }
+
+    pub fn invalid_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        ApiError::InvalidParameter {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// The five-character SQLSTATE this error is reported with.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParameter { .. } => "22023", // invalid_parameter_value
+            ApiError::Duplicate { .. } => "23505",        // unique_violation
+            ApiError::NotFound { .. } => "42704",         // undefined_object
+            ApiError::InUse { .. } => "2BP01",            // dependent_objects_still_exist
+        }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidParameter { hint, .. } | ApiError::NotFound { hint, .. } => {
+                hint.as_deref()
+            }
+            ApiError::InUse { .. } => Some("remove the objects that use it first"),
+            _ => None,
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

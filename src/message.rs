@@ -1,0 +1,132 @@
+//! Eventeum's message JSON, rendered in this one place for every channel:
+//! NOTIFY now, the outbox and brokers later.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// NOTIFY payloads must be shorter than 8000 bytes.
+pub const NOTIFY_PAYLOAD_LIMIT: usize = 7999;
+
+/// The NOTIFY channel for contract events.
+pub const CONTRACT_EVENTS_CHANNEL: &str = "eventeum_contract_events";
+
+/// A row of `eventeum.contract_events`, as `to_jsonb(row)` returns it.
+///
+/// The parameter lists stay raw JSON so that uint256-sized numbers pass
+/// through untouched.
+#[derive(Debug, Deserialize)]
+pub struct ContractEventRecord {
+    pub id: String,
+    pub filter_id: String,
+    pub node: String,
+    pub name: String,
+    pub address: String,
+    pub block_number: i64,
+    pub block_hash: String,
+    pub transaction_hash: String,
+    pub log_index: i64,
+    pub indexed_parameters: Box<RawValue>,
+    pub non_indexed_parameters: Box<RawValue>,
+    pub event_specification_signature: String,
+    pub status: String,
+    pub block_timestamp: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContractEventDetails<'a> {
+    name: &'a str,
+    filter_id: &'a str,
+    node_name: &'a str,
+    indexed_parameters: &'a RawValue,
+    non_indexed_parameters: &'a RawValue,
+    transaction_hash: &'a str,
+    log_index: i64,
+    block_number: i64,
+    block_hash: &'a str,
+    address: &'a str,
+    status: &'a str,
+    event_specification_signature: &'a str,
+    network_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<i64>,
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, D: Serialize> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    details: D,
+    retries: u32,
+}
+
+/// A reference sent instead of a message that would not fit in a NOTIFY.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reference<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    /// Always true: fetch the row from `eventeum.contract_events`.
+    truncated: bool,
+    filter_id: &'a str,
+    node_name: &'a str,
+    block_hash: &'a str,
+    status: &'a str,
+}
+
+impl ContractEventRecord {
+    /// Eventeum's `CONTRACT_EVENT` message.
+    pub fn message(&self) -> String {
+        let details = ContractEventDetails {
+            name: &self.name,
+            filter_id: &self.filter_id,
+            node_name: &self.node,
+            indexed_parameters: &self.indexed_parameters,
+            non_indexed_parameters: &self.non_indexed_parameters,
+            transaction_hash: &self.transaction_hash,
+            log_index: self.log_index,
+            block_number: self.block_number,
+            block_hash: &self.block_hash,
+            address: &self.address,
+            status: &self.status,
+            event_specification_signature: &self.event_specification_signature,
+            network_name: &self.node,
+            timestamp: self.block_timestamp,
+            id: &self.id,
+        };
+        let envelope = Envelope {
+            id: &self.id,
+            kind: "CONTRACT_EVENT",
+            details,
+            retries: 0,
+        };
+        serde_json::to_string(&envelope).expect("message fields always serialize")
+    }
+
+    /// The message, or a small reference to the row when the message is too
+    /// large for NOTIFY.
+    pub fn notify_payload(&self) -> String {
+        let message = self.message();
+        if message.len() <= NOTIFY_PAYLOAD_LIMIT {
+            return message;
+        }
+        let reference = Reference {
+            id: &self.id,
+            kind: "CONTRACT_EVENT",
+            truncated: true,
+            filter_id: &self.filter_id,
+            node_name: &self.node,
+            block_hash: &self.block_hash,
+            status: &self.status,
+        };
+        serde_json::to_string(&reference).expect("reference fields always serialize")
+    }
+}
+
+/// Eventeum's event id: `<txHash>-<blockHash>-<logIndex>`.
+pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: u64) -> String {
+    format!("{transaction_hash}-{block_hash}-{log_index}")
+}

@@ -1,0 +1,119 @@
+//! The messages between the worker's main thread (Postgres) and the tokio
+//! threads (network). This file is the whole contract between the two halves.
+//!
+//! ```text
+//!  main thread                                     tokio
+//!  ─────────── Config snapshot (watch) ──────────> supervisor -> one follower per node
+//!  <────────── FollowerMessage (bounded mpsc) ──── follower
+//!  ─────────── StepAck (oneshot, per step) ──────> follower (advances only on Committed)
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::B256;
+use tokio::sync::oneshot;
+
+use crate::decode::DecodedParameters;
+use crate::node::NodeOptions;
+use crate::spec::FilterDefinition;
+
+/// Everything the followers need, read from the configuration tables in one
+/// transaction. `version` is `eventeum.config_version` at that moment.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSnapshot {
+    pub version: i64,
+    pub bytes_to_ascii: bool,
+    pub nodes: BTreeMap<String, NodeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub url: String,
+    pub options: NodeOptions,
+    /// The last block committed for this node, if any.
+    pub checkpoint: Option<u64>,
+    pub filters: Vec<Arc<FilterConfig>>,
+}
+
+impl NodeConfig {
+    /// Whether a running follower must be restarted to pick up `other`.
+    /// Filter changes do not restart it; they reach it through the snapshot.
+    pub fn needs_restart(&self, other: &NodeConfig) -> bool {
+        self.url != other.url || self.options != other.options
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterConfig {
+    pub id: String,
+    pub definition: FilterDefinition,
+    pub topic0: B256,
+}
+
+/// What a follower reports to the main thread.
+#[derive(Debug)]
+pub enum FollowerMessage {
+    Step(ChainStep),
+    /// The node failed to answer; recorded in `node_state` without a checkpoint move.
+    NodeError {
+        node: String,
+        error: String,
+    },
+}
+
+/// The result of following one node over the block range `from..=to`.
+#[derive(Debug)]
+pub struct ChainStep {
+    pub node: String,
+    /// The config version the logs were fetched with. The main thread rejects
+    /// a step fetched with an older filter set, so no new filter misses a block.
+    pub config_version: i64,
+    pub from: u64,
+    pub to: u64,
+    /// The node's head when the step was taken.
+    pub head: u64,
+    pub events: Vec<DecodedEvent>,
+    pub failures: Vec<UndecodableLog>,
+    pub ack: oneshot::Sender<StepAck>,
+}
+
+/// Where a log sits on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    pub address: String,
+    pub block_number: u64,
+    pub block_hash: String,
+    pub block_timestamp: Option<u64>,
+    pub transaction_hash: String,
+    pub log_index: u64,
+}
+
+/// A log decoded against one filter: it becomes one `contract_events` row.
+#[derive(Debug, Clone)]
+pub struct DecodedEvent {
+    pub filter: Arc<FilterConfig>,
+    pub position: LogPosition,
+    pub parameters: DecodedParameters,
+}
+
+/// A log that matched a filter's address and topic0 but not its specification.
+#[derive(Debug, Clone)]
+pub struct UndecodableLog {
+    pub filter_id: String,
+    pub position: LogPosition,
+    pub topics: Vec<B256>,
+    pub data: Vec<u8>,
+    pub reason: String,
+}
+
+/// The main thread's answer to a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepAck {
+    /// Rows, statuses and checkpoint are committed; the follower moves on.
+    Committed,
+    /// The configuration changed since the step was fetched; fetch it again
+    /// with the snapshot that is now published.
+    Stale,
+}

@@ -1,0 +1,111 @@
+//! Node RPC: the few JSON-RPC calls the follower makes, each with a deadline.
+//! Runs on tokio threads only.
+
+use std::future::{Future, IntoFuture};
+use std::time::Duration;
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{Filter, Log};
+
+use crate::node::NodeOptions;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("{call} timed out after {after:?}")]
+    Timeout { call: &'static str, after: Duration },
+    #[error("{call} failed: {message}")]
+    Call { call: &'static str, message: String },
+    #[error("block {0} is not known to the node")]
+    MissingBlock(u64),
+}
+
+/// A connection to one Ethereum node.
+#[derive(Clone)]
+pub struct NodeClient {
+    provider: DynProvider,
+    read_timeout: Duration,
+}
+
+impl NodeClient {
+    /// Connects to `url` (http(s) or ws(s)) within the node's connectionTimeout.
+    pub async fn connect(url: &str, options: &NodeOptions) -> Result<Self, RpcError> {
+        let connect_timeout = Duration::from_millis(options.connection_timeout);
+        let provider = deadline("connect", connect_timeout, async {
+            ProviderBuilder::new()
+                .connect(url)
+                .await
+                .map_err(|e| RpcError::Call {
+                    call: "connect",
+                    message: e.to_string(),
+                })
+        })
+        .await?;
+        Ok(NodeClient {
+            provider: provider.erased(),
+            read_timeout: Duration::from_millis(options.read_timeout),
+        })
+    }
+
+    /// The node's latest block number.
+    pub async fn head(&self) -> Result<u64, RpcError> {
+        self.call("eth_blockNumber", self.provider.get_block_number())
+            .await
+    }
+
+    /// The logs of `from..=to` emitted by any of `addresses` with topic0 any of `topics0`:
+    /// one merged call for all the filters of a node.
+    pub async fn logs(
+        &self,
+        from: u64,
+        to: u64,
+        addresses: Vec<Address>,
+        topics0: Vec<B256>,
+    ) -> Result<Vec<Log>, RpcError> {
+        let filter = Filter::new()
+            .from_block(from)
+            .to_block(to)
+            .address(addresses)
+            .event_signature(topics0);
+        self.call("eth_getLogs", self.provider.get_logs(&filter))
+            .await
+    }
+
+    /// The hash and timestamp of block `number`.
+    pub async fn block_header(&self, number: u64) -> Result<(B256, u64), RpcError> {
+        let block = self
+            .call(
+                "eth_getBlockByNumber",
+                self.provider
+                    .get_block_by_number(BlockNumberOrTag::Number(number)),
+            )
+            .await?
+            .ok_or(RpcError::MissingBlock(number))?;
+        Ok((block.header.hash, block.header.timestamp))
+    }
+
+    async fn call<T, E: std::fmt::Display>(
+        &self,
+        call: &'static str,
+        fut: impl IntoFuture<Output = Result<T, E>>,
+    ) -> Result<T, RpcError> {
+        deadline(call, self.read_timeout, async {
+            fut.await.map_err(|e| RpcError::Call {
+                call,
+                message: e.to_string(),
+            })
+        })
+        .await
+    }
+}
+
+async fn deadline<T>(
+    call: &'static str,
+    after: Duration,
+    fut: impl Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    tokio::time::timeout(after, fut)
+        .await
+        .unwrap_or(Err(RpcError::Timeout { call, after }))
+}

@@ -1,0 +1,451 @@
+//! Contract-event filters as Eventeum defines them: parameter types, event
+//! specifications, correlation-id strategies, and their validation.
+//!
+//! A filter arrives either as Eventeum's REST body (`add_filter(jsonb)`) or as
+//! a human-readable Solidity signature; both end as one [`FilterDefinition`].
+
+use std::fmt;
+
+use alloy::dyn_abi::DynSolType;
+use alloy::json_abi::Event;
+use alloy::primitives::{keccak256, Address, B256};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+/// The node a filter belongs to when the caller names none.
+pub const DEFAULT_NODE: &str = "default";
+/// Solidity allows at most three indexed parameters (topic0 is the signature).
+pub const MAX_INDEXED: usize = 3;
+
+/// One of Eventeum's parameter types: UINT8..UINT256, INT8..INT256, ADDRESS,
+/// BYTES1..BYTES32, STRING, BOOL, each optionally a dynamic array (`[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamType {
+    sol: DynSolType,
+}
+
+impl ParamType {
+    /// Parses an Eventeum type name, case-insensitively (`uint256`, `UINT256[]`).
+    pub fn parse(name: &str) -> ApiResult<Self> {
+        let lower = name.trim().to_ascii_lowercase();
+        let (base, is_array) = match lower.strip_suffix("[]") {
+            Some(base) => (base, true),
+            None => (lower.as_str(), false),
+        };
+        if !is_supported_base(base) {
+            return Err(ApiError::invalid_with_hint(
+                format!("unsupported parameter type \"{name}\""),
+                "supported types are UINT8-UINT256 and INT8-INT256 in steps of 8, ADDRESS, \
+                 BYTES1-BYTES32, STRING and BOOL, each optionally with []",
+            ));
+        }
+        let base = DynSolType::parse(base).map_err(|e| {
+            ApiError::invalid(format!("unsupported parameter type \"{name}\": {e}"))
+        })?;
+        let sol = if is_array {
+            DynSolType::Array(Box::new(base))
+        } else {
+            base
+        };
+        Ok(ParamType { sol })
+    }
+
+    /// The Solidity type, used to decode.
+    pub fn sol_type(&self) -> &DynSolType {
+        &self.sol
+    }
+
+    /// Canonical Solidity name, e.g. `uint256[]`; what messages carry as `type`.
+    pub fn sol_name(&self) -> String {
+        self.sol.sol_type_name().into_owned()
+    }
+
+    /// Eventeum's spelling, e.g. `UINT256[]`; what `list_filters` returns.
+    pub fn eventeum_name(&self) -> String {
+        self.sol_name().to_ascii_uppercase()
+    }
+
+    /// Dynamic types are stored in a topic only as their keccak hash.
+    pub fn is_hashed_when_indexed(&self) -> bool {
+        matches!(
+            self.sol,
+            DynSolType::String | DynSolType::Bytes | DynSolType::Array(_)
+        )
+    }
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.eventeum_name())
+    }
+}
+
+fn is_supported_base(base: &str) -> bool {
+    fn bits(rest: &str) -> bool {
+        rest.parse::<u16>()
+            .is_ok_and(|n| (8..=256).contains(&n) && n % 8 == 0)
+            && !rest.starts_with('0')
+    }
+    match base {
+        "address" | "string" | "bool" => true,
+        _ => {
+            if let Some(rest) = base.strip_prefix("uint") {
+                bits(rest)
+            } else if let Some(rest) = base.strip_prefix("int") {
+                bits(rest)
+            } else if let Some(rest) = base.strip_prefix("bytes") {
+                rest.parse::<u8>().is_ok_and(|n| (1..=32).contains(&n)) && !rest.starts_with('0')
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// A parameter of an event: its zero-based position in the declaration and its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterDefinition {
+    pub position: u32,
+    pub ty: ParamType,
+}
+
+/// Eventeum's `eventSpecification`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpecification {
+    pub event_name: String,
+    /// Sorted by position.
+    pub indexed: Vec<ParameterDefinition>,
+    /// Sorted by position.
+    pub non_indexed: Vec<ParameterDefinition>,
+}
+
+impl EventSpecification {
+    /// `Name(type0,type1,...)` with the types in declaration order.
+    pub fn canonical_signature(&self) -> String {
+        let mut all: Vec<&ParameterDefinition> =
+            self.indexed.iter().chain(self.non_indexed.iter()).collect();
+        all.sort_by_key(|p| p.position);
+        let types: Vec<String> = all.iter().map(|p| p.ty.sol_name()).collect();
+        format!("{}({})", self.event_name, types.join(","))
+    }
+
+    /// topic0: the keccak hash of the canonical signature.
+    pub fn topic0(&self) -> B256 {
+        keccak256(self.canonical_signature().as_bytes())
+    }
+
+    fn validate(&self) -> ApiResult<()> {
+        validate_identifier(&self.event_name)?;
+        if self.indexed.len() > MAX_INDEXED {
+            return Err(ApiError::invalid(format!(
+                "event \"{}\" has {} indexed parameters; at most {MAX_INDEXED} are allowed",
+                self.event_name,
+                self.indexed.len()
+            )));
+        }
+        let mut positions: Vec<u32> = self
+            .indexed
+            .iter()
+            .chain(&self.non_indexed)
+            .map(|p| p.position)
+            .collect();
+        positions.sort_unstable();
+        for (expected, &position) in positions.iter().enumerate() {
+            if position as usize != expected {
+                let message = if positions.iter().filter(|&&p| p == position).count() > 1 {
+                    format!("parameter position {position} is defined more than once")
+                } else {
+                    format!(
+                        "parameter positions must run 0..{} without gaps, found {position}",
+                        positions.len()
+                    )
+                };
+                return Err(ApiError::invalid(message));
+            }
+        }
+        Ok(())
+    }
+
+    fn to_json(&self) -> Value {
+        let defs = |params: &[ParameterDefinition]| -> Vec<Value> {
+            params
+                .iter()
+                .map(|p| json!({"position": p.position, "type": p.ty.eventeum_name()}))
+                .collect()
+        };
+        json!({
+            "eventName": self.event_name,
+            "indexedParameterDefinitions": defs(&self.indexed),
+            "nonIndexedParameterDefinitions": defs(&self.non_indexed),
+        })
+    }
+}
+
+fn validate_identifier(name: &str) -> ApiResult<()> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "\"{name}\" is not a valid event name"
+        )))
+    }
+}
+
+/// Which parameter supplies a message's correlation id (its broker key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CorrelationKind {
+    IndexedParameter,
+    NonIndexedParameter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CorrelationIdStrategy {
+    pub kind: CorrelationKind,
+    /// Index into the indexed or non-indexed parameter list.
+    pub parameter_index: u32,
+}
+
+/// A validated contract-event filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterDefinition {
+    pub id: Option<String>,
+    pub node: String,
+    pub contract_address: Address,
+    pub specification: EventSpecification,
+    pub correlation: Option<CorrelationIdStrategy>,
+    pub start_block: Option<u64>,
+}
+
+impl FilterDefinition {
+    /// Eventeum's GET format, plus our `node` and `startBlock`.
+    pub fn to_json(&self, id: &str) -> Value {
+        let mut v = json!({
+            "id": id,
+            "contractAddress": self.contract_address.to_checksum(None),
+            "eventSpecification": self.specification.to_json(),
+            "node": self.node,
+        });
+        if let Some(c) = &self.correlation {
+            v["correlationIdStrategy"] =
+                json!({"type": c.kind, "parameterIndex": c.parameter_index});
+        }
+        if let Some(b) = self.start_block {
+            v["startBlock"] = json!(b);
+        }
+        v
+    }
+
+    fn validate(&self) -> ApiResult<()> {
+        if let Some(id) = &self.id {
+            if id.trim().is_empty() {
+                return Err(ApiError::invalid("filter id must not be empty"));
+            }
+        }
+        if self.node.trim().is_empty() {
+            return Err(ApiError::invalid("node name must not be empty"));
+        }
+        self.specification.validate()?;
+        if let Some(c) = &self.correlation {
+            let (list, len) = match c.kind {
+                CorrelationKind::IndexedParameter => ("indexed", self.specification.indexed.len()),
+                CorrelationKind::NonIndexedParameter => {
+                    ("non-indexed", self.specification.non_indexed.len())
+                }
+            };
+            if c.parameter_index as usize >= len {
+                return Err(ApiError::invalid(format!(
+                    "correlationIdStrategy.parameterIndex {} is out of range: the event has {len} {list} parameters",
+                    c.parameter_index
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses Eventeum's REST body (plus the optional `node` and `startBlock`).
+    pub fn from_json(body: &Value) -> ApiResult<Self> {
+        let raw: RawFilter = serde_json::from_value(body.clone())
+            .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
+        let contract_address = parse_address(
+            raw.contract_address
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid("contractAddress is required"))?,
+        )?;
+        let spec = raw
+            .event_specification
+            .ok_or_else(|| ApiError::invalid("eventSpecification is required"))?;
+        let event_name = spec
+            .event_name
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| ApiError::invalid("eventSpecification.eventName is required"))?;
+        let defs = |raw: Vec<RawParameter>| -> ApiResult<Vec<ParameterDefinition>> {
+            let mut out = raw
+                .into_iter()
+                .map(|p| {
+                    Ok(ParameterDefinition {
+                        position: p.position,
+                        ty: ParamType::parse(&p.ty)?,
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            out.sort_by_key(|p| p.position);
+            Ok(out)
+        };
+        let specification = EventSpecification {
+            event_name,
+            indexed: defs(spec.indexed_parameter_definitions.unwrap_or_default())?,
+            non_indexed: defs(spec.non_indexed_parameter_definitions.unwrap_or_default())?,
+        };
+        let correlation = raw.correlation_id_strategy.map(|c| CorrelationIdStrategy {
+            kind: c.kind,
+            parameter_index: c.parameter_index,
+        });
+        let start_block = raw.start_block.map(parse_start_block).transpose()?;
+        let filter = FilterDefinition {
+            id: raw.id,
+            node: raw.node.unwrap_or_else(|| DEFAULT_NODE.to_string()),
+            contract_address,
+            specification,
+            correlation,
+            start_block,
+        };
+        filter.validate()?;
+        Ok(filter)
+    }
+
+    /// Builds a filter from a human-readable signature such as
+    /// `Transfer(address indexed from, address indexed to, uint256 value)`.
+    pub fn from_signature(
+        contract_address: &str,
+        signature: &str,
+        node: &str,
+        start_block: Option<i64>,
+        id: Option<String>,
+    ) -> ApiResult<Self> {
+        let contract_address = parse_address(contract_address)?;
+        let event = Event::parse(signature.trim()).map_err(|e| {
+            ApiError::invalid_with_hint(
+                format!("malformed event signature \"{signature}\": {e}"),
+                "write it as Solidity does, e.g. Transfer(address indexed from, address indexed to, uint256 value)",
+            )
+        })?;
+        if event.anonymous {
+            return Err(ApiError::invalid(
+                "anonymous events have no signature topic to filter on",
+            ));
+        }
+        let mut specification = EventSpecification {
+            event_name: event.name.clone(),
+            indexed: vec![],
+            non_indexed: vec![],
+        };
+        for (position, input) in event.inputs.iter().enumerate() {
+            let def = ParameterDefinition {
+                position: position as u32,
+                ty: ParamType::parse(&input.ty)?,
+            };
+            if input.indexed {
+                specification.indexed.push(def);
+            } else {
+                specification.non_indexed.push(def);
+            }
+        }
+        let start_block = start_block
+            .map(|b| {
+                u64::try_from(b).map_err(|_| {
+                    ApiError::invalid(format!("start block must not be negative, got {b}"))
+                })
+            })
+            .transpose()?;
+        let filter = FilterDefinition {
+            id,
+            node: node.to_string(),
+            contract_address,
+            specification,
+            correlation: None,
+            start_block,
+        };
+        filter.validate()?;
+        Ok(filter)
+    }
+}
+
+fn parse_start_block(value: Value) -> ApiResult<u64> {
+    match &value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse::<u64>().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::invalid(format!(
+            "startBlock must be a non-negative integer, got {value}"
+        ))
+    })
+}
+
+/// Parses a `0x` address. Mixed case must be a valid EIP-55 checksum; all-lower
+/// or all-upper case is accepted as it is.
+pub fn parse_address(s: &str) -> ApiResult<Address> {
+    let s = s.trim();
+    let hex = s
+        .strip_prefix("0x")
+        .filter(|h| h.len() == 40 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "\"{s}\" is not an address: expected 0x and 40 hex digits"
+            ))
+        })?;
+    let mixed =
+        hex.chars().any(|c| c.is_ascii_lowercase()) && hex.chars().any(|c| c.is_ascii_uppercase());
+    if mixed {
+        Address::parse_checksummed(s, None).map_err(|_| {
+            ApiError::invalid(format!("address \"{s}\" has an invalid EIP-55 checksum"))
+        })
+    } else {
+        s.parse::<Address>()
+            .map_err(|e| ApiError::invalid(format!("\"{s}\" is not an address: {e}")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawFilter {
+    id: Option<String>,
+    contract_address: Option<String>,
+    event_specification: Option<RawSpecification>,
+    correlation_id_strategy: Option<RawCorrelation>,
+    node: Option<String>,
+    start_block: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSpecification {
+    event_name: Option<String>,
+    indexed_parameter_definitions: Option<Vec<RawParameter>>,
+    non_indexed_parameter_definitions: Option<Vec<RawParameter>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParameter {
+    position: u32,
+    #[serde(rename = "type")]
+    ty: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCorrelation {
+    #[serde(rename = "type")]
+    kind: CorrelationKind,
+    parameter_index: u32,
+}

@@ -1,0 +1,313 @@
+//! The store: where a decoded log becomes a row. Every function here runs on
+//! the worker's main thread, inside a transaction the caller opened.
+//!
+//! A step is applied in one transaction: event rows, status changes, their
+//! NOTIFYs, undecodable logs and the node's checkpoint commit together, or
+//! not at all. Inserts are idempotent on (filter, node, block hash, tx hash,
+//! log index), so replaying a range after a crash changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::hex;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+use serde_json::{json, Value};
+
+use crate::message::{contract_event_id, ContractEventRecord, CONTRACT_EVENTS_CHANNEL};
+use crate::node::NodeOptions;
+use crate::protocol::{ChainStep, ConfigSnapshot, FilterConfig, NodeConfig, StepAck};
+use crate::spec::FilterDefinition;
+
+/// `eventeum.config_version`, or None when the extension is not installed.
+pub fn config_version() -> SpiResult<Option<i64>> {
+    let installed =
+        Spi::get_one::<bool>("SELECT to_regclass('eventeum.config_version') IS NOT NULL")?
+            .unwrap_or(false);
+    if !installed {
+        return Ok(None);
+    }
+    Spi::get_one::<i64>("SELECT version FROM eventeum.config_version")
+}
+
+/// Reads nodes, checkpoints and filters into one snapshot.
+pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
+    Spi::connect(|client| {
+        let version = client
+            .select("SELECT version FROM eventeum.config_version", None, &[])?
+            .first()
+            .get_one::<i64>()?
+            .unwrap_or(0);
+        let mut nodes = BTreeMap::new();
+        let rows = client.select(
+            "SELECT n.name, n.url, n.options::text, s.latest_block
+               FROM eventeum.nodes n LEFT JOIN eventeum.node_state s ON s.node = n.name",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let options_text: String = row.get(3)?.unwrap_or_default();
+            let options = serde_json::from_str::<Value>(&options_text)
+                .ok()
+                .and_then(|v| NodeOptions::from_json(&v).ok());
+            let Some(options) = options else {
+                pgrx::warning!("eventeum: node \"{name}\" has invalid options; not following it");
+                continue;
+            };
+            let node = NodeConfig {
+                name: name.clone(),
+                url: row.get(2)?.unwrap_or_default(),
+                options,
+                checkpoint: row.get::<i64>(4)?.and_then(|b| u64::try_from(b).ok()),
+                filters: vec![],
+            };
+            nodes.insert(name, node);
+        }
+        let rows = client.select(
+            "SELECT id, definition::text FROM eventeum.contract_event_filters ORDER BY created_at, id",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let id: String = row.get(1)?.unwrap_or_default();
+            let text: String = row.get(2)?.unwrap_or_default();
+            let definition = serde_json::from_str::<Value>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| FilterDefinition::from_json(&v).map_err(|e| e.to_string()));
+            match definition {
+                Ok(definition) => {
+                    if let Some(node) = nodes.get_mut(&definition.node) {
+                        let topic0 = definition.specification.topic0();
+                        node.filters.push(Arc::new(FilterConfig {
+                            id,
+                            definition,
+                            topic0,
+                        }));
+                    }
+                }
+                Err(e) => {
+                    pgrx::warning!("eventeum: filter \"{id}\" is invalid and is skipped: {e}")
+                }
+            }
+        }
+        Ok(ConfigSnapshot {
+            version,
+            bytes_to_ascii,
+            nodes,
+        })
+    })
+}
+
+/// Applies one follower step. Returns `Stale` without writing anything when
+/// the configuration changed after the step was fetched.
+pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
+    let Some(node) = snapshot.nodes.get(&step.node) else {
+        return Ok(StepAck::Stale);
+    };
+    Spi::connect_mut(|client| {
+        let version = client
+            .select("SELECT version FROM eventeum.config_version", None, &[])?
+            .first()
+            .get_one::<i64>()?;
+        if version != Some(step.config_version) || snapshot.version != step.config_version {
+            return Ok(StepAck::Stale);
+        }
+        let wait = node.options.num_blocks_to_wait;
+        let mut payloads = insert_events(client, step, wait)?;
+        payloads.extend(confirm_events(client, &step.node, step.to, wait)?);
+        notify(client, CONTRACT_EVENTS_CHANNEL, payloads)?;
+        insert_undecodable(client, step)?;
+        client.update(
+            "INSERT INTO eventeum.node_state AS s (node, latest_block, current_block, status, last_error, updated_at)
+             VALUES ($1, $2, $3, 'CONNECTED', NULL, now())
+             ON CONFLICT (node) DO UPDATE
+                SET latest_block = EXCLUDED.latest_block, current_block = EXCLUDED.current_block,
+                    status = EXCLUDED.status, last_error = NULL, updated_at = now()",
+            None,
+            &[step.node.as_str().into(), (step.to as i64).into(), (step.head as i64).into()],
+        )?;
+        Ok(StepAck::Committed)
+    })
+}
+
+/// Records that a node failed to answer; the checkpoint stays where it is.
+pub fn record_node_error(node: &str, error: &str) -> SpiResult<()> {
+    Spi::connect_mut(|client| {
+        client.update(
+            "INSERT INTO eventeum.node_state AS s (node, status, last_error, updated_at)
+             SELECT name, 'DOWN', $2, now() FROM eventeum.nodes WHERE name = $1
+             ON CONFLICT (node) DO UPDATE SET status = 'DOWN', last_error = $2, updated_at = now()",
+            None,
+            &[node.into(), error.into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Inserts the step's events; returns the NOTIFY payloads of the rows that are new.
+fn insert_events(
+    client: &mut SpiClient<'_>,
+    step: &ChainStep,
+    wait: u64,
+) -> SpiResult<Vec<String>> {
+    if step.events.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<Value> = step
+        .events
+        .iter()
+        .map(|e| {
+            let p = &e.position;
+            let spec = &e.filter.definition.specification;
+            let confirmed = step.to.saturating_sub(p.block_number) >= wait;
+            json!({
+                "id": contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
+                "filter_id": e.filter.id,
+                "node": step.node,
+                "name": spec.event_name,
+                "address": p.address,
+                "block_number": p.block_number,
+                "block_hash": p.block_hash,
+                "transaction_hash": p.transaction_hash,
+                "log_index": p.log_index,
+                "indexed_parameters": e.parameters.indexed,
+                "non_indexed_parameters": e.parameters.non_indexed,
+                "event_specification_signature": hex::encode_prefixed(e.filter.topic0),
+                "correlation_id": e.parameters.correlation_id,
+                "status": if confirmed { "CONFIRMED" } else { "UNCONFIRMED" },
+                "block_timestamp": p.block_timestamp,
+            })
+        })
+        .collect();
+    let inserted = client.update(
+        "INSERT INTO eventeum.contract_events AS e
+                (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
+                 log_index, indexed_parameters, non_indexed_parameters,
+                 event_specification_signature, correlation_id, status, block_timestamp)
+         SELECT r.id, r.filter_id, r.node, r.name, r.address, r.block_number, r.block_hash,
+                r.transaction_hash, r.log_index, r.indexed_parameters, r.non_indexed_parameters,
+                r.event_specification_signature, r.correlation_id,
+                r.status::eventeum.event_status, r.block_timestamp
+           FROM jsonb_to_recordset($1::text::jsonb) AS r(
+                id text, filter_id text, node text, name text, address text, block_number bigint,
+                block_hash text, transaction_hash text, log_index integer,
+                indexed_parameters jsonb, non_indexed_parameters jsonb,
+                event_specification_signature text, correlation_id text, status text,
+                block_timestamp bigint)
+         ORDER BY r.block_number, r.log_index, r.filter_id
+         ON CONFLICT DO NOTHING
+         RETURNING to_jsonb(e)::text",
+        None,
+        &[Value::Array(rows).to_string().into()],
+    )?;
+    payloads(inserted)
+}
+
+/// Promotes the node's events that are `wait` blocks deep to CONFIRMED.
+fn confirm_events(
+    client: &mut SpiClient<'_>,
+    node: &str,
+    processed: u64,
+    wait: u64,
+) -> SpiResult<Vec<String>> {
+    let Some(depth) = processed.checked_sub(wait) else {
+        return Ok(vec![]);
+    };
+    let updated = client.update(
+        "UPDATE eventeum.contract_events e
+            SET status = 'CONFIRMED', updated_at = now()
+          WHERE node = $1 AND status = 'UNCONFIRMED' AND block_number <= $2
+         RETURNING to_jsonb(e)::text",
+        None,
+        &[node.into(), (depth as i64).into()],
+    )?;
+    let mut rows = payload_records(updated)?;
+    rows.sort_by(|a, b| (a.block_number, a.log_index).cmp(&(b.block_number, b.log_index)));
+    Ok(rows
+        .iter()
+        .map(ContractEventRecord::notify_payload)
+        .collect())
+}
+
+fn payload_records(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<ContractEventRecord>> {
+    let mut records = Vec::with_capacity(table.len());
+    for row in table {
+        let text: String = row.get(1)?.unwrap_or_default();
+        match serde_json::from_str::<ContractEventRecord>(&text) {
+            Ok(record) => records.push(record),
+            Err(e) => pgrx::warning!("eventeum: cannot render contract event row: {e}"),
+        }
+    }
+    Ok(records)
+}
+
+fn payloads(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<String>> {
+    Ok(payload_records(table)?
+        .iter()
+        .map(ContractEventRecord::notify_payload)
+        .collect())
+}
+
+/// Queues the NOTIFYs; Postgres delivers them when, and only if, the transaction commits.
+fn notify(client: &mut SpiClient<'_>, channel: &str, payloads: Vec<String>) -> SpiResult<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    client.update(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
+        None,
+        &[channel.into(), payloads.into()],
+    )?;
+    Ok(())
+}
+
+/// Keeps logs that matched a filter but did not decode, so that none is lost silently.
+fn insert_undecodable(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<()> {
+    if step.failures.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Value> = step
+        .failures
+        .iter()
+        .map(|f| {
+            let p = &f.position;
+            json!({
+                "filter_id": f.filter_id,
+                "node": step.node,
+                "address": p.address,
+                "block_number": p.block_number,
+                "block_hash": p.block_hash,
+                "transaction_hash": p.transaction_hash,
+                "log_index": p.log_index,
+                "topics": f.topics.iter().map(hex::encode_prefixed).collect::<Vec<_>>(),
+                "data": hex::encode_prefixed(&f.data),
+                "reason": f.reason,
+            })
+        })
+        .collect();
+    let inserted = client.update(
+        "INSERT INTO eventeum.undecodable_logs AS u
+                (filter_id, node, address, block_number, block_hash, transaction_hash, log_index,
+                 topics, data, reason)
+         SELECT r.filter_id, r.node, r.address, r.block_number, r.block_hash, r.transaction_hash,
+                r.log_index, r.topics, r.data, r.reason
+           FROM jsonb_to_recordset($1::text::jsonb) AS r(
+                filter_id text, node text, address text, block_number bigint, block_hash text,
+                transaction_hash text, log_index integer, topics text[], data text, reason text)
+         ON CONFLICT DO NOTHING
+         RETURNING filter_id, transaction_hash, log_index, reason",
+        None,
+        &[Value::Array(rows).to_string().into()],
+    )?;
+    for row in inserted {
+        let filter: String = row.get(1)?.unwrap_or_default();
+        let tx: String = row.get(2)?.unwrap_or_default();
+        let index: i32 = row.get(3)?.unwrap_or_default();
+        let reason: String = row.get(4)?.unwrap_or_default();
+        pgrx::warning!(
+            "eventeum: log {tx}:{index} matched filter \"{filter}\" but does not decode: {reason}; kept in eventeum.undecodable_logs"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The background worker's main thread: the only thread that touches Postgres.
+//!
+//! Each turn of the loop it (1) republishes the configuration when
+//! `config_version` moved, and (2) applies the steps the followers sent, one
+//! short transaction each, acknowledging each after it committed. Network
+//! work happens on the tokio runtime it owns; the two talk over channels.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::prelude::*;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch};
+
+use crate::follow;
+use crate::guc;
+use crate::protocol::{ChainStep, ConfigSnapshot, FollowerMessage, StepAck};
+use crate::store;
+
+/// How long the postmaster waits before restarting a worker that exited.
+pub const RESTART_DELAY: Duration = Duration::from_secs(5);
+/// The longest the main thread sleeps; followers wake it sooner.
+const TICK: Duration = Duration::from_millis(100);
+/// How often the configuration version is compared.
+const CONFIG_POLL: Duration = Duration::from_millis(250);
+/// How often to look for the extension before it is created.
+const EXTENSION_POLL: Duration = Duration::from_secs(1);
+const FOLLOWER_QUEUE: usize = 64;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn eventeum_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    init_tracing();
+    let database = guc::database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    log!("eventeum worker started for database \"{database}\"");
+    run();
+    // Exit non-zero so that the postmaster restarts us unless it is shutting down:
+    // a worker that exits 0 is never restarted.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Returns when Postgres asks us to stop, or when the extension disappears.
+fn run() {
+    let Some(mut version) = wait_for_extension() else {
+        return;
+    };
+    let runtime = match build_runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            pgrx::warning!("eventeum: cannot start the tokio runtime: {e}");
+            return;
+        }
+    };
+    let mut snapshot = Arc::new(load_snapshot());
+    let (config_tx, config_rx) = watch::channel(snapshot.clone());
+    let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
+    runtime.spawn(follow::supervise(config_rx, to_main));
+    let mut last_check = Instant::now();
+
+    while BackgroundWorker::wait_latch(Some(TICK)) {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            version = -1; // republish: bytes_to_ascii may have changed
+        }
+        if version != snapshot.version || last_check.elapsed() >= CONFIG_POLL {
+            last_check = Instant::now();
+            match BackgroundWorker::transaction(store::config_version) {
+                Ok(Some(current)) if current != snapshot.version || version == -1 => {
+                    snapshot = Arc::new(load_snapshot());
+                    config_tx.send_replace(snapshot.clone());
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    log!(
+                        "eventeum: the extension was dropped; the worker restarts and waits for it"
+                    );
+                    break;
+                }
+                Err(e) => pgrx::error!("eventeum: cannot read the configuration version: {e}"),
+            }
+            version = snapshot.version;
+        }
+        loop {
+            match from_followers.try_recv() {
+                Ok(FollowerMessage::Step(step)) => {
+                    let ack = apply(&step, &snapshot);
+                    if ack == StepAck::Stale {
+                        // Publish the new configuration before the follower retries.
+                        snapshot = Arc::new(load_snapshot());
+                        config_tx.send_replace(snapshot.clone());
+                        version = snapshot.version;
+                    }
+                    let _ = step.ack.send(ack);
+                }
+                Ok(FollowerMessage::NodeError { node, error }) => {
+                    if let Err(e) =
+                        BackgroundWorker::transaction(|| store::record_node_error(&node, &error))
+                    {
+                        pgrx::warning!("eventeum: cannot record the error of node \"{node}\": {e}");
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    pgrx::warning!(
+                        "eventeum: the follower supervisor stopped; restarting the worker"
+                    );
+                    return shutdown(runtime, config_tx);
+                }
+            }
+        }
+    }
+    shutdown(runtime, config_tx);
+}
+
+fn apply(step: &ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
+    // The step holds its ack channel, which is not UnwindSafe; an ERROR ends the worker anyway.
+    BackgroundWorker::transaction(AssertUnwindSafe(|| store::apply_step(step, snapshot)))
+        .unwrap_or_else(|e| {
+            pgrx::error!(
+                "eventeum: cannot store blocks {}..={} of node \"{}\": {e}",
+                step.from,
+                step.to,
+                step.node
+            )
+        })
+}
+
+fn load_snapshot() -> ConfigSnapshot {
+    let bytes_to_ascii = guc::BYTES_TO_ASCII.get();
+    BackgroundWorker::transaction(|| store::load_snapshot(bytes_to_ascii))
+        .unwrap_or_else(|e| pgrx::error!("eventeum: cannot load the configuration: {e}"))
+}
+
+/// Waits until `CREATE EXTENSION eventeum` has run; None when asked to stop.
+fn wait_for_extension() -> Option<i64> {
+    loop {
+        match BackgroundWorker::transaction(store::config_version) {
+            Ok(Some(version)) => return Some(version),
+            Ok(None) => {}
+            Err(e) => pgrx::warning!("eventeum: cannot look for the extension: {e}"),
+        }
+        if !BackgroundWorker::wait_latch(Some(EXTENSION_POLL)) {
+            return None;
+        }
+    }
+}
+
+/// A multi-threaded runtime whose threads block every signal, so that
+/// Postgres' signal handlers only ever run on the main thread.
+fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut previous: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain libc signal-mask calls on this thread; threads spawned meanwhile inherit the full mask.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("eventeum-io")
+        .enable_all()
+        .build();
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+    }
+    runtime
+}
+
+fn shutdown(runtime: tokio::runtime::Runtime, config_tx: watch::Sender<Arc<ConfigSnapshot>>) {
+    drop(config_tx); // the supervisor sees the sender gone and stops the followers
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+}
