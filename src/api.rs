@@ -186,13 +186,15 @@ fn store_filter(filter: FilterDefinition) -> String {
 /// Removes a contract-event filter. Events it already stored stay.
 #[pg_extern(volatile)]
 fn remove_filter(id: &str) {
-    let deleted = Spi::get_one_with_args::<String>(
-        "DELETE FROM eventeum.contract_event_filters WHERE id = $1 RETURNING id",
-        &[id.into()],
-    )
-    .ok()
-    .flatten();
-    if deleted.is_none() {
+    // A mutating statement goes through `update`: a read-only SPI call would
+    // run the DELETE without its statement triggers seeing it.
+    let deleted = Spi::connect_mut(|client| {
+        client
+            .update("DELETE FROM eventeum.contract_event_filters WHERE id = $1", None, &[id.into()])
+            .map(|table| table.len())
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove filter: {e}"));
+    if deleted == 0 {
         raise(ApiError::not_found("filter", id));
     }
 }

@@ -11,21 +11,29 @@ pub static DATABASE: GucSetting<Option<CString>> =
 /// `eventeum.bytes_to_ascii`: render bytesN values as ASCII text (Eventeum's bytesToAscii).
 pub static BYTES_TO_ASCII: GucSetting<bool> = GucSetting::<bool>::new(false);
 
-pub fn register() {
-    GucRegistry::define_string_guc(
-        c"eventeum.database",
-        c"Database whose eventeum schema the background worker serves.",
-        c"The worker waits quietly until CREATE EXTENSION eventeum has run there. Needs a restart.",
-        &DATABASE,
-        GucContext::Postmaster,
-        GucFlags::default(),
-    );
+/// Registers the settings. `eventeum.database` is a postmaster setting, which
+/// Postgres only accepts while loading shared_preload_libraries.
+pub fn register(preloading: bool) {
+    if preloading {
+        define_database();
+    }
     GucRegistry::define_bool_guc(
         c"eventeum.bytes_to_ascii",
         c"Render bytesN event parameters as ASCII text instead of 0x hex.",
         c"Eventeum's bytesToAscii. Applies to events stored after a configuration reload.",
         &BYTES_TO_ASCII,
         GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+fn define_database() {
+    GucRegistry::define_string_guc(
+        c"eventeum.database",
+        c"Database whose eventeum schema the background worker serves.",
+        c"The worker waits quietly until CREATE EXTENSION eventeum has run there. Needs a restart.",
+        &DATABASE,
+        GucContext::Postmaster,
         GucFlags::default(),
     );
 }

@@ -43,9 +43,11 @@ pub(crate) fn worker_registered() -> bool {
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    guc::register();
-    // Only the postmaster, loading shared_preload_libraries, may register a static worker.
-    if unsafe { !pg_sys::process_shared_preload_libraries_in_progress } {
+    // Only the postmaster, loading shared_preload_libraries, may register a
+    // static worker or a postmaster-level setting.
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    guc::register(preloading);
+    if !preloading {
         return;
     }
     BackgroundWorkerBuilder::new("eventeum worker")

@@ -1,0 +1,213 @@
+"""Real components for the end-to-end tests and the demo: a private PostgreSQL
+cluster with eventeum preloaded, an anvil node, and the test contract.
+
+Nothing here is mocked: the cluster is Debian's PostgreSQL 15 running the
+installed extension, anvil is a real node, and transactions are really mined.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+from Crypto.Hash import keccak
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / ".tools"
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+ARTIFACT = ROOT / "pg_test" / "contracts" / "EventEmitter.json"
+# anvil's first dev account; anvil signs eth_sendTransaction for it.
+DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+def keccak256(data: bytes) -> bytes:
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
+def to_checksum(address: str) -> str:
+    """EIP-55, computed independently of the extension."""
+    hex_addr = address.lower().removeprefix("0x")
+    digest = keccak256(hex_addr.encode()).hex()
+    return "0x" + "".join(c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(hex_addr))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Polls `predicate` until it returns a truthy value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    if os.geteuid() == 0:
+        args = ["runuser", "-u", "postgres", "--", *args]
+    return subprocess.run(args, check=True, **kwargs)
+
+
+class Cluster:
+    """A private cluster, run as the postgres user, with eventeum preloaded."""
+
+    def __init__(self, base: Path, port: int, database: str = "eventeum"):
+        self.base = base
+        self.data = base / "data"
+        self.socket_dir = base / "sock"
+        self.log = base / "postgres.log"
+        self.port = port
+        self.database = database
+
+    def init(self, extra_conf: dict[str, str] | None = None) -> None:
+        if self.base.exists():
+            self.stop(missing_ok=True)
+            shutil.rmtree(self.base)
+        self.socket_dir.mkdir(parents=True)
+        shutil.chown(self.base, "postgres", "postgres")
+        shutil.chown(self.socket_dir, "postgres", "postgres")
+        as_postgres([str(PGBIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                     "--no-sync"], stdout=subprocess.DEVNULL)
+        conf = {
+            "port": str(self.port),
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.socket_dir}'",
+            "shared_preload_libraries": "'eventeum'",
+            "eventeum.database": f"'{self.database}'",
+            "fsync": "off",
+            "log_min_messages": "log",
+        }
+        conf.update(extra_conf or {})
+        with open(self.data / "postgresql.conf", "a") as f:
+            for key, value in conf.items():
+                f.write(f"{key} = {value}\n")
+
+    def start(self) -> None:
+        as_postgres([str(PGBIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+                     "start"], stdout=subprocess.DEVNULL)
+
+    def stop(self, mode: str = "fast", missing_ok: bool = False) -> None:
+        if missing_ok and not (self.data / "postmaster.pid").exists():
+            return
+        as_postgres([str(PGBIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        return f"host={self.socket_dir} port={self.port} user=postgres dbname={dbname or self.database}"
+
+    def connect(self, dbname: str | None = None) -> psycopg.Connection:
+        return psycopg.connect(self.conninfo(dbname), autocommit=True)
+
+    def create_database(self) -> None:
+        with self.connect("postgres") as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+        with self.connect() as conn:
+            conn.execute("CREATE EXTENSION eventeum")
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class Anvil:
+    """A real anvil node on a loopback port; every transaction is mined at once."""
+
+    def __init__(self, port: int, log: Path):
+        self.port = port
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log, "ab")
+        self.process = subprocess.Popen(
+            [str(TOOLS / "bin" / "anvil"), "--port", str(self.port), "--host", "127.0.0.1", *extra],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._answers, timeout=30, what="anvil to answer")
+
+    def _answers(self) -> bool:
+        try:
+            self.rpc("eth_blockNumber")
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def rpc(self, method: str, *params):
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        request = urllib.request.Request(self.url, body, {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            reply = json.load(response)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def block_number(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.rpc("anvil_mine", hex(blocks))
+
+    def send(self, to: str | None, data: str) -> dict:
+        tx = {"from": DEPLOYER, "data": data, "gas": hex(15_000_000)}
+        if to:
+            tx["to"] = to
+        tx_hash = self.rpc("eth_sendTransaction", tx)
+        receipt = wait_until(lambda: self.rpc("eth_getTransactionReceipt", tx_hash), what="receipt")
+        assert receipt["status"] == "0x1", receipt
+        return receipt
+
+
+class Emitter:
+    """The deployed EventEmitter test contract."""
+
+    def __init__(self, anvil: Anvil):
+        self.anvil = anvil
+        self.artifact = json.loads(ARTIFACT.read_text())
+        receipt = anvil.send(None, self.artifact["bytecode"])
+        self.address = to_checksum(receipt["contractAddress"])
+
+    def signature(self, event: str) -> str:
+        """The human-readable signature of `event`, from the ABI."""
+        item = next(i for i in self.artifact["abi"] if i["type"] == "event" and i["name"] == event)
+        params = ", ".join(f"{p['type']}{' indexed' if p['indexed'] else ''} {p['name']}" for p in item["inputs"])
+        return f"{event}({params})"
+
+    def events(self) -> list[str]:
+        return [i["name"] for i in self.artifact["abi"] if i["type"] == "event"]
+
+    def call(self, function: str, *args) -> dict:
+        selector = self.artifact["methodIdentifiers"][function]
+        encoded = "".join(_word(a) for a in args)
+        return self.anvil.send(self.address, "0x" + selector + encoded)
+
+
+def _word(value) -> str:
+    if isinstance(value, str):
+        return value.lower().removeprefix("0x").rjust(64, "0")
+    return format(value, "064x")
