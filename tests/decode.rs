@@ -1,0 +1,211 @@
+//! Decoding logs and rendering Eventeum's message JSON, without a database.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::dyn_abi::DynSolValue;
+use alloy::primitives::{address, keccak256, Address, Bytes, Log as PrimitiveLog, LogData, B256, I256, U256};
+use alloy::rpc::types::Log;
+use eventeum::decode::{decode_log, DecodeError, RawLog, RenderOptions};
+use eventeum::follow::decode_logs;
+use eventeum::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
+use eventeum::protocol::FilterConfig;
+use eventeum::spec::FilterDefinition;
+use serde_json::{json, Value};
+
+const CONTRACT: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+const ALICE: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+
+fn filter(signature: &str) -> FilterDefinition {
+    FilterDefinition::from_signature(&CONTRACT.to_string(), signature, "default", None, Some("f".into())).unwrap()
+}
+
+fn topic(value: DynSolValue) -> B256 {
+    B256::from_slice(&value.abi_encode())
+}
+
+fn json_of<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::from_str(&serde_json::to_string(value).unwrap()).unwrap()
+}
+
+#[test]
+fn transfer_decodes_with_checksummed_addresses_and_exact_numbers() {
+    let f = filter("Transfer(address indexed from, address indexed to, uint256 value)");
+    let topics = [f.specification.topic0(), topic(DynSolValue::Address(ALICE)), topic(DynSolValue::Address(CONTRACT))];
+    let data = DynSolValue::Tuple(vec![DynSolValue::Uint(U256::MAX, 256)]).abi_encode_params();
+    let decoded = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
+    let text = serde_json::to_string(&decoded.non_indexed).unwrap();
+    assert_eq!(text, format!(r#"[{{"type":"uint256","value":{}}}]"#, U256::MAX));
+    assert_eq!(
+        json_of(&decoded.indexed),
+        json!([
+            {"type": "address", "value": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"},
+            {"type": "address", "value": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}
+        ])
+    );
+}
+
+#[test]
+fn negative_ints_bools_bytes_strings_and_arrays_render_as_eventeum_does() {
+    let f = filter("E(int8 indexed a, bool indexed b, bytes4 c, string d, int256[] e, bool[] g)");
+    let topics = [
+        f.specification.topic0(),
+        topic(DynSolValue::Int(I256::try_from(-128).unwrap(), 8)),
+        topic(DynSolValue::Bool(true)),
+    ];
+    let data = DynSolValue::Tuple(vec![
+        DynSolValue::FixedBytes(B256::ZERO, 4),
+        DynSolValue::String(" hi\0there ".into()),
+        DynSolValue::Array(vec![DynSolValue::Int(I256::MIN, 256), DynSolValue::Int(I256::ONE, 256)]),
+        DynSolValue::Array(vec![DynSolValue::Bool(false)]),
+    ])
+    .abi_encode_params();
+    let decoded = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
+    assert_eq!(json_of(&decoded.indexed), json!([{"type": "int8", "value": -128}, {"type": "bool", "value": 1}]));
+    let rendered = serde_json::to_string(&decoded.non_indexed).unwrap();
+    assert!(rendered.contains(&format!(r#"{{"type":"int256","value":{}}}"#, I256::MIN)), "{rendered}");
+    let non_indexed = json_of(&decoded.non_indexed);
+    assert_eq!(non_indexed[0], json!({"type": "bytes4", "value": "0x00000000"}));
+    assert_eq!(non_indexed[1], json!({"type": "string", "value": "hithere"}));
+    assert_eq!(non_indexed[3], json!({"type": "bool[]", "value": [{"type": "bool", "value": 0}]}));
+}
+
+#[test]
+fn bytes_to_ascii_renders_text() {
+    let f = filter("Named(bytes32 name)");
+    let mut word = [0u8; 32];
+    word[..5].copy_from_slice(b"hello");
+    let data = DynSolValue::Tuple(vec![DynSolValue::FixedBytes(B256::from(word), 32)]).abi_encode_params();
+    let topics = [f.specification.topic0()];
+    let ascii = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions { bytes_to_ascii: true }).unwrap();
+    assert_eq!(json_of(&ascii.non_indexed), json!([{"type": "bytes32", "value": "hello"}]));
+    let hex = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
+    assert_eq!(json_of(&hex.non_indexed)[0]["value"], format!("0x68656c6c6f{}", "00".repeat(27)));
+}
+
+#[test]
+fn indexed_dynamic_types_carry_the_topic_hash() {
+    let f = filter("Keyed(string indexed key, uint256[] indexed list)");
+    let key = keccak256("key");
+    let list = keccak256([1u8; 32]);
+    let topics = [f.specification.topic0(), key, list];
+    let decoded = decode_log(&f, RawLog { topics: &topics, data: &[] }, RenderOptions::default()).unwrap();
+    assert_eq!(
+        json_of(&decoded.indexed),
+        json!([{"type": "string", "value": key.to_string()}, {"type": "uint256[]", "value": list.to_string()}])
+    );
+}
+
+#[test]
+fn correlation_id_comes_from_the_chosen_parameter() {
+    let f = FilterDefinition::from_json(&json!({
+        "contractAddress": CONTRACT.to_string(),
+        "eventSpecification": {
+            "eventName": "Ping",
+            "indexedParameterDefinitions": [{"position": 0, "type": "UINT256"}],
+            "nonIndexedParameterDefinitions": [{"position": 1, "type": "ADDRESS"}]
+        },
+        "correlationIdStrategy": {"type": "NON_INDEXED_PARAMETER", "parameterIndex": 0}
+    }))
+    .unwrap();
+    let topics = [f.specification.topic0(), topic(DynSolValue::Uint(U256::from(7), 256))];
+    let data = DynSolValue::Tuple(vec![DynSolValue::Address(ALICE)]).abi_encode_params();
+    let decoded = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
+    assert_eq!(decoded.correlation_id.as_deref(), Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+}
+
+#[test]
+fn mismatched_logs_are_errors_not_panics() {
+    let f = filter("Transfer(address indexed from, address to, uint256 value)");
+    let topics = [f.specification.topic0(), topic(DynSolValue::Address(ALICE)), topic(DynSolValue::Address(ALICE))];
+    let err = decode_log(&f, RawLog { topics: &topics, data: &[] }, RenderOptions::default()).unwrap_err();
+    assert_eq!(err, DecodeError::TopicCount { expected: 2, actual: 3 });
+    let short = [f.specification.topic0(), topics[1]];
+    let err = decode_log(&f, RawLog { topics: &short, data: &[1, 2, 3] }, RenderOptions::default()).unwrap_err();
+    assert!(matches!(err, DecodeError::Data { .. }), "{err}");
+}
+
+fn rpc_log(topics: Vec<B256>, data: Vec<u8>, block: u64, index: u64) -> Log {
+    Log {
+        inner: PrimitiveLog { address: CONTRACT, data: LogData::new_unchecked(topics, Bytes::from(data)) },
+        block_hash: Some(B256::repeat_byte(block as u8)),
+        block_number: Some(block),
+        block_timestamp: None,
+        transaction_hash: Some(B256::repeat_byte(0xaa)),
+        transaction_index: Some(0),
+        log_index: Some(index),
+        removed: false,
+    }
+}
+
+#[test]
+fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
+    let transfer = Arc::new({
+        let definition = filter("Transfer(address indexed from, address indexed to, uint256 value)");
+        FilterConfig { id: "t".into(), topic0: definition.specification.topic0(), definition }
+    });
+    let twin = Arc::new(FilterConfig { id: "t2".into(), ..(*transfer).clone() });
+    let wrong = Arc::new({
+        let definition = filter("Transfer(address indexed from, address to, uint256 value)");
+        FilterConfig { id: "w".into(), topic0: definition.specification.topic0(), definition }
+    });
+    let topics = vec![transfer.topic0, topic(DynSolValue::Address(ALICE)), topic(DynSolValue::Address(ALICE))];
+    let data = DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(5), 256)]).abi_encode_params();
+    let logs = vec![rpc_log(topics, data, 3, 0)];
+    let timestamps = BTreeMap::from([(3, 1_700_000_000)]);
+    let (events, failures) = decode_logs(&[transfer, twin, wrong], &logs, &timestamps, RenderOptions::default());
+    assert_eq!(events.iter().map(|e| e.filter.id.as_str()).collect::<Vec<_>>(), ["t", "t2"]);
+    assert_eq!(events[0].position.block_timestamp, Some(1_700_000_000));
+    assert_eq!(events[0].position.address, "0x5FbDB2315678afecb367f032d93F642f64180aa3");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].filter_id, "w");
+    assert_eq!(failures[0].reason, "log has 3 topics but the specification expects 2");
+}
+
+fn record(non_indexed: &str) -> ContractEventRecord {
+    serde_json::from_value(json!({
+        "id": "0xtx-0xblock-0", "filter_id": "f", "node": "default", "name": "Big",
+        "address": CONTRACT.to_string(), "block_number": 7, "block_hash": "0xblock",
+        "transaction_hash": "0xtx", "log_index": 0,
+        "indexed_parameters": [], "non_indexed_parameters": serde_json::from_str::<Value>(non_indexed).unwrap(),
+        "event_specification_signature": "0xsig", "status": "UNCONFIRMED", "block_timestamp": 12345678,
+        "correlation_id": null, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+    }))
+    .unwrap()
+}
+
+#[test]
+fn message_has_eventeums_envelope() {
+    let message: Value = serde_json::from_str(&record(r#"[{"type":"string","value":"x"}]"#).message()).unwrap();
+    assert_eq!(message["type"], "CONTRACT_EVENT");
+    assert_eq!(message["retries"], 0);
+    assert_eq!(message["id"], "0xtx-0xblock-0");
+    let details = &message["details"];
+    for (key, value) in [
+        ("name", json!("Big")),
+        ("filterId", json!("f")),
+        ("nodeName", json!("default")),
+        ("networkName", json!("default")),
+        ("blockNumber", json!(7)),
+        ("logIndex", json!(0)),
+        ("timestamp", json!(12345678)),
+        ("status", json!("UNCONFIRMED")),
+        ("eventSpecificationSignature", json!("0xsig")),
+        ("id", json!("0xtx-0xblock-0")),
+    ] {
+        assert_eq!(details[key], value, "{key}");
+    }
+}
+
+#[test]
+fn oversized_messages_become_a_reference() {
+    let big = format!(r#"[{{"type":"string","value":"{}"}}]"#, "x".repeat(NOTIFY_PAYLOAD_LIMIT));
+    let payload = record(&big).notify_payload();
+    assert!(payload.len() < 8000);
+    let reference: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(reference["truncated"], true);
+    assert_eq!(reference["id"], "0xtx-0xblock-0");
+    assert_eq!(reference["filterId"], "f");
+    let small = record(r#"[]"#);
+    assert_eq!(small.notify_payload(), small.message());
+}

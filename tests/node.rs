@@ -1,0 +1,59 @@
+//! Node options and URLs: what add_node accepts and rejects.
+
+use eventeum::node::{validate_name, validate_url, BlockStrategy, NodeOptions};
+use serde_json::json;
+
+#[test]
+fn missing_options_take_eventeums_defaults() {
+    let options = NodeOptions::from_json(&json!({})).unwrap();
+    assert_eq!(options, NodeOptions::default());
+    assert_eq!(options.num_blocks_to_wait, 12);
+    assert_eq!(options.num_blocks_to_replay, 12);
+    assert_eq!(options.polling_interval, 10_000);
+    assert_eq!(options.block_strategy, BlockStrategy::Poll);
+}
+
+#[test]
+fn every_documented_key_is_accepted() {
+    let options = NodeOptions::from_json(&json!({
+        "pollingInterval": 500, "numBlocksToWait": 0, "numBlocksToWaitBeforeInvalidating": 1,
+        "numBlocksToWaitForMissingTx": 5, "numBlocksToReplay": 3, "maxBlocksToSync": 100,
+        "blockStrategy": "PUBSUB", "healthcheckInterval": 1000, "connectionTimeout": 100,
+        "readTimeout": 1000, "addTransactionRevertReason": true, "syncingThreshold": 10
+    }))
+    .unwrap();
+    assert_eq!(options.block_strategy, BlockStrategy::Pubsub);
+    assert_eq!(options.num_blocks_to_wait, 0);
+    assert!(options.add_transaction_revert_reason);
+}
+
+#[test]
+fn unknown_keys_and_bad_values_are_rejected() {
+    for bad in [
+        json!({"pollInterval": 5}),
+        json!({"numBlocksToWait": -1}),
+        json!({"numBlocksToWait": 1.5}),
+        json!({"pollingInterval": "fast"}),
+        json!({"pollingInterval": 0}),
+        json!({"blockStrategy": "PUSH"}),
+        json!({"numBlocksToReplay": 10_000_000}),
+        json!([1]),
+    ] {
+        let err = NodeOptions::from_json(&bad).expect_err(&bad.to_string());
+        assert_eq!(err.sqlstate(), "22023", "{bad}: {err}");
+    }
+}
+
+#[test]
+fn urls_must_be_http_or_ws_with_a_host() {
+    for good in ["http://127.0.0.1:8545", "https://node.example", "ws://localhost:8546", "wss://x.y/ws"] {
+        validate_url(good, BlockStrategy::Poll).unwrap();
+    }
+    validate_url("ws://localhost:8546", BlockStrategy::Pubsub).unwrap();
+    for bad in ["ftp://x", "not a url", "http://", "file:///tmp/x", ""] {
+        assert_eq!(validate_url(bad, BlockStrategy::Poll).unwrap_err().sqlstate(), "22023", "{bad}");
+    }
+    assert!(validate_url("http://x", BlockStrategy::Pubsub).is_err(), "PUBSUB needs a websocket");
+    assert!(validate_name(" ").is_err());
+    validate_name("mainnet").unwrap();
+}
