@@ -190,7 +190,11 @@ fn remove_filter(id: &str) {
     // run the DELETE without its statement triggers seeing it.
     let deleted = Spi::connect_mut(|client| {
         client
-            .update("DELETE FROM eventeum.contract_event_filters WHERE id = $1", None, &[id.into()])
+            .update(
+                "DELETE FROM eventeum.contract_event_filters WHERE id = $1",
+                None,
+                &[id.into()],
+            )
             .map(|table| table.len())
     })
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove filter: {e}"));

@@ -223,7 +223,7 @@ fn confirm_events(
         &[node.into(), (depth as i64).into()],
     )?;
     let mut rows = payload_records(updated)?;
-    rows.sort_by(|a, b| (a.block_number, a.log_index).cmp(&(b.block_number, b.log_index)));
+    rows.sort_by_key(|r| (r.block_number, r.log_index));
     Ok(rows
         .iter()
         .map(ContractEventRecord::notify_payload)

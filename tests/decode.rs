@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy::dyn_abi::DynSolValue;
-use alloy::primitives::{address, keccak256, Address, Bytes, Log as PrimitiveLog, LogData, B256, I256, U256};
+use alloy::primitives::{
+    address, keccak256, Address, Bytes, Log as PrimitiveLog, LogData, B256, I256, U256,
+};
 use alloy::rpc::types::Log;
 use eventeum::decode::{decode_log, DecodeError, RawLog, RenderOptions};
 use eventeum::follow::decode_logs;
@@ -17,7 +19,14 @@ const CONTRACT: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
 const ALICE: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
 
 fn filter(signature: &str) -> FilterDefinition {
-    FilterDefinition::from_signature(&CONTRACT.to_string(), signature, "default", None, Some("f".into())).unwrap()
+    FilterDefinition::from_signature(
+        &CONTRACT.to_string(),
+        signature,
+        "default",
+        None,
+        Some("f".into()),
+    )
+    .unwrap()
 }
 
 fn topic(value: DynSolValue) -> B256 {
@@ -31,11 +40,26 @@ fn json_of<T: serde::Serialize>(value: &T) -> Value {
 #[test]
 fn transfer_decodes_with_checksummed_addresses_and_exact_numbers() {
     let f = filter("Transfer(address indexed from, address indexed to, uint256 value)");
-    let topics = [f.specification.topic0(), topic(DynSolValue::Address(ALICE)), topic(DynSolValue::Address(CONTRACT))];
+    let topics = [
+        f.specification.topic0(),
+        topic(DynSolValue::Address(ALICE)),
+        topic(DynSolValue::Address(CONTRACT)),
+    ];
     let data = DynSolValue::Tuple(vec![DynSolValue::Uint(U256::MAX, 256)]).abi_encode_params();
-    let decoded = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
+    let decoded = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &data,
+        },
+        RenderOptions::default(),
+    )
+    .unwrap();
     let text = serde_json::to_string(&decoded.non_indexed).unwrap();
-    assert_eq!(text, format!(r#"[{{"type":"uint256","value":{}}}]"#, U256::MAX));
+    assert_eq!(
+        text,
+        format!(r#"[{{"type":"uint256","value":{}}}]"#, U256::MAX)
+    );
     assert_eq!(
         json_of(&decoded.indexed),
         json!([
@@ -56,18 +80,44 @@ fn negative_ints_bools_bytes_strings_and_arrays_render_as_eventeum_does() {
     let data = DynSolValue::Tuple(vec![
         DynSolValue::FixedBytes(B256::ZERO, 4),
         DynSolValue::String(" hi\0there ".into()),
-        DynSolValue::Array(vec![DynSolValue::Int(I256::MIN, 256), DynSolValue::Int(I256::ONE, 256)]),
+        DynSolValue::Array(vec![
+            DynSolValue::Int(I256::MIN, 256),
+            DynSolValue::Int(I256::ONE, 256),
+        ]),
         DynSolValue::Array(vec![DynSolValue::Bool(false)]),
     ])
     .abi_encode_params();
-    let decoded = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
-    assert_eq!(json_of(&decoded.indexed), json!([{"type": "int8", "value": -128}, {"type": "bool", "value": 1}]));
+    let decoded = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &data,
+        },
+        RenderOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        json_of(&decoded.indexed),
+        json!([{"type": "int8", "value": -128}, {"type": "bool", "value": 1}])
+    );
     let rendered = serde_json::to_string(&decoded.non_indexed).unwrap();
-    assert!(rendered.contains(&format!(r#"{{"type":"int256","value":{}}}"#, I256::MIN)), "{rendered}");
+    assert!(
+        rendered.contains(&format!(r#"{{"type":"int256","value":{}}}"#, I256::MIN)),
+        "{rendered}"
+    );
     let non_indexed = json_of(&decoded.non_indexed);
-    assert_eq!(non_indexed[0], json!({"type": "bytes4", "value": "0x00000000"}));
-    assert_eq!(non_indexed[1], json!({"type": "string", "value": "hithere"}));
-    assert_eq!(non_indexed[3], json!({"type": "bool[]", "value": [{"type": "bool", "value": 0}]}));
+    assert_eq!(
+        non_indexed[0],
+        json!({"type": "bytes4", "value": "0x00000000"})
+    );
+    assert_eq!(
+        non_indexed[1],
+        json!({"type": "string", "value": "hithere"})
+    );
+    assert_eq!(
+        non_indexed[3],
+        json!({"type": "bool[]", "value": [{"type": "bool", "value": 0}]})
+    );
 }
 
 #[test]
@@ -75,12 +125,37 @@ fn bytes_to_ascii_renders_text() {
     let f = filter("Named(bytes32 name)");
     let mut word = [0u8; 32];
     word[..5].copy_from_slice(b"hello");
-    let data = DynSolValue::Tuple(vec![DynSolValue::FixedBytes(B256::from(word), 32)]).abi_encode_params();
+    let data =
+        DynSolValue::Tuple(vec![DynSolValue::FixedBytes(B256::from(word), 32)]).abi_encode_params();
     let topics = [f.specification.topic0()];
-    let ascii = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions { bytes_to_ascii: true }).unwrap();
-    assert_eq!(json_of(&ascii.non_indexed), json!([{"type": "bytes32", "value": "hello"}]));
-    let hex = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
-    assert_eq!(json_of(&hex.non_indexed)[0]["value"], format!("0x68656c6c6f{}", "00".repeat(27)));
+    let ascii = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &data,
+        },
+        RenderOptions {
+            bytes_to_ascii: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        json_of(&ascii.non_indexed),
+        json!([{"type": "bytes32", "value": "hello"}])
+    );
+    let hex = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &data,
+        },
+        RenderOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        json_of(&hex.non_indexed)[0]["value"],
+        format!("0x68656c6c6f{}", "00".repeat(27))
+    );
 }
 
 #[test]
@@ -89,7 +164,15 @@ fn indexed_dynamic_types_carry_the_topic_hash() {
     let key = keccak256("key");
     let list = keccak256([1u8; 32]);
     let topics = [f.specification.topic0(), key, list];
-    let decoded = decode_log(&f, RawLog { topics: &topics, data: &[] }, RenderOptions::default()).unwrap();
+    let decoded = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &[],
+        },
+        RenderOptions::default(),
+    )
+    .unwrap();
     assert_eq!(
         json_of(&decoded.indexed),
         json!([{"type": "string", "value": key.to_string()}, {"type": "uint256[]", "value": list.to_string()}])
@@ -108,26 +191,69 @@ fn correlation_id_comes_from_the_chosen_parameter() {
         "correlationIdStrategy": {"type": "NON_INDEXED_PARAMETER", "parameterIndex": 0}
     }))
     .unwrap();
-    let topics = [f.specification.topic0(), topic(DynSolValue::Uint(U256::from(7), 256))];
+    let topics = [
+        f.specification.topic0(),
+        topic(DynSolValue::Uint(U256::from(7), 256)),
+    ];
     let data = DynSolValue::Tuple(vec![DynSolValue::Address(ALICE)]).abi_encode_params();
-    let decoded = decode_log(&f, RawLog { topics: &topics, data: &data }, RenderOptions::default()).unwrap();
-    assert_eq!(decoded.correlation_id.as_deref(), Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+    let decoded = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &data,
+        },
+        RenderOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        decoded.correlation_id.as_deref(),
+        Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+    );
 }
 
 #[test]
 fn mismatched_logs_are_errors_not_panics() {
     let f = filter("Transfer(address indexed from, address to, uint256 value)");
-    let topics = [f.specification.topic0(), topic(DynSolValue::Address(ALICE)), topic(DynSolValue::Address(ALICE))];
-    let err = decode_log(&f, RawLog { topics: &topics, data: &[] }, RenderOptions::default()).unwrap_err();
-    assert_eq!(err, DecodeError::TopicCount { expected: 2, actual: 3 });
+    let topics = [
+        f.specification.topic0(),
+        topic(DynSolValue::Address(ALICE)),
+        topic(DynSolValue::Address(ALICE)),
+    ];
+    let err = decode_log(
+        &f,
+        RawLog {
+            topics: &topics,
+            data: &[],
+        },
+        RenderOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        DecodeError::TopicCount {
+            expected: 2,
+            actual: 3
+        }
+    );
     let short = [f.specification.topic0(), topics[1]];
-    let err = decode_log(&f, RawLog { topics: &short, data: &[1, 2, 3] }, RenderOptions::default()).unwrap_err();
+    let err = decode_log(
+        &f,
+        RawLog {
+            topics: &short,
+            data: &[1, 2, 3],
+        },
+        RenderOptions::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, DecodeError::Data { .. }), "{err}");
 }
 
 fn rpc_log(topics: Vec<B256>, data: Vec<u8>, block: u64, index: u64) -> Log {
     Log {
-        inner: PrimitiveLog { address: CONTRACT, data: LogData::new_unchecked(topics, Bytes::from(data)) },
+        inner: PrimitiveLog {
+            address: CONTRACT,
+            data: LogData::new_unchecked(topics, Bytes::from(data)),
+        },
         block_hash: Some(B256::repeat_byte(block as u8)),
         block_number: Some(block),
         block_timestamp: None,
@@ -141,25 +267,58 @@ fn rpc_log(topics: Vec<B256>, data: Vec<u8>, block: u64, index: u64) -> Log {
 #[test]
 fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
     let transfer = Arc::new({
-        let definition = filter("Transfer(address indexed from, address indexed to, uint256 value)");
-        FilterConfig { id: "t".into(), topic0: definition.specification.topic0(), definition }
+        let definition =
+            filter("Transfer(address indexed from, address indexed to, uint256 value)");
+        FilterConfig {
+            id: "t".into(),
+            topic0: definition.specification.topic0(),
+            definition,
+        }
     });
-    let twin = Arc::new(FilterConfig { id: "t2".into(), ..(*transfer).clone() });
+    let twin = Arc::new(FilterConfig {
+        id: "t2".into(),
+        ..(*transfer).clone()
+    });
     let wrong = Arc::new({
         let definition = filter("Transfer(address indexed from, address to, uint256 value)");
-        FilterConfig { id: "w".into(), topic0: definition.specification.topic0(), definition }
+        FilterConfig {
+            id: "w".into(),
+            topic0: definition.specification.topic0(),
+            definition,
+        }
     });
-    let topics = vec![transfer.topic0, topic(DynSolValue::Address(ALICE)), topic(DynSolValue::Address(ALICE))];
+    let topics = vec![
+        transfer.topic0,
+        topic(DynSolValue::Address(ALICE)),
+        topic(DynSolValue::Address(ALICE)),
+    ];
     let data = DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(5), 256)]).abi_encode_params();
     let logs = vec![rpc_log(topics, data, 3, 0)];
     let timestamps = BTreeMap::from([(3, 1_700_000_000)]);
-    let (events, failures) = decode_logs(&[transfer, twin, wrong], &logs, &timestamps, RenderOptions::default());
-    assert_eq!(events.iter().map(|e| e.filter.id.as_str()).collect::<Vec<_>>(), ["t", "t2"]);
+    let (events, failures) = decode_logs(
+        &[transfer, twin, wrong],
+        &logs,
+        &timestamps,
+        RenderOptions::default(),
+    );
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.filter.id.as_str())
+            .collect::<Vec<_>>(),
+        ["t", "t2"]
+    );
     assert_eq!(events[0].position.block_timestamp, Some(1_700_000_000));
-    assert_eq!(events[0].position.address, "0x5FbDB2315678afecb367f032d93F642f64180aa3");
+    assert_eq!(
+        events[0].position.address,
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    );
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].filter_id, "w");
-    assert_eq!(failures[0].reason, "log has 3 topics but the specification expects 2");
+    assert_eq!(
+        failures[0].reason,
+        "log has 3 topics but the specification expects 2"
+    );
 }
 
 fn record(non_indexed: &str) -> ContractEventRecord {
@@ -176,7 +335,8 @@ fn record(non_indexed: &str) -> ContractEventRecord {
 
 #[test]
 fn message_has_eventeums_envelope() {
-    let message: Value = serde_json::from_str(&record(r#"[{"type":"string","value":"x"}]"#).message()).unwrap();
+    let message: Value =
+        serde_json::from_str(&record(r#"[{"type":"string","value":"x"}]"#).message()).unwrap();
     assert_eq!(message["type"], "CONTRACT_EVENT");
     assert_eq!(message["retries"], 0);
     assert_eq!(message["id"], "0xtx-0xblock-0");
@@ -199,7 +359,10 @@ fn message_has_eventeums_envelope() {
 
 #[test]
 fn oversized_messages_become_a_reference() {
-    let big = format!(r#"[{{"type":"string","value":"{}"}}]"#, "x".repeat(NOTIFY_PAYLOAD_LIMIT));
+    let big = format!(
+        r#"[{{"type":"string","value":"{}"}}]"#,
+        "x".repeat(NOTIFY_PAYLOAD_LIMIT)
+    );
     let payload = record(&big).notify_payload();
     assert!(payload.len() < 8000);
     let reference: Value = serde_json::from_str(&payload).unwrap();

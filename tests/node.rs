@@ -46,14 +46,28 @@ fn unknown_keys_and_bad_values_are_rejected() {
 
 #[test]
 fn urls_must_be_http_or_ws_with_a_host() {
-    for good in ["http://127.0.0.1:8545", "https://node.example", "ws://localhost:8546", "wss://x.y/ws"] {
+    for good in [
+        "http://127.0.0.1:8545",
+        "https://node.example",
+        "ws://localhost:8546",
+        "wss://x.y/ws",
+    ] {
         validate_url(good, BlockStrategy::Poll).unwrap();
     }
     validate_url("ws://localhost:8546", BlockStrategy::Pubsub).unwrap();
     for bad in ["ftp://x", "not a url", "http://", "file:///tmp/x", ""] {
-        assert_eq!(validate_url(bad, BlockStrategy::Poll).unwrap_err().sqlstate(), "22023", "{bad}");
+        assert_eq!(
+            validate_url(bad, BlockStrategy::Poll)
+                .unwrap_err()
+                .sqlstate(),
+            "22023",
+            "{bad}"
+        );
     }
-    assert!(validate_url("http://x", BlockStrategy::Pubsub).is_err(), "PUBSUB needs a websocket");
+    assert!(
+        validate_url("http://x", BlockStrategy::Pubsub).is_err(),
+        "PUBSUB needs a websocket"
+    );
     assert!(validate_name(" ").is_err());
     validate_name("mainnet").unwrap();
 }
