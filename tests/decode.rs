@@ -29,6 +29,14 @@ fn filter(signature: &str) -> FilterDefinition {
     .unwrap()
 }
 
+fn decode(
+    f: &FilterDefinition,
+    topics: &[B256],
+    data: &[u8],
+) -> eventeum::decode::DecodedParameters {
+    decode_log(f, RawLog { topics, data }, RenderOptions::default()).unwrap()
+}
+
 fn topic(value: DynSolValue) -> B256 {
     B256::from_slice(&value.abi_encode())
 }
@@ -46,15 +54,7 @@ fn transfer_decodes_with_checksummed_addresses_and_exact_numbers() {
         topic(DynSolValue::Address(CONTRACT)),
     ];
     let data = DynSolValue::Tuple(vec![DynSolValue::Uint(U256::MAX, 256)]).abi_encode_params();
-    let decoded = decode_log(
-        &f,
-        RawLog {
-            topics: &topics,
-            data: &data,
-        },
-        RenderOptions::default(),
-    )
-    .unwrap();
+    let decoded = decode(&f, &topics, &data);
     let text = serde_json::to_string(&decoded.non_indexed).unwrap();
     assert_eq!(
         text,
@@ -87,15 +87,7 @@ fn negative_ints_bools_bytes_strings_and_arrays_render_as_eventeum_does() {
         DynSolValue::Array(vec![DynSolValue::Bool(false)]),
     ])
     .abi_encode_params();
-    let decoded = decode_log(
-        &f,
-        RawLog {
-            topics: &topics,
-            data: &data,
-        },
-        RenderOptions::default(),
-    )
-    .unwrap();
+    let decoded = decode(&f, &topics, &data);
     assert_eq!(
         json_of(&decoded.indexed),
         json!([{"type": "int8", "value": -128}, {"type": "bool", "value": 1}])
@@ -143,15 +135,7 @@ fn bytes_to_ascii_renders_text() {
         json_of(&ascii.non_indexed),
         json!([{"type": "bytes32", "value": "hello"}])
     );
-    let hex = decode_log(
-        &f,
-        RawLog {
-            topics: &topics,
-            data: &data,
-        },
-        RenderOptions::default(),
-    )
-    .unwrap();
+    let hex = decode(&f, &topics, &data);
     assert_eq!(
         json_of(&hex.non_indexed)[0]["value"],
         format!("0x68656c6c6f{}", "00".repeat(27))
@@ -196,15 +180,7 @@ fn correlation_id_comes_from_the_chosen_parameter() {
         topic(DynSolValue::Uint(U256::from(7), 256)),
     ];
     let data = DynSolValue::Tuple(vec![DynSolValue::Address(ALICE)]).abi_encode_params();
-    let decoded = decode_log(
-        &f,
-        RawLog {
-            topics: &topics,
-            data: &data,
-        },
-        RenderOptions::default(),
-    )
-    .unwrap();
+    let decoded = decode(&f, &topics, &data);
     assert_eq!(
         decoded.correlation_id.as_deref(),
         Some("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
