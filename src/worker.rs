@@ -55,9 +55,9 @@ fn init_tracing() {
 
 /// Returns when Postgres asks us to stop, or when the extension disappears.
 fn run() {
-    let Some(mut version) = wait_for_extension() else {
+    if !wait_for_extension() {
         return;
-    };
+    }
     let runtime = match build_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -70,16 +70,17 @@ fn run() {
     let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
     runtime.spawn(follow::supervise(config_rx, to_main));
     let mut last_check = Instant::now();
+    let mut reload = false;
 
     while BackgroundWorker::wait_latch(Some(TICK)) {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-            version = -1; // republish: bytes_to_ascii may have changed
+            reload = true; // bytes_to_ascii may have changed
         }
-        if version != snapshot.version || last_check.elapsed() >= CONFIG_POLL {
+        if reload || last_check.elapsed() >= CONFIG_POLL {
             last_check = Instant::now();
             match BackgroundWorker::transaction(store::config_version) {
-                Ok(Some(current)) if current != snapshot.version || version == -1 => {
+                Ok(Some(current)) if reload || current != snapshot.version => {
                     snapshot = Arc::new(load_snapshot());
                     config_tx.send_replace(snapshot.clone());
                 }
@@ -92,7 +93,7 @@ fn run() {
                 }
                 Err(e) => pgrx::error!("eventeum: cannot read the configuration version: {e}"),
             }
-            version = snapshot.version;
+            reload = false;
         }
         loop {
             match from_followers.try_recv() {
@@ -102,7 +103,6 @@ fn run() {
                         // Publish the new configuration before the follower retries.
                         snapshot = Arc::new(load_snapshot());
                         config_tx.send_replace(snapshot.clone());
-                        version = snapshot.version;
                     }
                     let _ = step.ack.send(ack);
                 }
@@ -145,16 +145,16 @@ fn load_snapshot() -> ConfigSnapshot {
         .unwrap_or_else(|e| pgrx::error!("eventeum: cannot load the configuration: {e}"))
 }
 
-/// Waits until `CREATE EXTENSION eventeum` has run; None when asked to stop.
-fn wait_for_extension() -> Option<i64> {
+/// Waits until `CREATE EXTENSION eventeum` has run; false when asked to stop.
+fn wait_for_extension() -> bool {
     loop {
         match BackgroundWorker::transaction(store::config_version) {
-            Ok(Some(version)) => return Some(version),
+            Ok(Some(_)) => return true,
             Ok(None) => {}
             Err(e) => pgrx::warning!("eventeum: cannot look for the extension: {e}"),
         }
         if !BackgroundWorker::wait_latch(Some(EXTENSION_POLL)) {
-            return None;
+            return false;
         }
     }
 }
