@@ -40,6 +40,9 @@ def cluster(workdir, anvil):
                          (anvil.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 0}}'))
             conn.execute("SELECT eventeum.add_node('deep', %s, %s)",
                          (anvil.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 3}}'))
+            # Following starts where the worker first reaches a node; wait for that.
+            for node in ("default", "deep"):
+                wait_caught_up(conn, node, anvil.block_number(), timeout=60)
         yield c
     finally:
         c.stop(missing_ok=True)

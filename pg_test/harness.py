@@ -112,6 +112,15 @@ class Cluster:
     def connect(self, dbname: str | None = None) -> psycopg.Connection:
         return psycopg.connect(self.conninfo(dbname), autocommit=True)
 
+    def connect_when_ready(self, timeout: float = 60) -> psycopg.Connection:
+        """Connects, waiting out crash recovery or a restart."""
+        def attempt():
+            try:
+                return self.connect()
+            except psycopg.OperationalError:
+                return None
+        return wait_until(attempt, timeout=timeout, interval=0.2, what="the server to accept connections")
+
     def create_database(self) -> None:
         with self.connect("postgres") as conn:
             conn.execute(f'CREATE DATABASE "{self.database}"')

@@ -138,8 +138,11 @@ impl Follower {
         };
         let options = &node.options;
         let head = client.head().await?;
-        let last = *cursor.get_or_insert(head.saturating_sub(options.num_blocks_to_replay));
-        if head <= last {
+        // On first contact, commit the starting point before fetching anything, so
+        // that a crash right after cannot move the start to a later head.
+        let first_contact = cursor.is_none();
+        let last = cursor.unwrap_or_else(|| head.saturating_sub(options.num_blocks_to_replay));
+        if !first_contact && head <= last {
             return Ok(Progress::CaughtUp);
         }
         let range = if options.max_blocks_to_sync > 0 {
@@ -148,9 +151,13 @@ impl Follower {
             DEFAULT_RANGE
         };
         let from = last + 1;
-        let to = head.min(last + range);
+        let to = if first_contact {
+            last
+        } else {
+            head.min(last + range)
+        };
 
-        let (events, failures) = if node.filters.is_empty() {
+        let (events, failures) = if first_contact || node.filters.is_empty() {
             (vec![], vec![])
         } else {
             let addresses: BTreeSet<Address> = node

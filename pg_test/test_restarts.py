@@ -1,0 +1,75 @@
+"""Crash-only: a killed worker or a crashed server resumes from the committed
+checkpoint, with every event stored exactly once.
+
+These tests restart the shared cluster, so this file runs after the others.
+"""
+
+import os
+import signal
+import threading
+
+from conftest import wait_caught_up
+from harness import wait_until
+
+TRANSACTIONS = 20
+PINGS_PER_TRANSACTION = 5
+
+
+def worker_pid(db):
+    row = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()
+    return row and row[0]
+
+
+def stream_events(emitter, disrupt_after, disrupt):
+    """Mines TRANSACTIONS transactions of PINGS_PER_TRANSACTION events each,
+    calling `disrupt` once in the middle. Returns the last receipt."""
+    receipts = []
+    disruption = threading.Thread(target=disrupt)
+    for i in range(TRANSACTIONS):
+        if i == disrupt_after:
+            disruption.start()
+        receipts.append(emitter.call("burst(uint256)", PINGS_PER_TRANSACTION))
+    disruption.join()
+    return receipts
+
+
+def assert_exactly_once(cluster, emitter, fid, receipts):
+    with cluster.connect_when_ready() as db:
+        wait_until(lambda: worker_pid(db), timeout=60, what="the worker to come back")
+        wait_caught_up(db, "default", int(receipts[-1]["blockNumber"], 16), timeout=60)
+        got = db.execute(
+            "SELECT transaction_hash, log_index, status::text FROM eventeum.contract_events WHERE filter_id = %s",
+            (fid,)).fetchall()
+    expected = {(r["transactionHash"], i) for r in receipts for i in range(PINGS_PER_TRANSACTION)}
+    found = {tx for tx, *_ in got}
+    missing = [int(r["blockNumber"], 16) for r in receipts if r["transactionHash"] not in found]
+    assert len(got) == len(expected), f"no event lost, none duplicated; blocks missing: {missing}"
+    assert {(tx, i) for tx, i, _ in got} == expected
+    assert {status for *_, status in got} == {"CONFIRMED"}
+
+
+def add_pings(cluster, emitter):
+    with cluster.connect() as db:
+        return db.execute("SELECT eventeum.add_filter(%s, %s)",
+                          (emitter.address, emitter.signature("Ping"))).fetchone()[0]
+
+
+def test_kill_9_of_the_worker_mid_stream(cluster, emitter):
+    fid = add_pings(cluster, emitter)
+    with cluster.connect() as db:
+        pid = wait_until(lambda: worker_pid(db), what="the worker")
+
+    receipts = stream_events(emitter, TRANSACTIONS // 2, lambda: os.kill(pid, signal.SIGKILL))
+    assert_exactly_once(cluster, emitter, fid, receipts)
+    assert "was terminated by signal 9" in cluster.log_text()
+
+
+def test_immediate_restart_of_postgres_mid_stream(cluster, emitter):
+    fid = add_pings(cluster, emitter)
+
+    def crash_and_restart():
+        cluster.stop(mode="immediate")
+        cluster.start()
+
+    receipts = stream_events(emitter, TRANSACTIONS // 2, crash_and_restart)
+    assert_exactly_once(cluster, emitter, fid, receipts)
