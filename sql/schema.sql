@@ -40,6 +40,19 @@ CREATE TABLE node_state (
 );
 COMMENT ON TABLE node_state IS 'Per node: the checkpoint (latest_block, the last block committed), the head seen, and health.';
 
+CREATE VIEW node_status AS
+SELECT n.name,
+       COALESCE(s.status, 'DOWN') AS status,
+       s.latest_block,
+       s.current_block,
+       COALESCE(s.current_block - s.latest_block > (n.options ->> 'syncingThreshold')::bigint, false) AS syncing,
+       CASE WHEN s.node IS NULL THEN 'not reached yet' ELSE s.last_error END AS last_error,
+       s.updated_at
+  FROM nodes n
+  LEFT JOIN node_state s ON s.node = n.name;
+COMMENT ON VIEW node_status IS
+  'One row per node: status (SUBSCRIBED, CONNECTED or DOWN), latest_block (processed), current_block (the node''s head), syncing (head minus processed above syncingThreshold), last_error.';
+
 CREATE TABLE contract_event_filters (
     id               text PRIMARY KEY CHECK (btrim(id) <> ''),
     node             text NOT NULL REFERENCES nodes (name),
