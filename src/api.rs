@@ -202,3 +202,21 @@ fn remove_filter(id: &str) {
         raise(ApiError::not_found("filter", id));
     }
 }
+
+// `\df+` and GUI tools show these; the Rust doc comments above are for readers of the code.
+pgrx::extension_sql!(
+    r#"
+COMMENT ON FUNCTION add_node(text, text, jsonb) IS
+  'Registers an Ethereum node (http(s) or ws(s) url). options: Eventeum''s camelCase node properties (pollingInterval, numBlocksToWait, numBlocksToReplay, blockStrategy, ...); missing keys take Eventeum''s defaults. Returns the name.';
+COMMENT ON FUNCTION remove_node(text) IS
+  'Removes a node. Its filters must be removed first; its events stay.';
+COMMENT ON FUNCTION add_filter(jsonb) IS
+  'Adds a contract-event filter given as Eventeum''s REST body (id, contractAddress, eventSpecification, correlationIdStrategy) plus optional node and startBlock. Returns the filter id.';
+COMMENT ON FUNCTION add_filter(text, text, text, bigint, text) IS
+  'Adds a contract-event filter from a Solidity event signature, e.g. Transfer(address indexed from, address indexed to, uint256 value). Returns the filter id.';
+COMMENT ON FUNCTION remove_filter(text) IS
+  'Removes a contract-event filter. Events it stored stay.';
+"#,
+    name = "function_comments",
+    finalize
+);
