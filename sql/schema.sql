@@ -40,6 +40,16 @@ CREATE TABLE node_state (
 );
 COMMENT ON TABLE node_state IS 'Per node: the checkpoint (latest_block, the last block committed), the head seen, and health.';
 
+CREATE TABLE recent_blocks (
+    node        text NOT NULL REFERENCES nodes (name) ON DELETE CASCADE,
+    number      bigint NOT NULL,
+    hash        text NOT NULL,
+    parent_hash text NOT NULL,
+    PRIMARY KEY (node, number)
+);
+COMMENT ON TABLE recent_blocks IS
+  'Per node, the canonical blocks committed most recently: the window forks are checked against.';
+
 CREATE VIEW node_status AS
 SELECT n.name,
        COALESCE(s.status, 'DOWN') AS status,
@@ -125,6 +135,7 @@ COMMENT ON FUNCTION list_filters() IS 'Every contract-event filter, in Eventeum'
 -- pg_dump keeps the user's configuration and data.
 SELECT pg_catalog.pg_extension_config_dump('nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('node_state', '');
+SELECT pg_catalog.pg_extension_config_dump('recent_blocks', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_event_filters', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');

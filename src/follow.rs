@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 use crate::decode::{decode_log, RawLog, RenderOptions};
 use crate::protocol::{
-    ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage, LogPosition,
-    NodeConfig, StepAck, UndecodableLog,
+    BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage,
+    LogPosition, NodeConfig, Rewind, StepAck, UndecodableLog,
 };
 use crate::rpc::{NodeClient, RpcError};
 
@@ -86,6 +86,29 @@ enum Progress {
     Retry,
 }
 
+/// What the follower knows of the chain it has committed.
+struct Position {
+    /// The last committed block; None before the first contact.
+    cursor: Option<u64>,
+    /// Committed canonical hashes within the fork window.
+    known: BTreeMap<u64, B256>,
+}
+
+/// A range to fetch next, or a fork to rewind.
+enum Plan {
+    Range {
+        from: u64,
+        to: u64,
+        headers: BTreeMap<u64, BlockHeader>,
+    },
+    Fork {
+        ancestor: u64,
+        canonical: Vec<B256>,
+        deep: bool,
+    },
+    Wait,
+}
+
 impl Follower {
     async fn run(self) {
         let options = &self.node.options;
@@ -94,13 +117,16 @@ impl Follower {
         let mut client = None;
         // Crash-only: resume from the committed checkpoint, replaying a few
         // blocks in case they changed while we were away.
-        let mut cursor = self
-            .node
-            .checkpoint
-            .map(|c| c.saturating_sub(options.num_blocks_to_replay));
+        let mut position = Position {
+            cursor: self
+                .node
+                .checkpoint
+                .map(|c| c.saturating_sub(options.num_blocks_to_replay)),
+            known: self.node.recent_blocks.clone(),
+        };
         loop {
             let result = match &client {
-                Some(client) => self.step(client, &mut cursor).await,
+                Some(client) => self.step(client, &mut position).await,
                 None => NodeClient::connect(&self.node.url, options).await.map(|c| {
                     client = Some(c);
                     Progress::Retry
@@ -126,11 +152,12 @@ impl Follower {
         }
     }
 
-    /// Fetches, decodes and hands over the next block range.
+    /// Checks the chain, then fetches, decodes and hands over the next block
+    /// range, or the fork to rewind.
     async fn step(
         &self,
         client: &NodeClient,
-        cursor: &mut Option<u64>,
+        position: &mut Position,
     ) -> Result<Progress, RpcError> {
         let snapshot = self.config.borrow().clone();
         let Some(node) = snapshot.nodes.get(&self.node.name) else {
@@ -138,26 +165,74 @@ impl Follower {
         };
         let options = &node.options;
         let head = client.head().await?;
-        // On first contact, commit the starting point before fetching anything, so
-        // that a crash right after cannot move the start to a later head.
-        let first_contact = cursor.is_none();
-        let last = cursor.unwrap_or_else(|| head.saturating_sub(options.num_blocks_to_replay));
-        if !first_contact && head <= last {
-            return Ok(Progress::CaughtUp);
-        }
-        let range = if options.max_blocks_to_sync > 0 {
-            options.max_blocks_to_sync
-        } else {
-            DEFAULT_RANGE
-        };
-        let from = last + 1;
-        let to = if first_contact {
-            last
-        } else {
-            head.min(last + range)
+
+        let Some(last) = position.cursor else {
+            // First contact: commit the starting point before fetching anything,
+            // so that a crash right after cannot move the start to a later head.
+            let start = head.saturating_sub(options.num_blocks_to_replay);
+            let header = client.block_header(start).await?;
+            let step = |ack| ChainStep {
+                node: node.name.clone(),
+                config_version: snapshot.version,
+                from: start + 1,
+                to: start,
+                head,
+                events: vec![],
+                failures: vec![],
+                headers: vec![header],
+                ack,
+            };
+            return self
+                .hand_over(
+                    step,
+                    position,
+                    start,
+                    head,
+                    &[header],
+                    options.fork_window(),
+                )
+                .await;
         };
 
-        let (events, failures) = if first_contact || node.filters.is_empty() {
+        let (from, to, headers) = match plan(client, position, last, head, options).await? {
+            Plan::Wait => return Ok(Progress::CaughtUp),
+            Plan::Fork {
+                ancestor,
+                canonical,
+                deep,
+            } => {
+                if deep {
+                    tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
+                }
+                let (ack, answer) = oneshot::channel();
+                let rewind = Rewind {
+                    node: node.name.clone(),
+                    ancestor,
+                    canonical,
+                    deeper_than_window: deep,
+                    head,
+                    ack,
+                };
+                if self
+                    .to_main
+                    .send(FollowerMessage::Rewind(rewind))
+                    .await
+                    .is_err()
+                {
+                    return Ok(Progress::CaughtUp);
+                }
+                wake_main_thread();
+                if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await
+                {
+                    position.cursor = Some(ancestor);
+                    position.known.retain(|&n, _| n <= ancestor);
+                }
+                return Ok(Progress::Retry);
+            }
+            Plan::Range { from, to, headers } => (from, to, headers),
+        };
+
+        let (events, failures) = if node.filters.is_empty() {
             (vec![], vec![])
         } else {
             let addresses: BTreeSet<Address> = node
@@ -174,15 +249,28 @@ impl Follower {
                     topics.into_iter().collect(),
                 )
                 .await?;
-            let timestamps = block_timestamps(client, &logs).await?;
+            // The logs must come from the blocks whose headers we checked; if the
+            // chain moved in between, take the step again.
+            let moved = logs.iter().any(|l| match (l.block_number, l.block_hash) {
+                (Some(n), Some(h)) => headers.get(&n).is_some_and(|header| header.hash != h),
+                _ => false,
+            });
+            if moved {
+                return Ok(Progress::Retry);
+            }
+            let timestamps = block_timestamps(client, &logs, &headers).await?;
             let options = RenderOptions {
                 bytes_to_ascii: snapshot.bytes_to_ascii,
             };
             decode_logs(&node.filters, &logs, &timestamps, options)
         };
 
-        let (ack, answer) = oneshot::channel();
-        let step = ChainStep {
+        let window_start = head.saturating_sub(options.fork_window());
+        let kept: Vec<BlockHeader> = headers
+            .into_values()
+            .filter(|h| h.number >= window_start)
+            .collect();
+        let step = |ack| ChainStep {
             node: node.name.clone(),
             config_version: snapshot.version,
             from,
@@ -190,15 +278,36 @@ impl Follower {
             head,
             events,
             failures,
+            headers: kept.clone(),
             ack,
         };
-        if self.to_main.send(step.into()).await.is_err() {
+        self.hand_over(step, position, to, head, &kept, options.fork_window())
+            .await
+    }
+
+    /// Sends a step and waits for the main thread to commit it.
+    async fn hand_over(
+        &self,
+        step: impl FnOnce(oneshot::Sender<StepAck>) -> ChainStep,
+        position: &mut Position,
+        to: u64,
+        head: u64,
+        headers: &[BlockHeader],
+        window: u64,
+    ) -> Result<Progress, RpcError> {
+        let (ack, answer) = oneshot::channel();
+        if self.to_main.send(step(ack).into()).await.is_err() {
             return Ok(Progress::CaughtUp); // shutting down
         }
         wake_main_thread();
         match tokio::time::timeout(ACK_TIMEOUT, answer).await {
             Ok(Ok(StepAck::Committed)) => {
-                *cursor = Some(to);
+                position.cursor = Some(to);
+                position
+                    .known
+                    .extend(headers.iter().map(|h| (h.number, h.hash)));
+                let oldest = to.saturating_sub(window);
+                position.known.retain(|&n, _| n >= oldest && n <= to);
                 Ok(if to < head {
                     Progress::Advanced
                 } else {
@@ -207,11 +316,96 @@ impl Follower {
             }
             Ok(Ok(StepAck::Stale)) => Ok(Progress::Retry),
             Ok(Err(_)) | Err(_) => {
-                tracing::warn!(node = %node.name, from, to, "step was not acknowledged; fetching it again");
+                tracing::warn!(node = %self.node.name, to, "step was not acknowledged; fetching it again");
                 Ok(Progress::Retry)
             }
         }
     }
+}
+
+/// Decides the next move: a block range whose headers continue the committed
+/// chain, a fork to rewind, or nothing yet.
+async fn plan(
+    client: &NodeClient,
+    position: &Position,
+    last: u64,
+    head: u64,
+    options: &crate::node::NodeOptions,
+) -> Result<Plan, RpcError> {
+    if head <= last {
+        // Nothing new; but the tip itself may have been replaced (same height, new hash).
+        return match position.known.get(&last) {
+            Some(hash) if client.block_header(last).await?.hash != *hash => {
+                find_fork(client, position, last, head, options).await
+            }
+            _ => Ok(Plan::Wait),
+        };
+    }
+    let range = if options.max_blocks_to_sync > 0 {
+        options.max_blocks_to_sync
+    } else {
+        DEFAULT_RANGE
+    };
+    let from = last + 1;
+    let to = head.min(last + range);
+    // Headers: the first block (to check it continues our chain), and every
+    // block within the fork window of the head (to remember their hashes).
+    let window_start = head.saturating_sub(options.fork_window()).max(from + 1);
+    let mut headers = BTreeMap::new();
+    for number in std::iter::once(from).chain(window_start..=to) {
+        headers.insert(number, client.block_header(number).await?);
+    }
+    if let Some(hash) = position.known.get(&last) {
+        if headers[&from].parent_hash != *hash {
+            return find_fork(client, position, last, head, options).await;
+        }
+    }
+    let broken = headers
+        .values()
+        .zip(headers.values().skip(1))
+        .any(|(a, b)| b.number == a.number + 1 && b.parent_hash != a.hash);
+    if broken {
+        return Ok(Plan::Wait); // the chain moved while we read it; look again
+    }
+    Ok(Plan::Range { from, to, headers })
+}
+
+/// Walks back from `last` to the newest block whose hash the node still has.
+async fn find_fork(
+    client: &NodeClient,
+    position: &Position,
+    last: u64,
+    head: u64,
+    options: &crate::node::NodeOptions,
+) -> Result<Plan, RpcError> {
+    let mut canonical = Vec::new();
+    let mut number = last;
+    let (ancestor, deep) = loop {
+        match position.known.get(&number) {
+            None => break (number, true),
+            Some(hash) => {
+                let header = client.block_header(number).await?;
+                if header.hash == *hash {
+                    break (number, false);
+                }
+                canonical.push(header.hash);
+                if number == 0 {
+                    break (0, true);
+                }
+                number -= 1;
+            }
+        }
+    };
+    // Eventeum's numBlocksToWaitBeforeInvalidating: act on a fork only once the
+    // new chain is that many blocks past the first orphaned block.
+    if head < ancestor + 1 + options.num_blocks_to_wait_before_invalidating {
+        return Ok(Plan::Wait);
+    }
+    Ok(Plan::Fork {
+        ancestor,
+        canonical,
+        deep,
+    })
 }
 
 impl From<ChainStep> for FollowerMessage {
@@ -220,13 +414,15 @@ impl From<ChainStep> for FollowerMessage {
     }
 }
 
-/// Timestamps of the blocks the logs are in. Nodes that put `blockTimestamp`
-/// in logs save a header fetch per block.
+/// Timestamps of the blocks the logs are in: from the logs (`blockTimestamp`),
+/// the headers already fetched, or else one header fetch per block.
 async fn block_timestamps(
     client: &NodeClient,
     logs: &[Log],
+    headers: &BTreeMap<u64, BlockHeader>,
 ) -> Result<BTreeMap<u64, u64>, RpcError> {
-    let mut timestamps = BTreeMap::new();
+    let mut timestamps: BTreeMap<u64, u64> =
+        headers.values().map(|h| (h.number, h.timestamp)).collect();
     for log in logs {
         if let (Some(number), Some(ts)) = (log.block_number, log.block_timestamp) {
             timestamps.insert(number, ts);
@@ -238,8 +434,7 @@ async fn block_timestamps(
         .filter(|n| !timestamps.contains_key(n))
         .collect();
     for number in missing {
-        let (_, ts) = client.block_header(number).await?;
-        timestamps.insert(number, ts);
+        timestamps.insert(number, client.block_header(number).await?.timestamp);
     }
     Ok(timestamps)
 }

@@ -56,7 +56,19 @@ impl Default for NodeOptions {
 const MAX_INTERVAL_MS: u64 = 24 * 3600 * 1000;
 const MAX_BLOCKS: u64 = 1_000_000;
 
+/// Blocks kept in `recent_blocks` beyond the deepest depth an option names.
+const FORK_WINDOW_MARGIN: u64 = 32;
+
 impl NodeOptions {
+    /// How many recent block hashes to keep for fork checks: deep enough for
+    /// every confirmation, invalidation and replay depth, plus a margin.
+    pub fn fork_window(&self) -> u64 {
+        self.num_blocks_to_wait
+            .max(self.num_blocks_to_wait_before_invalidating)
+            .max(self.num_blocks_to_replay)
+            + FORK_WINDOW_MARGIN
+    }
+
     /// Parses and validates an options object; unknown keys and out-of-range values are errors.
     pub fn from_json(options: &Value) -> ApiResult<Self> {
         if !options.is_object() {

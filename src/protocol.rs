@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub options: NodeOptions,
     /// The last block committed for this node, if any.
     pub checkpoint: Option<u64>,
+    /// Hashes of the blocks committed most recently (`eventeum.recent_blocks`),
+    /// the window a follower checks forks against.
+    pub recent_blocks: BTreeMap<u64, B256>,
     pub filters: Vec<Arc<FilterConfig>>,
 }
 
@@ -56,6 +59,8 @@ pub struct FilterConfig {
 #[derive(Debug)]
 pub enum FollowerMessage {
     Step(ChainStep),
+    /// The chain forked below the follower's cursor.
+    Rewind(Rewind),
     /// The node failed to answer; recorded in `node_state` without a checkpoint move.
     NodeError {
         node: String,
@@ -76,6 +81,34 @@ pub struct ChainStep {
     pub head: u64,
     pub events: Vec<DecodedEvent>,
     pub failures: Vec<UndecodableLog>,
+    /// Headers of the step's blocks that are within the fork window of the head.
+    pub headers: Vec<BlockHeader>,
+    pub ack: oneshot::Sender<StepAck>,
+}
+
+/// A block header, as far as following needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub number: u64,
+    pub hash: B256,
+    pub parent_hash: B256,
+    pub timestamp: u64,
+}
+
+/// A fork: every block above `ancestor` that was stored is orphaned. The main
+/// thread invalidates their events, forgets their hashes and moves the
+/// checkpoint back to `ancestor`; following then resumes on the new chain.
+#[derive(Debug)]
+pub struct Rewind {
+    pub node: String,
+    pub ancestor: u64,
+    /// The new chain's hashes at the heights walked back over; events in these
+    /// blocks are still canonical and are never invalidated.
+    pub canonical: Vec<B256>,
+    /// The fork reached below the window: `ancestor` is the oldest block the
+    /// follower could not check, assumed final.
+    pub deeper_than_window: bool,
+    pub head: u64,
     pub ack: oneshot::Sender<StepAck>,
 }
 

@@ -10,6 +10,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, Log};
 
 use crate::node::NodeOptions;
+use crate::protocol::BlockHeader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -72,8 +73,8 @@ impl NodeClient {
             .await
     }
 
-    /// The hash and timestamp of block `number`.
-    pub async fn block_header(&self, number: u64) -> Result<(B256, u64), RpcError> {
+    /// The header of block `number`: what fork checks and timestamps need.
+    pub async fn block_header(&self, number: u64) -> Result<BlockHeader, RpcError> {
         let block = self
             .call(
                 "eth_getBlockByNumber",
@@ -82,7 +83,12 @@ impl NodeClient {
             )
             .await?
             .ok_or(RpcError::MissingBlock(number))?;
-        Ok((block.header.hash, block.header.timestamp))
+        Ok(BlockHeader {
+            number,
+            hash: block.header.hash,
+            parent_hash: block.header.parent_hash,
+            timestamp: block.header.timestamp,
+        })
     }
 
     async fn call<T, E: std::fmt::Display>(

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::message::{contract_event_id, ContractEventRecord, CONTRACT_EVENTS_CHANNEL};
 use crate::node::NodeOptions;
-use crate::protocol::{ChainStep, ConfigSnapshot, FilterConfig, NodeConfig, StepAck};
+use crate::protocol::{ChainStep, ConfigSnapshot, FilterConfig, NodeConfig, Rewind, StepAck};
 use crate::spec::FilterDefinition;
 
 /// `eventeum.config_version`, or None when the extension is not installed.
@@ -60,9 +60,23 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 url: row.get(2)?.unwrap_or_default(),
                 options,
                 checkpoint: row.get::<i64>(4)?.and_then(|b| u64::try_from(b).ok()),
+                recent_blocks: BTreeMap::new(),
                 filters: vec![],
             };
             nodes.insert(name, node);
+        }
+        let rows = client.select(
+            "SELECT node, number, hash FROM eventeum.recent_blocks",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let node: String = row.get(1)?.unwrap_or_default();
+            let number: i64 = row.get(2)?.unwrap_or_default();
+            let hash: String = row.get(3)?.unwrap_or_default();
+            if let (Some(node), Ok(hash)) = (nodes.get_mut(&node), hash.parse()) {
+                node.recent_blocks.insert(number as u64, hash);
+            }
         }
         let rows = client.select(
             "SELECT id, definition::text FROM eventeum.contract_event_filters ORDER BY created_at, id",
@@ -118,6 +132,7 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
         payloads.extend(confirm_events(client, &step.node, step.to, wait)?);
         notify(client, CONTRACT_EVENTS_CHANNEL, payloads)?;
         insert_undecodable(client, step)?;
+        remember_blocks(client, step, node.options.fork_window())?;
         client.update(
             "INSERT INTO eventeum.node_state AS s (node, latest_block, current_block, status, last_error, updated_at)
              VALUES ($1, $2, $3, 'CONNECTED', NULL, now())
@@ -129,6 +144,96 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
         )?;
         Ok(StepAck::Committed)
     })
+}
+
+/// Applies a fork: events in the orphaned blocks above `ancestor` become
+/// INVALIDATED (never those in blocks the new chain still has), their hashes
+/// are forgotten and the checkpoint moves back to the ancestor.
+pub fn apply_rewind(rewind: &Rewind) -> SpiResult<StepAck> {
+    Spi::connect_mut(|client| {
+        let canonical: Vec<String> = rewind.canonical.iter().map(hex::encode_prefixed).collect();
+        let invalidated = client.update(
+            "UPDATE eventeum.contract_events e
+                SET status = 'INVALIDATED', updated_at = now()
+              WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
+                AND block_hash <> ALL ($3::text[])
+             RETURNING to_jsonb(e)::text",
+            None,
+            &[
+                rewind.node.as_str().into(),
+                (rewind.ancestor as i64).into(),
+                canonical.into(),
+            ],
+        )?;
+        let mut rows = payload_records(invalidated)?;
+        rows.sort_by_key(|r| (r.block_number, r.log_index));
+        let count = rows.len();
+        notify(
+            client,
+            CONTRACT_EVENTS_CHANNEL,
+            rows.iter()
+                .map(ContractEventRecord::notify_payload)
+                .collect(),
+        )?;
+        client.update(
+            "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND number > $2",
+            None,
+            &[rewind.node.as_str().into(), (rewind.ancestor as i64).into()],
+        )?;
+        let note = rewind.deeper_than_window.then(|| {
+            format!(
+                "reorg deeper than the fork window: blocks above {} were replaced and are being replayed; \
+                 deeper blocks were assumed final",
+                rewind.ancestor
+            )
+        });
+        client.update(
+            "UPDATE eventeum.node_state
+                SET latest_block = $2, current_block = $3, last_error = COALESCE($4, last_error), updated_at = now()
+              WHERE node = $1",
+            None,
+            &[rewind.node.as_str().into(), (rewind.ancestor as i64).into(), (rewind.head as i64).into(), note.into()],
+        )?;
+        pgrx::log!(
+            "eventeum: node \"{}\" forked above block {}; {count} event(s) invalidated",
+            rewind.node,
+            rewind.ancestor
+        );
+        Ok(StepAck::Committed)
+    })
+}
+
+/// Remembers the step's block hashes for fork checks, and forgets those that
+/// fell out of the window.
+fn remember_blocks(client: &mut SpiClient<'_>, step: &ChainStep, window: u64) -> SpiResult<()> {
+    if !step.headers.is_empty() {
+        let rows: Vec<Value> = step
+            .headers
+            .iter()
+            .map(|h| {
+                json!({"number": h.number, "hash": hex::encode_prefixed(h.hash),
+                       "parent_hash": hex::encode_prefixed(h.parent_hash)})
+            })
+            .collect();
+        client.update(
+            "INSERT INTO eventeum.recent_blocks (node, number, hash, parent_hash)
+             SELECT $1, r.number, r.hash, r.parent_hash
+               FROM jsonb_to_recordset($2::text::jsonb) AS r(number bigint, hash text, parent_hash text)
+             ON CONFLICT (node, number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash",
+            None,
+            &[step.node.as_str().into(), Value::Array(rows).to_string().into()],
+        )?;
+    }
+    client.update(
+        "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND (number < $2 OR number > $3)",
+        None,
+        &[
+            step.node.as_str().into(),
+            (step.to.saturating_sub(window) as i64).into(),
+            (step.to as i64).into(),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Records that a node failed to answer; the checkpoint stays where it is.
@@ -196,7 +301,9 @@ fn insert_events(
                 event_specification_signature text, correlation_id text, status text,
                 block_timestamp bigint)
          ORDER BY r.block_number, r.log_index, r.filter_id
-         ON CONFLICT DO NOTHING
+         ON CONFLICT (filter_id, node, block_hash, transaction_hash, log_index) DO UPDATE
+            SET status = EXCLUDED.status, updated_at = now()
+          WHERE e.status = 'INVALIDATED'  -- its block is canonical again
          RETURNING to_jsonb(e)::text",
         None,
         &[Value::Array(rows).to_string().into()],

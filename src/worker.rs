@@ -106,6 +106,15 @@ fn run() {
                     }
                     let _ = step.ack.send(ack);
                 }
+                Ok(FollowerMessage::Rewind(rewind)) => {
+                    let ack = BackgroundWorker::transaction(AssertUnwindSafe(|| {
+                        store::apply_rewind(&rewind)
+                    }))
+                    .unwrap_or_else(|e| {
+                        pgrx::error!("eventeum: cannot rewind node \"{}\": {e}", rewind.node)
+                    });
+                    let _ = rewind.ack.send(ack);
+                }
                 Ok(FollowerMessage::NodeError { node, error }) => {
                     if let Err(e) =
                         BackgroundWorker::transaction(|| store::record_node_error(&node, &error))

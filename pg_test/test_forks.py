@@ -1,0 +1,99 @@
+"""Forks, made with anvil_reorg: events in orphaned blocks become INVALIDATED,
+events in the new canonical blocks are stored under their new block hash."""
+
+import json
+
+from conftest import wait_caught_up
+from harness import DEPLOYER, wait_until
+from test_contract_events import add_filter, param, rows
+
+REORG_WAIT = 2  # numBlocksToWaitBeforeInvalidating's default
+
+
+def statuses(db, fid):
+    return [(r[6], r[7], r[3]) for r in rows(db, fid)]  # (tx hash, block hash, status)
+
+
+def reorg(anvil, depth, reinclude=()):
+    """Replaces the last `depth` blocks; `reinclude` is [(raw tx, block offset)]."""
+    anvil.rpc("anvil_reorg", depth, [[raw, offset] for raw, offset in reinclude])
+    anvil.mine(REORG_WAIT)
+    return anvil.block_number()
+
+
+def raw_tx(anvil, receipt):
+    return anvil.rpc("eth_getRawTransactionByHash", receipt["transactionHash"])
+
+
+def transfer(emitter, value):
+    return emitter.call("transfer(address,uint256)", DEPLOYER, value)
+
+
+def settle(anvil, emitter, blocks):
+    """Buries the deployment so that a reorg does not remove the contract."""
+    anvil.mine(blocks)
+
+
+def test_depth_1_reorg_that_drops_the_transaction(cluster, db, anvil, emitter):
+    settle(anvil, emitter, 3)
+    fid = add_filter(db, emitter, "Transfer")
+    receipt = transfer(emitter, 1)
+    wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
+    assert statuses(db, fid) == [(receipt["transactionHash"], receipt["blockHash"], "CONFIRMED")]
+
+    with cluster.connect() as listener:
+        listener.execute("LISTEN eventeum_contract_events")
+        head = reorg(anvil, 1)
+        wait_until(lambda: statuses(db, fid)[0][2] == "INVALIDATED", what="the event to be invalidated")
+        wait_caught_up(db, "default", head)
+        messages = [json.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=1)]
+    assert statuses(db, fid) == [(receipt["transactionHash"], receipt["blockHash"], "INVALIDATED")]
+    assert [(m["details"]["filterId"], m["details"]["status"]) for m in messages] == [(fid, "INVALIDATED")]
+
+    after = transfer(emitter, 2)
+    wait_caught_up(db, "default", int(after["blockNumber"], 16))
+    assert [r[3] for r in rows(db, fid)] == ["INVALIDATED", "CONFIRMED"], "following goes on after the fork"
+
+
+def test_depth_2_reorg_that_reincludes_the_transaction_in_another_block(db, anvil, emitter):
+    settle(anvil, emitter, 3)
+    fid = add_filter(db, emitter, "Transfer")
+    anvil.mine(1)
+    receipt = transfer(emitter, 7)
+    mined = int(receipt["blockNumber"], 16)
+    wait_caught_up(db, "default", mined)
+
+    head = reorg(anvil, 2, [(raw_tx(anvil, receipt), 0)])  # now in block mined - 1
+    new_receipt = anvil.rpc("eth_getTransactionReceipt", receipt["transactionHash"])
+    assert int(new_receipt["blockNumber"], 16) == mined - 1
+    wait_caught_up(db, "default", head)
+    wait_until(lambda: len(rows(db, fid)) == 2, what="the re-included event")
+    got = rows(db, fid)
+    assert [(r[6], r[7], r[4], r[3]) for r in got] == [
+        (receipt["transactionHash"], new_receipt["blockHash"], mined - 1, "CONFIRMED"),
+        (receipt["transactionHash"], receipt["blockHash"], mined, "INVALIDATED"),
+    ]
+    assert got[0][2] == [param("uint256", 7)]
+
+
+def test_deep_reorg_invalidates_everything_above_the_ancestor(db, anvil, emitter):
+    settle(anvil, emitter, 12)
+    fid = add_filter(db, emitter, "Transfer", node="deep")
+    receipts = [transfer(emitter, v) for v in range(1, 6)]
+    anvil.mine(4)  # the first transfers are CONFIRMED (3 deep) before the fork
+    wait_caught_up(db, "deep", anvil.block_number())
+    assert [r[3] for r in rows(db, fid)] == ["CONFIRMED"] * 5
+
+    # 9 blocks replaced: all 5 transfers leave; the first two come back, further down.
+    head = reorg(anvil, 9, [(raw_tx(anvil, receipts[0]), 0), (raw_tx(anvil, receipts[1]), 2)])
+    anvil.mine(3)
+    wait_caught_up(db, "deep", head + 3)
+    wait_until(lambda: len(rows(db, fid)) == 7, what="the re-included events")
+    got = rows(db, fid)
+    old = {r["blockHash"] for r in receipts}
+    assert sorted(r[3] for r in got if r[7] in old) == ["INVALIDATED"] * 5
+    new = [r for r in got if r[7] not in old]
+    assert [(r[6], r[2][0]["value"], r[3]) for r in new] == [
+        (receipts[0]["transactionHash"], 1, "CONFIRMED"),
+        (receipts[1]["transactionHash"], 2, "CONFIRMED"),
+    ]
