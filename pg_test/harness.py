@@ -220,3 +220,71 @@ def _word(value) -> str:
     if isinstance(value, str):
         return value.lower().removeprefix("0x").rjust(64, "0")
     return format(value, "064x")
+
+
+class RpcProxy:
+    """A JSON-RPC relay in front of anvil with a real provider's limits: it
+    refuses eth_getLogs over more than `max_range` blocks, as hosted nodes do,
+    and it can be taken down and brought back to play a node outage. Every
+    answer it gives comes from anvil."""
+
+    def __init__(self, upstream: str, max_range: int | None = None):
+        self.upstream = upstream
+        self.max_range = max_range
+        self.port = free_port()
+        self.refused_ranges = 0
+        self.largest_served_range = 0
+        self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import http.server
+        import threading
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                request = json.loads(body)
+                refused = proxy._refuse(request)
+                if refused:
+                    reply = json.dumps(refused).encode()
+                else:
+                    upstream = urllib.request.Request(proxy.upstream, body, {"content-type": "application/json"})
+                    with urllib.request.urlopen(upstream, timeout=30) as response:
+                        reply = response.read()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Takes the node down: connections are refused until start()."""
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _refuse(self, request):
+        if request.get("method") != "eth_getLogs" or self.max_range is None:
+            return None
+        query = request["params"][0]
+        span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+        if span > self.max_range:
+            self.refused_ranges += 1
+            return {"jsonrpc": "2.0", "id": request["id"],
+                    "error": {"code": -32005, "message": f"query exceeds max block range {self.max_range}"}}
+        self.largest_served_range = max(self.largest_served_range, span)
+        return None

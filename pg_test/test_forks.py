@@ -84,8 +84,10 @@ def test_deep_reorg_invalidates_everything_above_the_ancestor(db, anvil, emitter
     wait_caught_up(db, "deep", anvil.block_number())
     assert [r[3] for r in rows(db, fid)] == ["CONFIRMED"] * 5
 
-    # 9 blocks replaced: all 5 transfers leave; the first two come back, further down.
-    head = reorg(anvil, 9, [(raw_tx(anvil, receipts[0]), 0), (raw_tx(anvil, receipts[1]), 2)])
+    # 9 blocks replaced: all 5 transfers leave; the first two come back, each one
+    # block later. (A re-mined block with the same content and timestamp would
+    # keep its hash and stay canonical, so every original block must change.)
+    head = reorg(anvil, 9, [(raw_tx(anvil, receipts[0]), 1), (raw_tx(anvil, receipts[1]), 3)])
     anvil.mine(3)
     wait_caught_up(db, "deep", head + 3)
     wait_until(lambda: len(rows(db, fid)) == 7, what="the re-included events")

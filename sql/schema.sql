@@ -78,6 +78,30 @@ COMMENT ON TABLE contract_event_filters IS 'Contract-event filters; managed with
 COMMENT ON COLUMN contract_event_filters.event_signature IS 'topic0: keccak256 of the canonical event signature.';
 COMMENT ON COLUMN contract_event_filters.definition IS 'The filter in Eventeum''s REST format, as list_filters returns it.';
 
+-- Not a configuration table: its progress does not bump config_version.
+CREATE TABLE filter_backfill (
+    filter_id     text PRIMARY KEY REFERENCES contract_event_filters (id) ON DELETE CASCADE,
+    node          text NOT NULL,
+    from_block    bigint NOT NULL,
+    to_block      bigint NOT NULL,
+    current_block bigint NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE filter_backfill IS
+  'Per filter with a startBlock: blocks from_block..to_block are fetched for it alone, below the block where live following took it over.';
+
+CREATE VIEW backfill_status AS
+SELECT filter_id, node, from_block, to_block, current_block,
+       current_block >= to_block AS done,
+       CASE WHEN current_block >= to_block THEN interval '0'
+            WHEN current_block >= from_block AND updated_at > started_at
+            THEN (updated_at - started_at) * ((to_block - current_block)::float8 / (current_block - from_block + 1))
+       END AS eta,
+       started_at, updated_at
+  FROM filter_backfill;
+COMMENT ON VIEW backfill_status IS 'Backfill progress per filter: from/to/current block, done, and an ETA at the rate so far.';
+
 CREATE TRIGGER nodes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nodes
     FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
 CREATE TRIGGER filters_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON contract_event_filters
@@ -136,6 +160,7 @@ COMMENT ON FUNCTION list_filters() IS 'Every contract-event filter, in Eventeum'
 SELECT pg_catalog.pg_extension_config_dump('nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('node_state', '');
 SELECT pg_catalog.pg_extension_config_dump('recent_blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('filter_backfill', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_event_filters', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');

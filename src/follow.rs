@@ -14,13 +14,15 @@ use tokio::task::JoinHandle;
 
 use crate::decode::{decode_log, RawLog, RenderOptions};
 use crate::protocol::{
-    BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage,
-    LogPosition, NodeConfig, Rewind, StepAck, UndecodableLog,
+    Backfill, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage,
+    LogPosition, NodeConfig, Rewind, StepAck, StepKind, UndecodableLog,
 };
 use crate::rpc::{NodeClient, RpcError};
 
 /// Blocks per `eth_getLogs` when the node sets no `maxBlocksToSync`.
 const DEFAULT_RANGE: u64 = 2_000;
+/// Fewer logs than this in an answer lets the range grow again.
+const SMALL_ANSWER: usize = 1_000;
 /// How long a follower waits for the main thread to commit a step. After
 /// that it fetches the range again; the store ignores what it already has.
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -92,6 +94,23 @@ struct Position {
     cursor: Option<u64>,
     /// Committed canonical hashes within the fork window.
     known: BTreeMap<u64, B256>,
+    /// Blocks per `eth_getLogs`: halved when the node refuses a range, grown
+    /// again while answers are small.
+    range: u64,
+    /// Backfills of filters with a `startBlock`, by filter id.
+    backfills: HashMap<String, Backfill>,
+}
+
+impl Position {
+    fn shrink_range(&mut self) {
+        self.range = (self.range / 2).max(1);
+    }
+
+    fn grow_range(&mut self, logs: usize, cap: u64) {
+        if logs < SMALL_ANSWER {
+            self.range = (self.range * 2).min(cap);
+        }
+    }
 }
 
 /// A range to fetch next, or a fork to rewind.
@@ -123,6 +142,8 @@ impl Follower {
                 .checkpoint
                 .map(|c| c.saturating_sub(options.num_blocks_to_replay)),
             known: self.node.recent_blocks.clone(),
+            range: range_cap(options),
+            backfills: HashMap::new(),
         };
         loop {
             let result = match &client {
@@ -137,6 +158,10 @@ impl Follower {
                 Ok(Progress::CaughtUp) => {
                     backoff = BACKOFF_START;
                     tokio::time::sleep(poll).await;
+                }
+                Err(error) if error.is_range_limit() => {
+                    position.shrink_range();
+                    tracing::info!(node = %self.node.name, %error, range = position.range, "node refused the range; splitting it");
                 }
                 Err(error) => {
                     tracing::warn!(node = %self.node.name, %error, "node call failed; retrying in {backoff:?}");
@@ -153,7 +178,7 @@ impl Follower {
     }
 
     /// Checks the chain, then fetches, decodes and hands over the next block
-    /// range, or the fork to rewind.
+    /// range, the fork to rewind, or a piece of a backfill.
     async fn step(
         &self,
         client: &NodeClient,
@@ -163,6 +188,14 @@ impl Follower {
         let Some(node) = snapshot.nodes.get(&self.node.name) else {
             return Ok(Progress::CaughtUp); // removed; the supervisor stops us
         };
+        for filter in &node.filters {
+            if let Some(stored) = filter.backfill {
+                position
+                    .backfills
+                    .entry(filter.id.clone())
+                    .or_insert(stored);
+            }
+        }
         let options = &node.options;
         let head = client.head().await?;
 
@@ -171,63 +204,35 @@ impl Follower {
             // so that a crash right after cannot move the start to a later head.
             let start = head.saturating_sub(options.num_blocks_to_replay);
             let header = client.block_header(start).await?;
-            let step = |ack| ChainStep {
-                node: node.name.clone(),
-                config_version: snapshot.version,
-                from: start + 1,
-                to: start,
-                head,
-                events: vec![],
-                failures: vec![],
+            let kind = StepKind::Live {
                 headers: vec![header],
-                ack,
+                new_backfills: new_backfills(node, position, start),
             };
             return self
                 .hand_over(
-                    step,
-                    position,
+                    &snapshot,
+                    node,
+                    start + 1,
                     start,
                     head,
-                    &[header],
-                    options.fork_window(),
+                    kind,
+                    vec![],
+                    vec![],
+                    position,
                 )
                 .await;
         };
 
         let (from, to, headers) = match plan(client, position, last, head, options).await? {
-            Plan::Wait => return Ok(Progress::CaughtUp),
+            Plan::Wait => return self.backfill(client, &snapshot, node, head, position).await,
             Plan::Fork {
                 ancestor,
                 canonical,
                 deep,
             } => {
-                if deep {
-                    tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
-                }
-                let (ack, answer) = oneshot::channel();
-                let rewind = Rewind {
-                    node: node.name.clone(),
-                    ancestor,
-                    canonical,
-                    deeper_than_window: deep,
-                    head,
-                    ack,
-                };
-                if self
-                    .to_main
-                    .send(FollowerMessage::Rewind(rewind))
-                    .await
-                    .is_err()
-                {
-                    return Ok(Progress::CaughtUp);
-                }
-                wake_main_thread();
-                if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await
-                {
-                    position.cursor = Some(ancestor);
-                    position.known.retain(|&n, _| n <= ancestor);
-                }
-                return Ok(Progress::Retry);
+                return self
+                    .rewind(node, ancestor, canonical, deep, head, position)
+                    .await;
             }
             Plan::Range { from, to, headers } => (from, to, headers),
         };
@@ -235,20 +240,10 @@ impl Follower {
         let (events, failures) = if node.filters.is_empty() {
             (vec![], vec![])
         } else {
-            let addresses: BTreeSet<Address> = node
-                .filters
-                .iter()
-                .map(|f| f.definition.contract_address)
-                .collect();
-            let topics: BTreeSet<B256> = node.filters.iter().map(|f| f.topic0).collect();
             let logs = client
-                .logs(
-                    from,
-                    to,
-                    addresses.into_iter().collect(),
-                    topics.into_iter().collect(),
-                )
+                .logs(from, to, addresses(&node.filters), topics(&node.filters))
                 .await?;
+            position.grow_range(logs.len(), range_cap(options));
             // The logs must come from the blocks whose headers we checked; if the
             // chain moved in between, take the step again.
             let moved = logs.iter().any(|l| match (l.block_number, l.block_hash) {
@@ -259,54 +254,166 @@ impl Follower {
                 return Ok(Progress::Retry);
             }
             let timestamps = block_timestamps(client, &logs, &headers).await?;
-            let options = RenderOptions {
+            let render = RenderOptions {
                 bytes_to_ascii: snapshot.bytes_to_ascii,
             };
-            decode_logs(&node.filters, &logs, &timestamps, options)
+            decode_logs(&node.filters, &logs, &timestamps, render)
         };
 
         let window_start = head.saturating_sub(options.fork_window());
-        let kept: Vec<BlockHeader> = headers
-            .into_values()
-            .filter(|h| h.number >= window_start)
-            .collect();
-        let step = |ack| ChainStep {
+        let kind = StepKind::Live {
+            headers: headers
+                .into_values()
+                .filter(|h| h.number >= window_start)
+                .collect(),
+            new_backfills: new_backfills(node, position, last),
+        };
+        self.hand_over(
+            &snapshot, node, from, to, head, kind, events, failures, position,
+        )
+        .await
+    }
+
+    /// Fetches the next piece of a pending backfill, for that filter alone.
+    async fn backfill(
+        &self,
+        client: &NodeClient,
+        snapshot: &ConfigSnapshot,
+        node: &NodeConfig,
+        head: u64,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        let pending = node.filters.iter().find_map(|f| {
+            position
+                .backfills
+                .get(&f.id)
+                .filter(|b| !b.is_done())
+                .map(|b| (f.clone(), *b))
+        });
+        let (Some((filter, backfill)), Some(checkpoint)) = (pending, position.cursor) else {
+            return Ok(Progress::CaughtUp);
+        };
+        let from = backfill.current + 1;
+        let to = backfill.to.min(backfill.current + position.range);
+        let logs = client
+            .logs(
+                from,
+                to,
+                vec![filter.definition.contract_address],
+                vec![filter.topic0],
+            )
+            .await?;
+        position.grow_range(logs.len(), range_cap(&node.options));
+        let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
+        let render = RenderOptions {
+            bytes_to_ascii: snapshot.bytes_to_ascii,
+        };
+        let (events, failures) =
+            decode_logs(std::slice::from_ref(&filter), &logs, &timestamps, render);
+        let kind = StepKind::Backfill {
+            filter_id: filter.id.clone(),
+            checkpoint,
+        };
+        let progress = self
+            .hand_over(
+                snapshot, node, from, to, head, kind, events, failures, position,
+            )
+            .await?;
+        Ok(match progress {
+            Progress::CaughtUp => Progress::Advanced, // the backfill moved; live is still caught up
+            other => other,
+        })
+    }
+
+    async fn rewind(
+        &self,
+        node: &NodeConfig,
+        ancestor: u64,
+        canonical: Vec<B256>,
+        deep: bool,
+        head: u64,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        if deep {
+            tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
+        }
+        let (ack, answer) = oneshot::channel();
+        let rewind = Rewind {
+            node: node.name.clone(),
+            ancestor,
+            canonical,
+            deeper_than_window: deep,
+            head,
+            ack,
+        };
+        if self
+            .to_main
+            .send(FollowerMessage::Rewind(rewind))
+            .await
+            .is_err()
+        {
+            return Ok(Progress::CaughtUp);
+        }
+        wake_main_thread();
+        if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await {
+            position.cursor = Some(ancestor);
+            position.known.retain(|&n, _| n <= ancestor);
+        }
+        Ok(Progress::Retry)
+    }
+
+    /// Sends a step and waits for the main thread to commit it; then moves the position.
+    #[allow(clippy::too_many_arguments)]
+    async fn hand_over(
+        &self,
+        snapshot: &ConfigSnapshot,
+        node: &NodeConfig,
+        from: u64,
+        to: u64,
+        head: u64,
+        kind: StepKind,
+        events: Vec<DecodedEvent>,
+        failures: Vec<UndecodableLog>,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        // What the position becomes once the step is committed.
+        let (headers, started, backfilled) = match &kind {
+            StepKind::Live {
+                headers,
+                new_backfills,
+            } => (headers.clone(), new_backfills.clone(), None),
+            StepKind::Backfill { filter_id, .. } => (vec![], vec![], Some(filter_id.clone())),
+        };
+        let (ack, answer) = oneshot::channel();
+        let step = ChainStep {
             node: node.name.clone(),
             config_version: snapshot.version,
             from,
             to,
             head,
+            kind,
             events,
             failures,
-            headers: kept.clone(),
             ack,
         };
-        self.hand_over(step, position, to, head, &kept, options.fork_window())
-            .await
-    }
-
-    /// Sends a step and waits for the main thread to commit it.
-    async fn hand_over(
-        &self,
-        step: impl FnOnce(oneshot::Sender<StepAck>) -> ChainStep,
-        position: &mut Position,
-        to: u64,
-        head: u64,
-        headers: &[BlockHeader],
-        window: u64,
-    ) -> Result<Progress, RpcError> {
-        let (ack, answer) = oneshot::channel();
-        if self.to_main.send(step(ack).into()).await.is_err() {
+        if self.to_main.send(step.into()).await.is_err() {
             return Ok(Progress::CaughtUp); // shutting down
         }
         wake_main_thread();
         match tokio::time::timeout(ACK_TIMEOUT, answer).await {
             Ok(Ok(StepAck::Committed)) => {
+                if let Some(filter_id) = backfilled {
+                    if let Some(backfill) = position.backfills.get_mut(&filter_id) {
+                        backfill.current = to;
+                    }
+                    return Ok(Progress::CaughtUp);
+                }
+                position.backfills.extend(started);
                 position.cursor = Some(to);
                 position
                     .known
                     .extend(headers.iter().map(|h| (h.number, h.hash)));
-                let oldest = to.saturating_sub(window);
+                let oldest = to.saturating_sub(node.options.fork_window());
                 position.known.retain(|&n, _| n >= oldest && n <= to);
                 Ok(if to < head {
                     Progress::Advanced
@@ -321,6 +428,58 @@ impl Follower {
             }
         }
     }
+}
+
+/// Filters with a `startBlock` that live following takes over now, after
+/// block `last`: each gets a backfill of `startBlock..=last`.
+fn new_backfills(node: &NodeConfig, position: &Position, last: u64) -> Vec<(String, Backfill)> {
+    node.filters
+        .iter()
+        .filter(|f| !position.backfills.contains_key(&f.id))
+        .filter_map(|f| {
+            let from = f.definition.start_block?;
+            // A start above `last` needs no backfill: mark it done at once.
+            let current = if from > last {
+                last
+            } else {
+                from.saturating_sub(1)
+            };
+            Some((
+                f.id.clone(),
+                Backfill {
+                    from,
+                    to: last,
+                    current,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn range_cap(options: &crate::node::NodeOptions) -> u64 {
+    if options.max_blocks_to_sync > 0 {
+        options.max_blocks_to_sync
+    } else {
+        DEFAULT_RANGE
+    }
+}
+
+fn addresses(filters: &[Arc<FilterConfig>]) -> Vec<Address> {
+    filters
+        .iter()
+        .map(|f| f.definition.contract_address)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn topics(filters: &[Arc<FilterConfig>]) -> Vec<B256> {
+    filters
+        .iter()
+        .map(|f| f.topic0)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Decides the next move: a block range whose headers continue the committed
@@ -341,13 +500,8 @@ async fn plan(
             _ => Ok(Plan::Wait),
         };
     }
-    let range = if options.max_blocks_to_sync > 0 {
-        options.max_blocks_to_sync
-    } else {
-        DEFAULT_RANGE
-    };
     let from = last + 1;
-    let to = head.min(last + range);
+    let to = head.min(last + position.range);
     // Headers: the first block (to check it continues our chain), and every
     // block within the fork window of the head (to remember their hashes).
     let window_start = head.saturating_sub(options.fork_window()).max(from + 1);
@@ -470,9 +624,13 @@ pub fn decode_logs(
             transaction_hash: hex::encode_prefixed(tx_hash),
             log_index,
         };
-        let matching = filters
-            .iter()
-            .filter(|f| f.topic0 == *topic0 && f.definition.contract_address == log.address());
+        let matching = filters.iter().filter(|f| {
+            f.topic0 == *topic0
+                && f.definition.contract_address == log.address()
+                && f.definition
+                    .start_block
+                    .is_none_or(|start| block_number >= start)
+        });
         for filter in matching {
             let raw = RawLog {
                 topics,

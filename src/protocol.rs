@@ -53,6 +53,23 @@ pub struct FilterConfig {
     pub id: String,
     pub definition: FilterDefinition,
     pub topic0: B256,
+    /// Progress of the `startBlock` backfill, once live following took the filter.
+    pub backfill: Option<Backfill>,
+}
+
+/// A filter's backfill: blocks `from..=to` are fetched for it alone, below
+/// the block where live following took it over. `current` is the last block done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backfill {
+    pub from: u64,
+    pub to: u64,
+    pub current: u64,
+}
+
+impl Backfill {
+    pub fn is_done(&self) -> bool {
+        self.current >= self.to
+    }
 }
 
 /// What a follower reports to the main thread.
@@ -79,11 +96,38 @@ pub struct ChainStep {
     pub to: u64,
     /// The node's head when the step was taken.
     pub head: u64,
+    pub kind: StepKind,
     pub events: Vec<DecodedEvent>,
     pub failures: Vec<UndecodableLog>,
-    /// Headers of the step's blocks that are within the fork window of the head.
-    pub headers: Vec<BlockHeader>,
     pub ack: oneshot::Sender<StepAck>,
+}
+
+#[derive(Debug)]
+pub enum StepKind {
+    /// Following the chain: the node's checkpoint moves to `to`.
+    Live {
+        /// Headers of the step's blocks that are within the fork window of the head.
+        headers: Vec<BlockHeader>,
+        /// Filters with a `startBlock` that live following takes over with this
+        /// step: they are backfilled up to `from - 1`.
+        new_backfills: Vec<(String, Backfill)>,
+    },
+    /// Backfilling one filter: its backfill moves to `to`; the checkpoint stays.
+    Backfill {
+        filter_id: String,
+        /// The live checkpoint, against which confirmation depth is measured.
+        checkpoint: u64,
+    },
+}
+
+impl ChainStep {
+    /// The block confirmation depth is measured from.
+    pub fn tip(&self) -> u64 {
+        match self.kind {
+            StepKind::Live { .. } => self.to,
+            StepKind::Backfill { checkpoint, .. } => checkpoint,
+        }
+    }
 }
 
 /// A block header, as far as following needs it.

@@ -22,6 +22,31 @@ pub enum RpcError {
     MissingBlock(u64),
 }
 
+impl RpcError {
+    /// Whether a node refused an `eth_getLogs` range as too large, or timed out
+    /// on it: the follower then halves the range.
+    pub fn is_range_limit(&self) -> bool {
+        const HINTS: [&str; 8] = [
+            "range",
+            "too many",
+            "limit",
+            "exceed",
+            "too large",
+            "response size",
+            "10000 results",
+            "timeout",
+        ];
+        match self {
+            RpcError::Timeout { call, .. } => *call == "eth_getLogs",
+            RpcError::Call { call, message } => {
+                let message = message.to_ascii_lowercase();
+                *call == "eth_getLogs" && HINTS.iter().any(|h| message.contains(h))
+            }
+            RpcError::MissingBlock(_) => false,
+        }
+    }
+}
+
 /// A connection to one Ethereum node.
 #[derive(Clone)]
 pub struct NodeClient {

@@ -16,7 +16,10 @@ use serde_json::{json, Value};
 
 use crate::message::{contract_event_id, ContractEventRecord, CONTRACT_EVENTS_CHANNEL};
 use crate::node::NodeOptions;
-use crate::protocol::{ChainStep, ConfigSnapshot, FilterConfig, NodeConfig, Rewind, StepAck};
+use crate::protocol::{
+    Backfill, BlockHeader, ChainStep, ConfigSnapshot, FilterConfig, NodeConfig, Rewind, StepAck,
+    StepKind,
+};
 use crate::spec::FilterDefinition;
 
 /// `eventeum.config_version`, or None when the extension is not installed.
@@ -78,6 +81,18 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 node.recent_blocks.insert(number as u64, hash);
             }
         }
+        let mut backfills = std::collections::HashMap::new();
+        let rows = client.select(
+            "SELECT filter_id, from_block, to_block, current_block FROM eventeum.filter_backfill",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let id: String = row.get(1)?.unwrap_or_default();
+            let [from, to, current] =
+                [2, 3, 4].map(|i| row.get::<i64>(i).ok().flatten().unwrap_or(0) as u64);
+            backfills.insert(id, Backfill { from, to, current });
+        }
         let rows = client.select(
             "SELECT id, definition::text FROM eventeum.contract_event_filters ORDER BY created_at, id",
             None,
@@ -93,10 +108,12 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 Ok(definition) => {
                     if let Some(node) = nodes.get_mut(&definition.node) {
                         let topic0 = definition.specification.topic0();
+                        let backfill = backfills.get(&id).copied();
                         node.filters.push(Arc::new(FilterConfig {
                             id,
                             definition,
                             topic0,
+                            backfill,
                         }));
                     }
                 }
@@ -129,19 +146,40 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
         }
         let wait = node.options.num_blocks_to_wait;
         let mut payloads = insert_events(client, step, wait)?;
-        payloads.extend(confirm_events(client, &step.node, step.to, wait)?);
+        payloads.extend(confirm_events(client, &step.node, step.tip(), wait)?);
         notify(client, CONTRACT_EVENTS_CHANNEL, payloads)?;
         insert_undecodable(client, step)?;
-        remember_blocks(client, step, node.options.fork_window())?;
-        client.update(
-            "INSERT INTO eventeum.node_state AS s (node, latest_block, current_block, status, last_error, updated_at)
-             VALUES ($1, $2, $3, 'CONNECTED', NULL, now())
-             ON CONFLICT (node) DO UPDATE
-                SET latest_block = EXCLUDED.latest_block, current_block = EXCLUDED.current_block,
-                    status = EXCLUDED.status, last_error = NULL, updated_at = now()",
-            None,
-            &[step.node.as_str().into(), (step.to as i64).into(), (step.head as i64).into()],
-        )?;
+        match &step.kind {
+            StepKind::Live {
+                headers,
+                new_backfills,
+            } => {
+                remember_blocks(
+                    client,
+                    &step.node,
+                    headers,
+                    step.to,
+                    node.options.fork_window(),
+                )?;
+                start_backfills(client, &step.node, new_backfills)?;
+                client.update(
+                    "INSERT INTO eventeum.node_state AS s (node, latest_block, current_block, status, last_error, updated_at)
+                     VALUES ($1, $2, $3, 'CONNECTED', NULL, now())
+                     ON CONFLICT (node) DO UPDATE
+                        SET latest_block = EXCLUDED.latest_block, current_block = EXCLUDED.current_block,
+                            status = EXCLUDED.status, last_error = NULL, updated_at = now()",
+                    None,
+                    &[step.node.as_str().into(), (step.to as i64).into(), (step.head as i64).into()],
+                )?;
+            }
+            StepKind::Backfill { filter_id, .. } => {
+                client.update(
+                    "UPDATE eventeum.filter_backfill SET current_block = $2, updated_at = now() WHERE filter_id = $1",
+                    None,
+                    &[filter_id.as_str().into(), (step.to as i64).into()],
+                )?;
+            }
+        }
         Ok(StepAck::Committed)
     })
 }
@@ -205,10 +243,15 @@ pub fn apply_rewind(rewind: &Rewind) -> SpiResult<StepAck> {
 
 /// Remembers the step's block hashes for fork checks, and forgets those that
 /// fell out of the window.
-fn remember_blocks(client: &mut SpiClient<'_>, step: &ChainStep, window: u64) -> SpiResult<()> {
-    if !step.headers.is_empty() {
-        let rows: Vec<Value> = step
-            .headers
+fn remember_blocks(
+    client: &mut SpiClient<'_>,
+    node: &str,
+    headers: &[BlockHeader],
+    to: u64,
+    window: u64,
+) -> SpiResult<()> {
+    if !headers.is_empty() {
+        let rows: Vec<Value> = headers
             .iter()
             .map(|h| {
                 json!({"number": h.number, "hash": hex::encode_prefixed(h.hash),
@@ -221,18 +264,41 @@ fn remember_blocks(client: &mut SpiClient<'_>, step: &ChainStep, window: u64) ->
                FROM jsonb_to_recordset($2::text::jsonb) AS r(number bigint, hash text, parent_hash text)
              ON CONFLICT (node, number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash",
             None,
-            &[step.node.as_str().into(), Value::Array(rows).to_string().into()],
+            &[node.into(), Value::Array(rows).to_string().into()],
         )?;
     }
     client.update(
         "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND (number < $2 OR number > $3)",
         None,
         &[
-            step.node.as_str().into(),
-            (step.to.saturating_sub(window) as i64).into(),
-            (step.to as i64).into(),
+            node.into(),
+            (to.saturating_sub(window) as i64).into(),
+            (to as i64).into(),
         ],
     )?;
+    Ok(())
+}
+
+/// Records where the backfill of each filter live following took over ends.
+fn start_backfills(
+    client: &mut SpiClient<'_>,
+    node: &str,
+    backfills: &[(String, Backfill)],
+) -> SpiResult<()> {
+    for (filter_id, b) in backfills {
+        client.update(
+            "INSERT INTO eventeum.filter_backfill (filter_id, node, from_block, to_block, current_block)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (filter_id) DO NOTHING",
+            None,
+            &[
+                filter_id.as_str().into(),
+                node.into(),
+                (b.from as i64).into(),
+                (b.to as i64).into(),
+                (b.current as i64).into(),
+            ],
+        )?;
+    }
     Ok(())
 }
 
@@ -265,7 +331,7 @@ fn insert_events(
         .map(|e| {
             let p = &e.position;
             let spec = &e.filter.definition.specification;
-            let confirmed = step.to.saturating_sub(p.block_number) >= wait;
+            let confirmed = step.tip().saturating_sub(p.block_number) >= wait;
             json!({
                 "id": contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
                 "filter_id": e.filter.id,

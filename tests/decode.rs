@@ -249,6 +249,7 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
             id: "t".into(),
             topic0: definition.specification.topic0(),
             definition,
+            backfill: None,
         }
     });
     let twin = Arc::new(FilterConfig {
@@ -261,6 +262,7 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
             id: "w".into(),
             topic0: definition.specification.topic0(),
             definition,
+            backfill: None,
         }
     });
     let topics = vec![
