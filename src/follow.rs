@@ -171,7 +171,9 @@ impl Follower {
                     });
                     wake_main_thread();
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                    // A node that is down is checked again at least every healthcheckInterval.
+                    let cap = BACKOFF_CAP.min(Duration::from_millis(options.healthcheck_interval));
+                    backoff = (backoff * 2).min(cap);
                 }
             }
         }
