@@ -9,15 +9,17 @@ use std::time::Duration;
 
 use alloy::primitives::{hex, Address, B256};
 use alloy::rpc::types::Log;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::decode::{decode_log, RawLog, RenderOptions};
+use crate::node::BlockStrategy;
 use crate::protocol::{
     Backfill, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage,
     LogPosition, NodeConfig, Rewind, StepAck, StepKind, UndecodableLog,
 };
-use crate::rpc::{NodeClient, RpcError};
+use crate::rpc::{HeadSubscription, NodeClient, RpcError};
 
 /// Blocks per `eth_getLogs` when the node sets no `maxBlocksToSync`.
 const DEFAULT_RANGE: u64 = 2_000;
@@ -99,9 +101,23 @@ struct Position {
     range: u64,
     /// Backfills of filters with a `startBlock`, by filter id.
     backfills: HashMap<String, Backfill>,
+    /// The `newHeads` subscription of a PUBSUB node, while it is live.
+    heads: Option<HeadSubscription>,
 }
 
 impl Position {
+    /// Waits for the next block: pushed by the node when subscribed, else (or
+    /// if the push does not come) after one polling interval.
+    async fn wait_for_head(&mut self, poll: Duration) {
+        let Some(heads) = &mut self.heads else {
+            return tokio::time::sleep(poll).await;
+        };
+        match tokio::time::timeout(poll, heads.recv()).await {
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+            Ok(Err(RecvError::Closed)) => self.heads = None, // resubscribe next turn
+        }
+    }
+
     fn shrink_range(&mut self) {
         self.range = (self.range / 2).max(1);
     }
@@ -129,11 +145,12 @@ enum Plan {
 }
 
 impl Follower {
-    async fn run(self) {
-        let options = &self.node.options;
+    async fn run(mut self) {
+        let options = self.node.options.clone();
         let poll = Duration::from_millis(options.polling_interval);
+        let pubsub = options.block_strategy == BlockStrategy::Pubsub;
         let mut backoff = BACKOFF_START;
-        let mut client = None;
+        let mut client: Option<NodeClient> = None;
         // Crash-only: resume from the committed checkpoint, replaying a few
         // blocks in case they changed while we were away.
         let mut position = Position {
@@ -141,23 +158,40 @@ impl Follower {
                 .node
                 .checkpoint
                 .map(|c| c.saturating_sub(options.num_blocks_to_replay)),
-            known: self.node.recent_blocks.clone(),
-            range: range_cap(options),
+            known: std::mem::take(&mut self.node.recent_blocks),
+            range: range_cap(&options),
             backfills: HashMap::new(),
+            heads: None,
         };
         loop {
             let result = match &client {
-                Some(client) => self.step(client, &mut position).await,
-                None => NodeClient::connect(&self.node.url, options).await.map(|c| {
-                    client = Some(c);
-                    Progress::Retry
-                }),
+                Some(client) => {
+                    if pubsub && position.heads.is_none() {
+                        match client.subscribe_heads().await {
+                            Ok(heads) => {
+                                tracing::info!(node = %self.node.name, "subscribed to newHeads");
+                                position.heads = Some(heads);
+                            }
+                            // Poll meanwhile; the next turn tries again.
+                            Err(error) => {
+                                tracing::warn!(node = %self.node.name, %error, "cannot subscribe to newHeads; polling")
+                            }
+                        }
+                    }
+                    self.step(client, &mut position).await
+                }
+                None => NodeClient::connect(&self.node.url, &options)
+                    .await
+                    .map(|c| {
+                        client = Some(c);
+                        Progress::Retry
+                    }),
             };
             match result {
                 Ok(Progress::Advanced | Progress::Retry) => backoff = BACKOFF_START,
                 Ok(Progress::CaughtUp) => {
                     backoff = BACKOFF_START;
-                    tokio::time::sleep(poll).await;
+                    position.wait_for_head(poll).await;
                 }
                 Err(error) if error.is_range_limit() => {
                     position.shrink_range();
@@ -170,6 +204,9 @@ impl Follower {
                         error: error.to_string(),
                     });
                     wake_main_thread();
+                    // Connect afresh: a dead websocket does not come back by itself.
+                    client = None;
+                    position.heads = None;
                     tokio::time::sleep(backoff).await;
                     // A node that is down is checked again at least every healthcheckInterval.
                     let cap = BACKOFF_CAP.min(Duration::from_millis(options.healthcheck_interval));
@@ -393,6 +430,7 @@ impl Follower {
             from,
             to,
             head,
+            subscribed: position.heads.is_some(),
             kind,
             events,
             failures,

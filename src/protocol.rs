@@ -96,6 +96,8 @@ pub struct ChainStep {
     pub to: u64,
     /// The node's head when the step was taken.
     pub head: u64,
+    /// Whether a `newHeads` subscription is live (node status SUBSCRIBED).
+    pub subscribed: bool,
     pub kind: StepKind,
     pub events: Vec<DecodedEvent>,
     pub failures: Vec<UndecodableLog>,

@@ -47,6 +47,9 @@ impl RpcError {
     }
 }
 
+/// New block headers pushed by a websocket node.
+pub type HeadSubscription = alloy::pubsub::Subscription<alloy::rpc::types::Header>;
+
 /// A connection to one Ethereum node.
 #[derive(Clone)]
 pub struct NodeClient {
@@ -77,6 +80,12 @@ impl NodeClient {
     /// The node's latest block number.
     pub async fn head(&self) -> Result<u64, RpcError> {
         self.call("eth_blockNumber", self.provider.get_block_number())
+            .await
+    }
+
+    /// A `newHeads` subscription; only websocket nodes have one.
+    pub async fn subscribe_heads(&self) -> Result<HeadSubscription, RpcError> {
+        self.call("eth_subscribe", self.provider.subscribe_blocks())
             .await
     }
 

@@ -164,12 +164,17 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
                 start_backfills(client, &step.node, new_backfills)?;
                 client.update(
                     "INSERT INTO eventeum.node_state AS s (node, latest_block, current_block, status, last_error, updated_at)
-                     VALUES ($1, $2, $3, 'CONNECTED', NULL, now())
+                     VALUES ($1, $2, $3, $4, NULL, now())
                      ON CONFLICT (node) DO UPDATE
                         SET latest_block = EXCLUDED.latest_block, current_block = EXCLUDED.current_block,
                             status = EXCLUDED.status, last_error = NULL, updated_at = now()",
                     None,
-                    &[step.node.as_str().into(), (step.to as i64).into(), (step.head as i64).into()],
+                    &[
+                        step.node.as_str().into(),
+                        (step.to as i64).into(),
+                        (step.head as i64).into(),
+                        if step.subscribed { "SUBSCRIBED" } else { "CONNECTED" }.into(),
+                    ],
                 )?;
             }
             StepKind::Backfill { filter_id, .. } => {
