@@ -99,3 +99,34 @@ def test_deep_reorg_invalidates_everything_above_the_ancestor(db, anvil, emitter
         (receipts[0]["transactionHash"], 1, "CONFIRMED"),
         (receipts[1]["transactionHash"], 2, "CONFIRMED"),
     ]
+
+
+def test_a_reorg_deeper_than_the_window_is_reported(cluster, db, anvil, emitter):
+    # Every depth option at 0: the fork window is the 32-block margin alone.
+    db.execute("SELECT eventeum.add_node('shallow', %s, %s)", (anvil.url, json.dumps(
+        {"pollingInterval": 100, "numBlocksToWait": 0, "numBlocksToReplay": 0,
+         "numBlocksToWaitBeforeInvalidating": 0})))
+    try:
+        settle(anvil, emitter, 50)
+        wait_caught_up(db, "shallow", anvil.block_number())
+        fid = add_filter(db, emitter, "Transfer", node="shallow")
+        receipts = [transfer(emitter, v) for v in (1, 2)]
+        anvil.mine(38)  # the first transfer is now 39 blocks deep, the second 38: both beyond the window
+        recent = transfer(emitter, 3)
+        wait_caught_up(db, "shallow", anvil.block_number())
+
+        head = reorg(anvil, 42)  # drops all three
+        wait_caught_up(db, "shallow", head)
+        report = wait_until(lambda: db.execute(
+            "SELECT last_reorg FROM eventeum.node_status WHERE name = 'shallow'").fetchone()[0],
+            what="the deep reorg to be reported")
+        assert "deeper than the fork window" in report
+        by_tx = {r[6]: r[3] for r in rows(db, fid)}
+        assert by_tx[recent["transactionHash"]] == "INVALIDATED", "within the window: invalidated"
+        # Below the window the follower can prove nothing; those blocks were assumed final.
+        assert [by_tx[r["transactionHash"]] for r in receipts] == ["CONFIRMED", "CONFIRMED"]
+        assert "deeper than the fork window" in cluster.log_text()
+    finally:
+        for (f,) in db.execute("SELECT id FROM eventeum.contract_event_filters WHERE node = 'shallow'").fetchall():
+            db.execute("SELECT eventeum.remove_filter(%s)", (f,))
+        db.execute("SELECT eventeum.remove_node('shallow')")

@@ -4,6 +4,7 @@ checkpoint, with every event stored exactly once.
 These tests restart the shared cluster, so this file runs after the others.
 """
 
+import json
 import os
 import signal
 import threading
@@ -73,3 +74,24 @@ def test_immediate_restart_of_postgres_mid_stream(cluster, emitter):
 
     receipts = stream_events(emitter, TRANSACTIONS // 2, crash_and_restart)
     assert_exactly_once(cluster, emitter, fid, receipts)
+
+
+def test_a_replay_after_restart_sends_no_duplicate_notify(cluster, emitter):
+    fid = add_pings(cluster, emitter)
+    receipt = emitter.call("burst(uint256)", 3)
+    with cluster.connect_when_ready() as db, cluster.connect() as listener:
+        wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
+        listener.execute("LISTEN eventeum_contract_events")
+        pid = worker_pid(db)
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # The new worker replays numBlocksToReplay blocks, these events among them.
+        wait_until(lambda: (p := worker_pid(db)) and p != pid, timeout=60, what="a new worker")
+        wait_until(lambda: db.execute(
+            "SELECT updated_at > now() - interval '1 second' FROM eventeum.node_state WHERE node = 'default'"
+        ).fetchone()[0], what="the new worker to commit a step")
+        after = emitter.call("burst(uint256)", 1)
+        wait_caught_up(db, "default", int(after["blockNumber"], 16))
+        mine = [json.loads(n.payload) for n in listener.notifies(timeout=2)]
+        mine = [(m["details"]["transactionHash"], m["details"]["logIndex"]) for m in mine
+                if m["details"]["filterId"] == fid]
+    assert mine == [(after["transactionHash"], 0)], "only the new event is notified"

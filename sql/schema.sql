@@ -36,6 +36,8 @@ CREATE TABLE node_state (
     current_block bigint,
     status        text NOT NULL DEFAULT 'CONNECTED',
     last_error    text,
+    last_reorg    text,
+    last_reorg_at timestamptz,
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE node_state IS 'Per node: the checkpoint (latest_block, the last block committed), the head seen, and health.';
@@ -57,11 +59,13 @@ SELECT n.name,
        s.current_block,
        COALESCE(s.current_block - s.latest_block > (n.options ->> 'syncingThreshold')::bigint, false) AS syncing,
        CASE WHEN s.node IS NULL THEN 'not reached yet' ELSE s.last_error END AS last_error,
+       s.last_reorg,
+       s.last_reorg_at,
        s.updated_at
   FROM nodes n
   LEFT JOIN node_state s ON s.node = n.name;
 COMMENT ON VIEW node_status IS
-  'One row per node: status (SUBSCRIBED, CONNECTED or DOWN), latest_block (processed), current_block (the node''s head), syncing (head minus processed above syncingThreshold), last_error.';
+  'One row per node: status (SUBSCRIBED, CONNECTED or DOWN), latest_block (processed), current_block (the node''s head), syncing (head minus processed above syncingThreshold), last_error, and the last fork seen (last_reorg).';
 
 CREATE TABLE contract_event_filters (
     id               text PRIMARY KEY CHECK (btrim(id) <> ''),

@@ -223,25 +223,33 @@ pub fn apply_rewind(rewind: &Rewind) -> SpiResult<StepAck> {
             None,
             &[rewind.node.as_str().into(), (rewind.ancestor as i64).into()],
         )?;
-        let note = rewind.deeper_than_window.then(|| {
-            format!(
-                "reorg deeper than the fork window: blocks above {} were replaced and are being replayed; \
-                 deeper blocks were assumed final",
-                rewind.ancestor
-            )
-        });
-        client.update(
-            "UPDATE eventeum.node_state
-                SET latest_block = $2, current_block = $3, last_error = COALESCE($4, last_error), updated_at = now()
-              WHERE node = $1",
-            None,
-            &[rewind.node.as_str().into(), (rewind.ancestor as i64).into(), (rewind.head as i64).into(), note.into()],
-        )?;
-        pgrx::log!(
-            "eventeum: node \"{}\" forked above block {}; {count} event(s) invalidated",
-            rewind.node,
+        let mut report = format!(
+            "fork above block {}: {count} event(s) invalidated",
             rewind.ancestor
         );
+        if rewind.deeper_than_window {
+            report.push_str(
+                "; the reorg was deeper than the fork window, so older blocks were assumed final \
+                 (raise numBlocksToReplay or numBlocksToWait to widen the window)",
+            );
+        }
+        client.update(
+            "UPDATE eventeum.node_state
+                SET latest_block = $2, current_block = $3, last_reorg = $4, last_reorg_at = now(), updated_at = now()
+              WHERE node = $1",
+            None,
+            &[
+                rewind.node.as_str().into(),
+                (rewind.ancestor as i64).into(),
+                (rewind.head as i64).into(),
+                report.as_str().into(),
+            ],
+        )?;
+        if rewind.deeper_than_window {
+            pgrx::warning!("eventeum: node \"{}\": {report}", rewind.node);
+        } else {
+            pgrx::log!("eventeum: node \"{}\": {report}", rewind.node);
+        }
         Ok(StepAck::Committed)
     })
 }
