@@ -9,6 +9,8 @@ import os
 import signal
 import threading
 
+import pytest
+
 from conftest import wait_caught_up
 from harness import wait_until
 
@@ -65,14 +67,16 @@ def test_kill_9_of_the_worker_mid_stream(cluster, emitter):
     assert "was terminated by signal 9" in cluster.log_text()
 
 
-def test_immediate_restart_of_postgres_mid_stream(cluster, emitter):
+@pytest.mark.parametrize("mode", ["immediate", "fast"])
+def test_postgres_restart_mid_stream(cluster, emitter, mode):
+    """`immediate` is a crash (recovery from WAL); `fast` a normal restart."""
     fid = add_pings(cluster, emitter)
 
-    def crash_and_restart():
-        cluster.stop(mode="immediate")
+    def restart():
+        cluster.stop(mode=mode)
         cluster.start()
 
-    receipts = stream_events(emitter, TRANSACTIONS // 2, crash_and_restart)
+    receipts = stream_events(emitter, TRANSACTIONS // 2, restart)
     assert_exactly_once(cluster, emitter, fid, receipts)
 
 
