@@ -182,24 +182,29 @@ class Anvil:
     def mine(self, blocks: int = 1) -> None:
         self.rpc("anvil_mine", hex(blocks))
 
-    def send(self, to: str | None, data: str) -> dict:
-        tx = {"from": DEPLOYER, "data": data, "gas": hex(15_000_000)}
+    def submit(self, to: str | None, data: str = "0x", value: int = 0, sender: str = DEPLOYER) -> str:
+        """Sends a transaction (the gas is given, so a reverting one is mined too); returns its hash."""
+        tx = {"from": sender, "data": data, "gas": hex(15_000_000), "value": hex(value)}
         if to:
             tx["to"] = to
-        tx_hash = self.rpc("eth_sendTransaction", tx)
+        return self.rpc("eth_sendTransaction", tx)
+
+    def send(self, to: str | None, data: str = "0x", value: int = 0, sender: str = DEPLOYER,
+             expect_success: bool = True) -> dict:
+        tx_hash = self.submit(to, data, value, sender)
         receipt = wait_until(lambda: self.rpc("eth_getTransactionReceipt", tx_hash), what="receipt")
-        assert receipt["status"] == "0x1", receipt
+        assert (receipt["status"] == "0x1") == expect_success, receipt
         return receipt
 
 
 class Emitter:
     """The deployed EventEmitter test contract."""
 
-    def __init__(self, anvil: Anvil):
+    def __init__(self, anvil: Anvil, sender: str = DEPLOYER):
         self.anvil = anvil
         self.artifact = json.loads(ARTIFACT.read_text())
-        receipt = anvil.send(None, self.artifact["bytecode"])
-        self.address = to_checksum(receipt["contractAddress"])
+        self.deployment = anvil.send(None, self.artifact["bytecode"], sender=sender)
+        self.address = to_checksum(self.deployment["contractAddress"])
 
     def signature(self, event: str) -> str:
         """The human-readable signature of `event`, from the ABI."""
@@ -210,10 +215,18 @@ class Emitter:
     def events(self) -> list[str]:
         return [i["name"] for i in self.artifact["abi"] if i["type"] == "event"]
 
-    def call(self, function: str, *args) -> dict:
+    def call(self, function: str, *args, expect_success: bool = True) -> dict:
+        return self.anvil.send(self.address, self.calldata(function, *args), expect_success=expect_success)
+
+    def calldata(self, function: str, *args) -> str:
+        """ABI-encodes a call; arguments are uint256, address or (one, last) string."""
         selector = self.artifact["methodIdentifiers"][function]
-        encoded = "".join(_word(a) for a in args)
-        return self.anvil.send(self.address, "0x" + selector + encoded)
+        if args and isinstance(args[-1], bytes):  # a trailing dynamic string
+            head = "".join(_word(a) for a in args[:-1]) + _word(32 * len(args))
+            text = args[-1]
+            tail = _word(len(text)) + text.hex().ljust((len(text) + 31) // 32 * 64, "0")
+            return "0x" + selector + head + tail
+        return "0x" + selector + "".join(_word(a) for a in args)
 
 
 def _word(value) -> str:

@@ -16,7 +16,7 @@ def limited(cluster, anvil):
     proxy.start()
     with cluster.connect() as db:
         db.execute("SELECT eventeum.add_node('limited', %s, %s)",
-                   (proxy.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 2}}'))
+                   (proxy.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 2, "blockNotification": false}}'))
         wait_caught_up(db, "limited", anvil.block_number(), timeout=60)
     yield proxy
     with cluster.connect() as db:

@@ -111,6 +111,67 @@ CREATE TRIGGER nodes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nod
 CREATE TRIGGER filters_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON contract_event_filters
     FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
 
+CREATE TABLE transaction_monitors (
+    id         text PRIMARY KEY CHECK (btrim(id) <> ''),
+    node       text NOT NULL REFERENCES nodes (name),
+    type       text NOT NULL CHECK (type IN ('HASH', 'FROM_ADDRESS', 'TO_ADDRESS')),
+    value      text NOT NULL,
+    statuses   text[] NOT NULL,
+    definition jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON transaction_monitors (node);
+COMMENT ON TABLE transaction_monitors IS
+  'Transaction monitors; managed with add_transaction_monitor and remove_transaction_monitor. A HASH monitor ends itself once its transaction is final.';
+CREATE TRIGGER monitors_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON transaction_monitors
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
+
+CREATE TYPE transaction_status AS ENUM ('UNCONFIRMED', 'CONFIRMED', 'FAILED', 'INVALIDATED');
+
+CREATE TABLE transactions (
+    monitor_id           text NOT NULL,
+    node                 text NOT NULL,
+    hash                 text NOT NULL,
+    from_address         text NOT NULL,
+    to_address           text,
+    contract_address     text,
+    value                numeric(78, 0) NOT NULL,
+    nonce                bigint NOT NULL,
+    block_number         bigint NOT NULL,
+    block_hash           text NOT NULL,
+    transaction_index    integer NOT NULL,
+    status               transaction_status NOT NULL,
+    revert_reason        text,
+    invalidated_at_block bigint,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (monitor_id, hash, block_hash)
+);
+CREATE INDEX transactions_unconfirmed ON transactions (node, block_number) WHERE status = 'UNCONFIRMED';
+CREATE INDEX transactions_by_block ON transactions (node, block_number);
+COMMENT ON TABLE transactions IS
+  'One row per (monitor, transaction, block). Every change of a status the monitor asked for is sent on NOTIFY eventeum_transaction_events.';
+
+CREATE TABLE blocks (
+    node        text NOT NULL,
+    hash        text NOT NULL,
+    number      bigint NOT NULL,
+    parent_hash text NOT NULL,
+    "timestamp" bigint NOT NULL,
+    status      text NOT NULL DEFAULT 'CANONICAL' CHECK (status IN ('CANONICAL', 'INVALIDATED')),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (node, hash)
+);
+CREATE INDEX blocks_by_number ON blocks (node, number);
+COMMENT ON TABLE blocks IS
+  'Block events, per node (blockNotification on): each new block is sent on NOTIFY eventeum_block_events; INVALIDATED after a fork.';
+
+CREATE FUNCTION list_transaction_monitors() RETURNS SETOF jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT definition FROM eventeum.transaction_monitors ORDER BY created_at, id
+$$;
+COMMENT ON FUNCTION list_transaction_monitors() IS 'Every transaction monitor, in Eventeum''s format plus its id.';
+
 CREATE TABLE contract_events (
     id                            text NOT NULL,
     filter_id                     text NOT NULL,
@@ -167,5 +228,8 @@ SELECT pg_catalog.pg_extension_config_dump('recent_blocks', '');
 SELECT pg_catalog.pg_extension_config_dump('filter_backfill', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_event_filters', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
+SELECT pg_catalog.pg_extension_config_dump('transaction_monitors', '');
+SELECT pg_catalog.pg_extension_config_dump('transactions', '');
+SELECT pg_catalog.pg_extension_config_dump('blocks', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('config_version', '');

@@ -6,6 +6,7 @@ use pgrx::{JsonB, PgSqlErrorCode};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::monitor::TransactionMonitor;
 use crate::node::{validate_name, validate_url, NodeOptions};
 use crate::spec::{FilterDefinition, DEFAULT_NODE};
 
@@ -84,18 +85,19 @@ fn remove_node(name: &str) {
     if !node_exists(name) {
         raise(ApiError::not_found("node", name));
     }
-    let filters = Spi::get_one_with_args::<i64>(
-        "SELECT count(*) FROM eventeum.contract_event_filters WHERE node = $1",
+    let users = Spi::get_one_with_args::<i64>(
+        "SELECT (SELECT count(*) FROM eventeum.contract_event_filters WHERE node = $1)
+              + (SELECT count(*) FROM eventeum.transaction_monitors WHERE node = $1)",
         &[name.into()],
     )
     .ok()
     .flatten()
     .unwrap_or(0);
-    if filters > 0 {
+    if users > 0 {
         raise(ApiError::InUse {
             kind: "node",
             name: name.to_string(),
-            detail: format!("{filters} filter(s) belong to it"),
+            detail: format!("{users} filter(s) or transaction monitor(s) belong to it"),
         });
     }
     Spi::run_with_args("DELETE FROM eventeum.nodes WHERE name = $1", &[name.into()])
@@ -132,37 +134,44 @@ fn add_filter_signature(
     )))
 }
 
-fn store_filter(filter: FilterDefinition) -> String {
-    if !node_exists(&filter.node) {
-        let hint = if filter.node == DEFAULT_NODE {
-            "filters without a node go to \"default\"; add it with eventeum.add_node('default', url)"
+/// Raises 42704 unless `node` exists, with a hint on how to add it.
+fn require_node(node: &str) {
+    if !node_exists(node) {
+        let hint = if node == DEFAULT_NODE {
+            "without a node name, \"default\" is used; add it with eventeum.add_node('default', url)"
         } else {
             "add it with eventeum.add_node(name, url)"
         };
         raise(ApiError::NotFound {
             kind: "node",
-            name: filter.node.clone(),
+            name: node.to_string(),
             hint: Some(hint.into()),
         });
     }
-    let id = match &filter.id {
-        Some(id) => {
-            if exists(
-                "SELECT EXISTS (SELECT 1 FROM eventeum.contract_event_filters WHERE id = $1)",
-                id,
-            ) {
-                raise(ApiError::Duplicate {
-                    kind: "filter",
-                    name: id.clone(),
-                });
-            }
-            id.clone()
-        }
+}
+
+/// The caller's id, unless taken (23505), or a new UUID.
+fn new_id(requested: Option<&str>, exists_sql: &str, kind: &'static str) -> String {
+    match requested {
+        Some(id) if exists(exists_sql, id) => raise(ApiError::Duplicate {
+            kind,
+            name: id.to_string(),
+        }),
+        Some(id) => id.to_string(),
         None => Spi::get_one::<String>("SELECT gen_random_uuid()::text")
             .ok()
             .flatten()
             .expect("gen_random_uuid returns a value"),
-    };
+    }
+}
+
+fn store_filter(filter: FilterDefinition) -> String {
+    require_node(&filter.node);
+    let id = new_id(
+        filter.id.as_deref(),
+        "SELECT EXISTS (SELECT 1 FROM eventeum.contract_event_filters WHERE id = $1)",
+        "filter",
+    );
     let definition = filter.to_json(&id);
     Spi::run_with_args(
         "INSERT INTO eventeum.contract_event_filters
@@ -203,6 +212,64 @@ fn remove_filter(id: &str) {
     }
 }
 
+/// Adds a transaction monitor given as Eventeum's REST body: `type` (HASH,
+/// FROM_ADDRESS or TO_ADDRESS), `transactionIdentifierValue`, `nodeName`
+/// (default `default`), `statuses` (default FAILED and CONFIRMED), and an
+/// optional `id`. Returns the monitor id.
+#[pg_extern(volatile)]
+fn add_transaction_monitor(monitor: JsonB) -> String {
+    if !matches!(monitor.0, Value::Object(_)) {
+        raise(ApiError::invalid(
+            "the transaction monitor must be a JSON object",
+        ));
+    }
+    let monitor = or_raise(TransactionMonitor::from_json(&monitor.0));
+    require_node(&monitor.node);
+    let id = new_id(
+        monitor.id.as_deref(),
+        "SELECT EXISTS (SELECT 1 FROM eventeum.transaction_monitors WHERE id = $1)",
+        "transaction monitor",
+    );
+    let statuses: Vec<String> = monitor
+        .statuses
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    Spi::run_with_args(
+        "INSERT INTO eventeum.transaction_monitors (id, node, type, value, statuses, definition)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            id.as_str().into(),
+            monitor.node.as_str().into(),
+            monitor.target.kind().into(),
+            monitor.target.value().into(),
+            statuses.into(),
+            JsonB(monitor.to_json(&id)).into(),
+        ],
+    )
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add transaction monitor: {e}"));
+    warn_if_worker_absent();
+    id
+}
+
+/// Removes a transaction monitor. The transactions it stored stay.
+#[pg_extern(volatile)]
+fn remove_transaction_monitor(id: &str) {
+    let deleted = Spi::connect_mut(|client| {
+        client
+            .update(
+                "DELETE FROM eventeum.transaction_monitors WHERE id = $1",
+                None,
+                &[id.into()],
+            )
+            .map(|table| table.len())
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove transaction monitor: {e}"));
+    if deleted == 0 {
+        raise(ApiError::not_found("transaction monitor", id));
+    }
+}
+
 // `\df+` and GUI tools show these; the Rust doc comments above are for readers of the code.
 pgrx::extension_sql!(
     r#"
@@ -216,6 +283,10 @@ COMMENT ON FUNCTION add_filter(text, text, text, bigint, text) IS
   'Adds a contract-event filter from a Solidity event signature, e.g. Transfer(address indexed from, address indexed to, uint256 value). Returns the filter id.';
 COMMENT ON FUNCTION remove_filter(text) IS
   'Removes a contract-event filter. Events it stored stay.';
+COMMENT ON FUNCTION add_transaction_monitor(jsonb) IS
+  'Adds a transaction monitor given as Eventeum''s REST body (type HASH, FROM_ADDRESS or TO_ADDRESS; transactionIdentifierValue; nodeName; statuses; optional id). Returns the monitor id.';
+COMMENT ON FUNCTION remove_transaction_monitor(text) IS
+  'Removes a transaction monitor. Transactions it stored stay.';
 "#,
     name = "function_comments",
     finalize

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{hex, Address, B256};
-use alloy::rpc::types::Log;
+use alloy::rpc::types::{Log, Transaction};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -17,7 +18,8 @@ use crate::decode::{decode_log, RawLog, RenderOptions};
 use crate::node::BlockStrategy;
 use crate::protocol::{
     Backfill, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage,
-    LogPosition, NodeConfig, Rewind, StepAck, StepKind, UndecodableLog,
+    LogPosition, MatchedTransaction, MonitorConfig, NodeConfig, Rewind, StepAck, StepKind,
+    UndecodableLog,
 };
 use crate::rpc::{HeadSubscription, NodeClient, RpcError};
 
@@ -25,6 +27,8 @@ use crate::rpc::{HeadSubscription, NodeClient, RpcError};
 const DEFAULT_RANGE: u64 = 2_000;
 /// Fewer logs than this in an answer lets the range grow again.
 const SMALL_ANSWER: usize = 1_000;
+/// Block fetches in flight at once per follower.
+const FETCH_CONCURRENCY: usize = 8;
 /// How long a follower waits for the main thread to commit a step. After
 /// that it fetches the range again; the store ignores what it already has.
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -135,6 +139,7 @@ enum Plan {
         from: u64,
         to: u64,
         headers: BTreeMap<u64, BlockHeader>,
+        transactions: Vec<Transaction>,
     },
     Fork {
         ancestor: u64,
@@ -246,6 +251,8 @@ impl Follower {
             let kind = StepKind::Live {
                 headers: vec![header],
                 new_backfills: new_backfills(node, position, start),
+                blocks: vec![],
+                transactions: vec![],
             };
             return self
                 .hand_over(
@@ -262,19 +269,30 @@ impl Follower {
                 .await;
         };
 
-        let (from, to, headers) = match plan(client, position, last, head, options).await? {
-            Plan::Wait => return self.backfill(client, &snapshot, node, head, position).await,
-            Plan::Fork {
-                ancestor,
-                canonical,
-                deep,
-            } => {
-                return self
-                    .rewind(node, ancestor, canonical, deep, head, position)
-                    .await;
-            }
-            Plan::Range { from, to, headers } => (from, to, headers),
+        let needs = BlockNeeds {
+            every_block: options.block_notification || !node.monitors.is_empty(),
+            transactions: !node.monitors.is_empty(),
         };
+        let (from, to, headers, transactions) =
+            match plan(client, position, last, head, options, needs).await? {
+                Plan::Wait => return self.backfill(client, &snapshot, node, head, position).await,
+                Plan::Fork {
+                    ancestor,
+                    canonical,
+                    deep,
+                } => {
+                    return self
+                        .rewind(node, ancestor, canonical, deep, head, position)
+                        .await;
+                }
+                Plan::Range {
+                    from,
+                    to,
+                    headers,
+                    transactions,
+                } => (from, to, headers, transactions),
+            };
+        let transactions = match_transactions(client, node, &transactions).await?;
 
         let (events, failures) = if node.filters.is_empty() {
             (vec![], vec![])
@@ -300,12 +318,19 @@ impl Follower {
         };
 
         let window_start = head.saturating_sub(options.fork_window());
+        let blocks: Vec<BlockHeader> = if options.block_notification {
+            headers.values().copied().collect()
+        } else {
+            vec![]
+        };
         let kind = StepKind::Live {
             headers: headers
                 .into_values()
                 .filter(|h| h.number >= window_start)
                 .collect(),
             new_backfills: new_backfills(node, position, last),
+            blocks,
+            transactions,
         };
         self.hand_over(
             &snapshot, node, from, to, head, kind, events, failures, position,
@@ -420,6 +445,7 @@ impl Follower {
             StepKind::Live {
                 headers,
                 new_backfills,
+                ..
             } => (headers.clone(), new_backfills.clone(), None),
             StepKind::Backfill { filter_id, .. } => (vec![], vec![], Some(filter_id.clone())),
         };
@@ -530,6 +556,7 @@ async fn plan(
     last: u64,
     head: u64,
     options: &crate::node::NodeOptions,
+    needs: BlockNeeds,
 ) -> Result<Plan, RpcError> {
     if head <= last {
         // Nothing new; but the tip itself may have been replaced (same height, new hash).
@@ -542,12 +569,31 @@ async fn plan(
     }
     let from = last + 1;
     let to = head.min(last + position.range);
-    // Headers: the first block (to check it continues our chain), and every
-    // block within the fork window of the head (to remember their hashes).
-    let window_start = head.saturating_sub(options.fork_window()).max(from + 1);
+    // Blocks: the first (to check it continues our chain), every block within
+    // the fork window of the head (to remember their hashes), and every block
+    // of the range when block events or monitors need them.
+    let numbers: Vec<u64> = if needs.every_block {
+        (from..=to).collect()
+    } else {
+        let window_start = head.saturating_sub(options.fork_window()).max(from + 1);
+        std::iter::once(from).chain(window_start..=to).collect()
+    };
+    let fetched: Vec<(BlockHeader, Vec<Transaction>)> = stream::iter(numbers)
+        .map(|number| async move {
+            if needs.transactions {
+                client.full_block(number).await
+            } else {
+                client.block_header(number).await.map(|h| (h, vec![]))
+            }
+        })
+        .buffered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await?;
     let mut headers = BTreeMap::new();
-    for number in std::iter::once(from).chain(window_start..=to) {
-        headers.insert(number, client.block_header(number).await?);
+    let mut transactions = Vec::new();
+    for (header, txs) in fetched {
+        headers.insert(header.number, header);
+        transactions.extend(txs);
     }
     if let Some(hash) = position.known.get(&last) {
         if headers[&from].parent_hash != *hash {
@@ -561,7 +607,69 @@ async fn plan(
     if broken {
         return Ok(Plan::Wait); // the chain moved while we read it; look again
     }
-    Ok(Plan::Range { from, to, headers })
+    Ok(Plan::Range {
+        from,
+        to,
+        headers,
+        transactions,
+    })
+}
+
+/// Which blocks a live step must read beyond the fork checks.
+#[derive(Debug, Clone, Copy)]
+struct BlockNeeds {
+    every_block: bool,
+    transactions: bool,
+}
+
+/// Matches the range's transactions against the node's monitors, and reads
+/// receipts only for those matched.
+async fn match_transactions(
+    client: &NodeClient,
+    node: &NodeConfig,
+    transactions: &[Transaction],
+) -> Result<Vec<MatchedTransaction>, RpcError> {
+    use alloy::consensus::Transaction as _;
+    use alloy::network::TransactionResponse as _;
+    let mut matched = Vec::new();
+    for tx in transactions {
+        let (hash, from, to) = (tx.tx_hash(), tx.from(), tx.to());
+        let monitors: Vec<&Arc<MonitorConfig>> = node
+            .monitors
+            .iter()
+            .filter(|m| m.monitor.target.matches(&hash, &from, to.as_ref()))
+            .collect();
+        if monitors.is_empty() {
+            continue;
+        }
+        let (Some(block_number), Some(block_hash)) = (tx.block_number, tx.block_hash) else {
+            continue;
+        };
+        let receipt = client.receipt(hash).await?;
+        let success = receipt.status();
+        let revert_reason = if !success && node.options.add_transaction_revert_reason {
+            client.revert_reason(tx, block_number).await
+        } else {
+            None
+        };
+        for monitor in monitors {
+            matched.push(MatchedTransaction {
+                monitor_id: monitor.id.clone(),
+                hash,
+                from,
+                to,
+                contract_address: receipt.contract_address,
+                value: tx.value(),
+                nonce: tx.nonce(),
+                block_number,
+                block_hash,
+                transaction_index: tx.transaction_index.unwrap_or_default(),
+                success,
+                revert_reason: revert_reason.clone(),
+            });
+        }
+    }
+    Ok(matched)
 }
 
 /// Walks back from `last` to the newest block whose hash the node still has.

@@ -19,6 +19,7 @@ pub mod decode;
 pub mod error;
 pub mod follow;
 pub mod message;
+pub mod monitor;
 pub mod node;
 pub mod protocol;
 pub mod rpc;

@@ -9,6 +9,10 @@ pub const NOTIFY_PAYLOAD_LIMIT: usize = 7999;
 
 /// The NOTIFY channel for contract events.
 pub const CONTRACT_EVENTS_CHANNEL: &str = "eventeum_contract_events";
+/// The NOTIFY channel for monitored transactions.
+pub const TRANSACTION_EVENTS_CHANNEL: &str = "eventeum_transaction_events";
+/// The NOTIFY channel for block events.
+pub const BLOCK_EVENTS_CHANNEL: &str = "eventeum_block_events";
 
 /// A row of `eventeum.contract_events`, as `to_jsonb(row)` returns it.
 ///
@@ -129,4 +133,108 @@ impl ContractEventRecord {
 /// Eventeum's event id: `<txHash>-<blockHash>-<logIndex>`.
 pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: u64) -> String {
     format!("{transaction_hash}-{block_hash}-{log_index}")
+}
+
+/// A row of `eventeum.transactions`, as `to_jsonb(row)` returns it.
+#[derive(Debug, Deserialize)]
+pub struct TransactionRecord {
+    pub monitor_id: String,
+    pub node: String,
+    pub hash: String,
+    pub from_address: String,
+    pub to_address: Option<String>,
+    pub contract_address: Option<String>,
+    /// numeric(78,0): kept raw so that values above 2^64 stay exact.
+    pub value: Box<RawValue>,
+    pub nonce: u64,
+    pub block_number: u64,
+    pub block_hash: String,
+    pub transaction_index: u64,
+    pub status: String,
+    pub revert_reason: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionDetails<'a> {
+    hash: &'a str,
+    nonce: String,
+    block_hash: &'a str,
+    block_number: String,
+    transaction_index: String,
+    from: &'a str,
+    to: Option<&'a str>,
+    value: String,
+    node_name: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contract_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert_reason: Option<&'a str>,
+}
+
+impl TransactionRecord {
+    /// Eventeum's `TRANSACTION` message; quantities are hex strings, as in its example.
+    pub fn message(&self) -> String {
+        let value = alloy::primitives::U256::from_str_radix(self.value.get().trim_matches('"'), 10)
+            .unwrap_or_default();
+        let details = TransactionDetails {
+            hash: &self.hash,
+            nonce: format!("{:#x}", self.nonce),
+            block_hash: &self.block_hash,
+            block_number: format!("{:#x}", self.block_number),
+            transaction_index: format!("{:#x}", self.transaction_index),
+            from: &self.from_address,
+            to: self.to_address.as_deref(),
+            value: format!("{value:#x}"),
+            node_name: &self.node,
+            status: &self.status,
+            contract_address: self.contract_address.as_deref(),
+            revert_reason: self.revert_reason.as_deref(),
+        };
+        let envelope = Envelope {
+            id: &self.hash,
+            kind: "TRANSACTION",
+            details,
+            retries: 0,
+        };
+        serde_json::to_string(&envelope).expect("message fields always serialize")
+    }
+}
+
+/// A row of `eventeum.blocks`.
+#[derive(Debug, Deserialize)]
+pub struct BlockRecord {
+    pub node: String,
+    pub hash: String,
+    pub number: u64,
+    pub timestamp: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockDetails<'a> {
+    number: u64,
+    hash: &'a str,
+    timestamp: u64,
+    node_name: &'a str,
+}
+
+impl BlockRecord {
+    /// Eventeum's `BLOCK` message.
+    pub fn message(&self) -> String {
+        let details = BlockDetails {
+            number: self.number,
+            hash: &self.hash,
+            timestamp: self.timestamp,
+            node_name: &self.node,
+        };
+        let envelope = Envelope {
+            id: &self.hash,
+            kind: "BLOCK",
+            details,
+            retries: 0,
+        };
+        serde_json::to_string(&envelope).expect("message fields always serialize")
+    }
 }

@@ -32,6 +32,8 @@ pub struct NodeOptions {
     pub read_timeout: u64,
     pub add_transaction_revert_reason: bool,
     pub syncing_threshold: u64,
+    /// Store and notify block events (Eventeum's blockNotification).
+    pub block_notification: bool,
 }
 
 impl Default for NodeOptions {
@@ -49,6 +51,7 @@ impl Default for NodeOptions {
             read_timeout: 60_000,
             add_transaction_revert_reason: false,
             syncing_threshold: 60,
+            block_notification: true,
         }
     }
 }

@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256, U256};
 use tokio::sync::oneshot;
 
 use crate::decode::DecodedParameters;
+use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
 use crate::spec::FilterDefinition;
 
@@ -38,6 +39,7 @@ pub struct NodeConfig {
     /// the window a follower checks forks against.
     pub recent_blocks: BTreeMap<u64, B256>,
     pub filters: Vec<Arc<FilterConfig>>,
+    pub monitors: Vec<Arc<MonitorConfig>>,
 }
 
 impl NodeConfig {
@@ -55,6 +57,12 @@ pub struct FilterConfig {
     pub topic0: B256,
     /// Progress of the `startBlock` backfill, once live following took the filter.
     pub backfill: Option<Backfill>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    pub id: String,
+    pub monitor: TransactionMonitor,
 }
 
 /// A filter's backfill: blocks `from..=to` are fetched for it alone, below
@@ -113,6 +121,10 @@ pub enum StepKind {
         /// Filters with a `startBlock` that live following takes over with this
         /// step: they are backfilled up to `from - 1`.
         new_backfills: Vec<(String, Backfill)>,
+        /// Every block of the range, when block events are on.
+        blocks: Vec<BlockHeader>,
+        /// Transactions of the range that a monitor matches.
+        transactions: Vec<MatchedTransaction>,
     },
     /// Backfilling one filter: its backfill moves to `to`; the checkpoint stays.
     Backfill {
@@ -130,6 +142,23 @@ impl ChainStep {
             StepKind::Backfill { checkpoint, .. } => checkpoint,
         }
     }
+}
+
+/// A mined transaction that a monitor matched, with its receipt's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedTransaction {
+    pub monitor_id: String,
+    pub hash: B256,
+    pub from: Address,
+    pub to: Option<Address>,
+    pub contract_address: Option<Address>,
+    pub value: U256,
+    pub nonce: u64,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub transaction_index: u64,
+    pub success: bool,
+    pub revert_reason: Option<String>,
 }
 
 /// A block header, as far as following needs it.

@@ -4,10 +4,11 @@
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
-use alloy::eips::BlockNumberOrTag;
+use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::{Filter, Log};
+use alloy::rpc::types::{Filter, Log, Transaction, TransactionReceipt, TransactionRequest};
+use alloy::sol_types::{decode_revert_reason, Revert, SolError};
 
 use crate::node::NodeOptions;
 use crate::protocol::BlockHeader;
@@ -123,6 +124,76 @@ impl NodeClient {
             parent_hash: block.header.parent_hash,
             timestamp: block.header.timestamp,
         })
+    }
+
+    /// A block with its transactions: fetched once per block, whatever the
+    /// number of monitors.
+    pub async fn full_block(
+        &self,
+        number: u64,
+    ) -> Result<(BlockHeader, Vec<Transaction>), RpcError> {
+        let block = self
+            .call(
+                "eth_getBlockByNumber",
+                self.provider
+                    .get_block_by_number(BlockNumberOrTag::Number(number))
+                    .full(),
+            )
+            .await?
+            .ok_or(RpcError::MissingBlock(number))?;
+        let header = BlockHeader {
+            number,
+            hash: block.header.hash,
+            parent_hash: block.header.parent_hash,
+            timestamp: block.header.timestamp,
+        };
+        Ok((header, block.transactions.into_transactions().collect()))
+    }
+
+    /// A transaction's receipt: its status and any created contract.
+    pub async fn receipt(&self, hash: B256) -> Result<TransactionReceipt, RpcError> {
+        self.call(
+            "eth_getTransactionReceipt",
+            self.provider.get_transaction_receipt(hash),
+        )
+        .await?
+        .ok_or_else(|| RpcError::Call {
+            call: "eth_getTransactionReceipt",
+            message: format!("no receipt for {hash}"),
+        })
+    }
+
+    /// Why a failed transaction reverted: its call replayed on the state it
+    /// ran on (the parent block), and the revert data decoded.
+    pub async fn revert_reason(&self, tx: &Transaction, block: u64) -> Option<String> {
+        use alloy::consensus::Transaction as _;
+        use alloy::network::TransactionResponse as _;
+        let mut request = TransactionRequest::default()
+            .from(tx.from())
+            .input(tx.input().clone().into())
+            .value(tx.value())
+            .gas_limit(tx.gas_limit());
+        if let Some(to) = tx.to() {
+            request = request.to(to);
+        }
+        let call = self
+            .provider
+            .call(request)
+            .block(BlockId::number(block.saturating_sub(1)));
+        match tokio::time::timeout(self.read_timeout, call.into_future()).await {
+            Ok(Err(alloy::transports::RpcError::ErrorResp(payload))) => {
+                // Error(string) gives the bare reason, as Eventeum reports it;
+                // anything else (panics, custom errors) as alloy describes it.
+                let decoded = payload.as_revert_data().and_then(|data| {
+                    Revert::abi_decode(&data)
+                        .map(|r| r.reason)
+                        .ok()
+                        .or_else(|| decode_revert_reason(&data))
+                });
+                Some(decoded.unwrap_or_else(|| payload.message.to_string()))
+            }
+            _ => None,
+        }
     }
 
     async fn call<T, E: std::fmt::Display>(

@@ -6,7 +6,7 @@
 //! not at all. Inserts are idempotent on (filter, node, block hash, tx hash,
 //! log index), so replaying a range after a crash changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use alloy::primitives::hex;
@@ -14,11 +14,15 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
-use crate::message::{contract_event_id, ContractEventRecord, CONTRACT_EVENTS_CHANNEL};
+use crate::message::{
+    contract_event_id, BlockRecord, ContractEventRecord, TransactionRecord, BLOCK_EVENTS_CHANNEL,
+    CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
+};
+use crate::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
 use crate::node::NodeOptions;
 use crate::protocol::{
-    Backfill, BlockHeader, ChainStep, ConfigSnapshot, FilterConfig, NodeConfig, Rewind, StepAck,
-    StepKind,
+    Backfill, BlockHeader, ChainStep, ConfigSnapshot, FilterConfig, MatchedTransaction,
+    MonitorConfig, NodeConfig, Rewind, StepAck, StepKind,
 };
 use crate::spec::FilterDefinition;
 
@@ -65,6 +69,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 checkpoint: row.get::<i64>(4)?.and_then(|b| u64::try_from(b).ok()),
                 recent_blocks: BTreeMap::new(),
                 filters: vec![],
+                monitors: vec![],
             };
             nodes.insert(name, node);
         }
@@ -122,6 +127,28 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 }
             }
         }
+        let rows = client.select(
+            "SELECT id, definition::text FROM eventeum.transaction_monitors ORDER BY created_at, id",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let id: String = row.get(1)?.unwrap_or_default();
+            let text: String = row.get(2)?.unwrap_or_default();
+            let monitor = serde_json::from_str::<Value>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| TransactionMonitor::from_json(&v).map_err(|e| e.to_string()));
+            match monitor {
+                Ok(monitor) => {
+                    if let Some(node) = nodes.get_mut(&monitor.node) {
+                        node.monitors.push(Arc::new(MonitorConfig { id, monitor }));
+                    }
+                }
+                Err(e) => pgrx::warning!(
+                    "eventeum: transaction monitor \"{id}\" is invalid and is skipped: {e}"
+                ),
+            }
+        }
         Ok(ConfigSnapshot {
             version,
             bytes_to_ascii,
@@ -153,7 +180,13 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
             StepKind::Live {
                 headers,
                 new_backfills,
+                blocks,
+                transactions,
             } => {
+                let payloads = store_transactions(client, step, node, transactions)?;
+                notify(client, TRANSACTION_EVENTS_CHANNEL, payloads)?;
+                let payloads = store_blocks(client, &step.node, blocks)?;
+                notify(client, BLOCK_EVENTS_CHANNEL, payloads)?;
                 remember_blocks(
                     client,
                     &step.node,
@@ -189,12 +222,221 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
     })
 }
 
+/// Stores the transactions monitors matched, promotes those deep enough, and
+/// ends the HASH monitors whose transaction is final (or missing). Returns
+/// the NOTIFY payloads of the statuses the monitors asked for.
+fn store_transactions(
+    client: &mut SpiClient<'_>,
+    step: &ChainStep,
+    node: &NodeConfig,
+    transactions: &[MatchedTransaction],
+) -> SpiResult<Vec<String>> {
+    let monitors: HashMap<&str, &TransactionMonitor> = node
+        .monitors
+        .iter()
+        .map(|m| (m.id.as_str(), &m.monitor))
+        .collect();
+    let wait = node.options.num_blocks_to_wait;
+    let mut ended: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    for tx in transactions {
+        let Some(monitor) = monitors.get(tx.monitor_id.as_str()) else {
+            continue;
+        };
+        let status = if !tx.success {
+            TransactionStatus::Failed
+        } else if step.to.saturating_sub(tx.block_number) >= wait {
+            TransactionStatus::Confirmed
+        } else {
+            TransactionStatus::Unconfirmed
+        };
+        let final_status = status != TransactionStatus::Unconfirmed;
+        let tracked = if tx.success {
+            monitor.tracks_successes()
+        } else {
+            monitor.wants(TransactionStatus::Failed)
+        };
+        if matches!(monitor.target, MonitorTarget::Hash(_)) && (final_status || !tracked) {
+            ended.push(tx.monitor_id.clone());
+        }
+        if tracked {
+            rows.push(json!({
+                "monitor_id": tx.monitor_id,
+                "node": step.node,
+                "hash": hex::encode_prefixed(tx.hash),
+                "from_address": tx.from.to_checksum(None),
+                "to_address": tx.to.map(|a| a.to_checksum(None)),
+                "contract_address": tx.contract_address.map(|a| a.to_checksum(None)),
+                "value": tx.value.to_string(),
+                "nonce": tx.nonce,
+                "block_number": tx.block_number,
+                "block_hash": hex::encode_prefixed(tx.block_hash),
+                "transaction_index": tx.transaction_index,
+                "status": status.as_str(),
+                "revert_reason": tx.revert_reason,
+            }));
+        }
+    }
+    let mut records = Vec::new();
+    if !rows.is_empty() {
+        let inserted = client.update(
+            "INSERT INTO eventeum.transactions AS t
+                    (monitor_id, node, hash, from_address, to_address, contract_address, value, nonce,
+                     block_number, block_hash, transaction_index, status, revert_reason)
+             SELECT r.monitor_id, r.node, r.hash, r.from_address, r.to_address, r.contract_address, r.value,
+                    r.nonce, r.block_number, r.block_hash, r.transaction_index,
+                    r.status::eventeum.transaction_status, r.revert_reason
+               FROM jsonb_to_recordset($1::text::jsonb) AS r(
+                    monitor_id text, node text, hash text, from_address text, to_address text,
+                    contract_address text, value numeric, nonce bigint, block_number bigint, block_hash text,
+                    transaction_index integer, status text, revert_reason text)
+              ORDER BY r.block_number, r.transaction_index
+             ON CONFLICT (monitor_id, hash, block_hash) DO UPDATE
+                SET status = EXCLUDED.status, invalidated_at_block = NULL, updated_at = now()
+              WHERE t.status = 'INVALIDATED'  -- its block is canonical again
+             RETURNING to_jsonb(t)::text",
+            None,
+            &[Value::Array(rows).to_string().into()],
+        )?;
+        records.extend(records_of::<TransactionRecord>(inserted)?);
+    }
+    if let Some(depth) = step.to.checked_sub(wait) {
+        let confirmed = client.update(
+            "UPDATE eventeum.transactions t SET status = 'CONFIRMED', updated_at = now()
+              WHERE node = $1 AND status = 'UNCONFIRMED' AND block_number <= $2
+             RETURNING to_jsonb(t)::text",
+            None,
+            &[step.node.as_str().into(), (depth as i64).into()],
+        )?;
+        let confirmed = records_of::<TransactionRecord>(confirmed)?;
+        ended.extend(confirmed.iter().map(|r| r.monitor_id.clone()));
+        records.extend(confirmed);
+    }
+    // HASH monitors end with their transaction: final, or missing for
+    // numBlocksToWaitForMissingTx blocks after a fork took it away.
+    client.update(
+        "DELETE FROM eventeum.transaction_monitors m
+          WHERE m.node = $1 AND m.type = 'HASH'
+            AND (m.id = ANY ($2::text[])
+                 OR (SELECT bool_and(t.status = 'INVALIDATED') AND max(t.invalidated_at_block) + $3 <= $4
+                       FROM eventeum.transactions t WHERE t.monitor_id = m.id))",
+        None,
+        &[
+            step.node.as_str().into(),
+            ended.into(),
+            (node.options.num_blocks_to_wait_for_missing_tx as i64).into(),
+            (step.to as i64).into(),
+        ],
+    )?;
+    Ok(transaction_payloads(&records, &monitors))
+}
+
+/// Payloads for the statuses each row's monitor asked for.
+fn transaction_payloads(
+    records: &[TransactionRecord],
+    monitors: &HashMap<&str, &TransactionMonitor>,
+) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| {
+            let status =
+                serde_json::from_value::<TransactionStatus>(Value::String(r.status.clone()));
+            monitors
+                .get(r.monitor_id.as_str())
+                .zip(status.ok())
+                .is_some_and(|(m, s)| m.wants(s))
+        })
+        .map(TransactionRecord::message)
+        .collect()
+}
+
+/// Stores block events; returns the BLOCK payloads of the blocks that are new.
+fn store_blocks(
+    client: &mut SpiClient<'_>,
+    node: &str,
+    blocks: &[BlockHeader],
+) -> SpiResult<Vec<String>> {
+    if blocks.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<Value> = blocks
+        .iter()
+        .map(|b| {
+            json!({"hash": hex::encode_prefixed(b.hash), "number": b.number,
+                   "parent_hash": hex::encode_prefixed(b.parent_hash), "timestamp": b.timestamp})
+        })
+        .collect();
+    let inserted = client.update(
+        "INSERT INTO eventeum.blocks AS b (node, hash, number, parent_hash, \"timestamp\")
+         SELECT $1, r.hash, r.number, r.parent_hash, r.\"timestamp\"
+           FROM jsonb_to_recordset($2::text::jsonb) AS r(hash text, number bigint, parent_hash text, \"timestamp\" bigint)
+          ORDER BY r.number
+         ON CONFLICT (node, hash) DO UPDATE SET status = 'CANONICAL' WHERE b.status = 'INVALIDATED'
+         RETURNING to_jsonb(b)::text",
+        None,
+        &[node.into(), Value::Array(rows).to_string().into()],
+    )?;
+    let mut records = records_of::<BlockRecord>(inserted)?;
+    records.sort_by_key(|b| b.number);
+    Ok(records.iter().map(BlockRecord::message).collect())
+}
+
+fn records_of<T: serde::de::DeserializeOwned>(
+    table: pgrx::spi::SpiTupleTable<'_>,
+) -> SpiResult<Vec<T>> {
+    let mut records = Vec::with_capacity(table.len());
+    for row in table {
+        let text: String = row.get(1)?.unwrap_or_default();
+        match serde_json::from_str::<T>(&text) {
+            Ok(record) => records.push(record),
+            Err(e) => pgrx::warning!("eventeum: cannot render a stored row: {e}"),
+        }
+    }
+    Ok(records)
+}
+
 /// Applies a fork: events in the orphaned blocks above `ancestor` become
 /// INVALIDATED (never those in blocks the new chain still has), their hashes
 /// are forgotten and the checkpoint moves back to the ancestor.
-pub fn apply_rewind(rewind: &Rewind) -> SpiResult<StepAck> {
+pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
     Spi::connect_mut(|client| {
         let canonical: Vec<String> = rewind.canonical.iter().map(hex::encode_prefixed).collect();
+        let orphaned_transactions = client.update(
+            "UPDATE eventeum.transactions t
+                SET status = 'INVALIDATED', invalidated_at_block = $4, updated_at = now()
+              WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
+                AND block_hash <> ALL ($3::text[])
+             RETURNING to_jsonb(t)::text",
+            None,
+            &[
+                rewind.node.as_str().into(),
+                (rewind.ancestor as i64).into(),
+                canonical.clone().into(),
+                (rewind.head as i64).into(),
+            ],
+        )?;
+        let orphaned_transactions = records_of::<TransactionRecord>(orphaned_transactions)?;
+        let monitors: HashMap<&str, &TransactionMonitor> = snapshot
+            .nodes
+            .get(&rewind.node)
+            .map(|n| {
+                n.monitors
+                    .iter()
+                    .map(|m| (m.id.as_str(), &m.monitor))
+                    .collect()
+            })
+            .unwrap_or_default();
+        notify(
+            client,
+            TRANSACTION_EVENTS_CHANNEL,
+            transaction_payloads(&orphaned_transactions, &monitors),
+        )?;
+        client.update(
+            "UPDATE eventeum.blocks SET status = 'INVALIDATED'
+              WHERE node = $1 AND number > $2 AND status = 'CANONICAL' AND hash <> ALL ($3::text[])",
+            None,
+            &[rewind.node.as_str().into(), (rewind.ancestor as i64).into(), canonical.clone().into()],
+        )?;
         let invalidated = client.update(
             "UPDATE eventeum.contract_events e
                 SET status = 'INVALIDATED', updated_at = now()

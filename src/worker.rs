@@ -108,7 +108,7 @@ fn run() {
                 }
                 Ok(FollowerMessage::Rewind(rewind)) => {
                     let ack = BackgroundWorker::transaction(AssertUnwindSafe(|| {
-                        store::apply_rewind(&rewind)
+                        store::apply_rewind(&rewind, &snapshot)
                     }))
                     .unwrap_or_else(|e| {
                         pgrx::error!("eventeum: cannot rewind node \"{}\": {e}", rewind.node)

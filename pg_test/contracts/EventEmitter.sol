@@ -71,6 +71,11 @@ contract EventEmitter {
         }
     }
 
+    /// Always reverts with `reason`: a failed transaction for the monitors.
+    function fail(string calldata reason) external pure {
+        revert(reason);
+    }
+
     /// Emits a string of `length` bytes, to exceed NOTIFY's payload limit.
     function big(uint256 length) external {
         bytes memory text = new bytes(length);
