@@ -221,3 +221,16 @@ def test_removing_monitors(db):
     assert raised.value.sqlstate == "2BP01"
     db.execute("SELECT eventeum.remove_transaction_monitor(%s)", (mid,))
     assert db.execute("SELECT count(*) FROM eventeum.transaction_monitors WHERE id = %s", (mid,)).fetchone() == (0,)
+
+
+def test_a_confirmed_only_monitor_shows_the_transaction_once_confirmed(db, anvil):
+    target = fresh_address(0xD00D)
+    mid = add_monitor(db, type="TO_ADDRESS", transactionIdentifierValue=target, nodeName="deep",
+                      statuses=["CONFIRMED"])
+    receipt = anvil.send(target, value=3)
+    mined = int(receipt["blockNumber"], 16)
+    wait_caught_up(db, "deep", mined)
+    assert transactions(db, mid) == [], "UNCONFIRMED was not asked for, so nothing is shown yet"
+    anvil.mine(3)
+    wait_caught_up(db, "deep", mined + 3)
+    assert [(r[0], r[9]) for r in transactions(db, mid)] == [(receipt["transactionHash"], "CONFIRMED")]

@@ -128,7 +128,15 @@ CREATE TRIGGER monitors_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON 
 
 CREATE TYPE transaction_status AS ENUM ('UNCONFIRMED', 'CONFIRMED', 'FAILED', 'INVALIDATED');
 
-CREATE TABLE transactions (
+CREATE FUNCTION monitor_wants(monitor_id text, status text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT status = ANY (m.statuses) FROM eventeum.transaction_monitors m WHERE m.id = monitor_id), false)
+$$;
+COMMENT ON FUNCTION monitor_wants(text, text) IS 'Internal: whether a monitor asked for a transaction status.';
+
+-- Every matched transaction the worker tracks; `transactions` shows those that
+-- reached a status their monitor asked for.
+CREATE TABLE transaction_states (
     monitor_id           text NOT NULL,
     node                 text NOT NULL,
     hash                 text NOT NULL,
@@ -142,15 +150,24 @@ CREATE TABLE transactions (
     transaction_index    integer NOT NULL,
     status               transaction_status NOT NULL,
     revert_reason        text,
+    reported             boolean NOT NULL,
     invalidated_at_block bigint,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (monitor_id, hash, block_hash)
 );
-CREATE INDEX transactions_unconfirmed ON transactions (node, block_number) WHERE status = 'UNCONFIRMED';
-CREATE INDEX transactions_by_block ON transactions (node, block_number);
-COMMENT ON TABLE transactions IS
-  'One row per (monitor, transaction, block). Every change of a status the monitor asked for is sent on NOTIFY eventeum_transaction_events.';
+CREATE INDEX transaction_states_unconfirmed ON transaction_states (node, block_number) WHERE status = 'UNCONFIRMED';
+CREATE INDEX transaction_states_by_block ON transaction_states (node, block_number);
+COMMENT ON TABLE transaction_states IS
+  'Internal: every transaction a monitor matched, tracked until final. reported is true once it reached a status the monitor asked for.';
+
+CREATE VIEW transactions AS
+SELECT monitor_id, node, hash, from_address, to_address, contract_address, value, nonce, block_number,
+       block_hash, transaction_index, status, revert_reason, created_at, updated_at
+  FROM transaction_states
+ WHERE reported;
+COMMENT ON VIEW transactions IS
+  'One row per (monitor, transaction, block) that reached a status its monitor asked for, with its current status. Each change to an asked status is sent on NOTIFY eventeum_transaction_events.';
 
 CREATE TABLE blocks (
     node        text NOT NULL,
@@ -229,7 +246,7 @@ SELECT pg_catalog.pg_extension_config_dump('filter_backfill', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_event_filters', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_monitors', '');
-SELECT pg_catalog.pg_extension_config_dump('transactions', '');
+SELECT pg_catalog.pg_extension_config_dump('transaction_states', '');
 SELECT pg_catalog.pg_extension_config_dump('blocks', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('config_version', '');

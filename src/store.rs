@@ -274,25 +274,27 @@ fn store_transactions(
                 "transaction_index": tx.transaction_index,
                 "status": status.as_str(),
                 "revert_reason": tx.revert_reason,
+                "reported": monitor.wants(status),
             }));
         }
     }
     let mut records = Vec::new();
     if !rows.is_empty() {
         let inserted = client.update(
-            "INSERT INTO eventeum.transactions AS t
+            "INSERT INTO eventeum.transaction_states AS t
                     (monitor_id, node, hash, from_address, to_address, contract_address, value, nonce,
-                     block_number, block_hash, transaction_index, status, revert_reason)
+                     block_number, block_hash, transaction_index, status, revert_reason, reported)
              SELECT r.monitor_id, r.node, r.hash, r.from_address, r.to_address, r.contract_address, r.value,
                     r.nonce, r.block_number, r.block_hash, r.transaction_index,
-                    r.status::eventeum.transaction_status, r.revert_reason
+                    r.status::eventeum.transaction_status, r.revert_reason, r.reported
                FROM jsonb_to_recordset($1::text::jsonb) AS r(
                     monitor_id text, node text, hash text, from_address text, to_address text,
                     contract_address text, value numeric, nonce bigint, block_number bigint, block_hash text,
-                    transaction_index integer, status text, revert_reason text)
+                    transaction_index integer, status text, revert_reason text, reported boolean)
               ORDER BY r.block_number, r.transaction_index
              ON CONFLICT (monitor_id, hash, block_hash) DO UPDATE
-                SET status = EXCLUDED.status, invalidated_at_block = NULL, updated_at = now()
+                SET status = EXCLUDED.status, reported = t.reported OR EXCLUDED.reported,
+                    invalidated_at_block = NULL, updated_at = now()
               WHERE t.status = 'INVALIDATED'  -- its block is canonical again
              RETURNING to_jsonb(t)::text",
             None,
@@ -302,7 +304,9 @@ fn store_transactions(
     }
     if let Some(depth) = step.to.checked_sub(wait) {
         let confirmed = client.update(
-            "UPDATE eventeum.transactions t SET status = 'CONFIRMED', updated_at = now()
+            "UPDATE eventeum.transaction_states t
+                SET status = 'CONFIRMED', reported = t.reported OR eventeum.monitor_wants(t.monitor_id, 'CONFIRMED'),
+                    updated_at = now()
               WHERE node = $1 AND status = 'UNCONFIRMED' AND block_number <= $2
              RETURNING to_jsonb(t)::text",
             None,
@@ -319,7 +323,7 @@ fn store_transactions(
           WHERE m.node = $1 AND m.type = 'HASH'
             AND (m.id = ANY ($2::text[])
                  OR (SELECT bool_and(t.status = 'INVALIDATED') AND max(t.invalidated_at_block) + $3 <= $4
-                       FROM eventeum.transactions t WHERE t.monitor_id = m.id))",
+                       FROM eventeum.transaction_states t WHERE t.monitor_id = m.id))",
         None,
         &[
             step.node.as_str().into(),
@@ -402,8 +406,9 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
     Spi::connect_mut(|client| {
         let canonical: Vec<String> = rewind.canonical.iter().map(hex::encode_prefixed).collect();
         let orphaned_transactions = client.update(
-            "UPDATE eventeum.transactions t
-                SET status = 'INVALIDATED', invalidated_at_block = $4, updated_at = now()
+            "UPDATE eventeum.transaction_states t
+                SET status = 'INVALIDATED', invalidated_at_block = $4, updated_at = now(),
+                    reported = t.reported OR eventeum.monitor_wants(t.monitor_id, 'INVALIDATED')
               WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
                 AND block_hash <> ALL ($3::text[])
              RETURNING to_jsonb(t)::text",

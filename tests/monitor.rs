@@ -13,7 +13,10 @@ fn eventeum_body_with_defaults() {
     }))
     .unwrap();
     assert_eq!(m.node, "default");
-    assert_eq!(m.target, MonitorTarget::ToAddress(address!("70997970C51812dc3A010C7d01b50e0d17dc79C8")));
+    assert_eq!(
+        m.target,
+        MonitorTarget::ToAddress(address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"))
+    );
     assert!(m.wants(TransactionStatus::Failed) && m.wants(TransactionStatus::Confirmed));
     assert!(!m.wants(TransactionStatus::Unconfirmed));
     assert_eq!(
@@ -32,7 +35,11 @@ fn a_failed_only_monitor_does_not_track_successes() {
     .unwrap();
     assert!(!m.tracks_successes());
     let hash = b256!("abababababababababababababababababababababababababababababababab");
-    assert!(m.target.matches(&hash, &address!("0000000000000000000000000000000000000001"), None));
+    assert!(m.target.matches(
+        &hash,
+        &address!("0000000000000000000000000000000000000001"),
+        None
+    ));
 }
 
 #[test]
@@ -64,7 +71,10 @@ fn transaction_message_has_hex_quantities() {
     assert_eq!(message["type"], "TRANSACTION");
     assert_eq!(message["id"], "0xaa");
     let d = &message["details"];
-    assert_eq!((d["nonce"].as_str(), d["blockNumber"].as_str()), (Some("0xf"), Some("0x1e1")));
+    assert_eq!(
+        (d["nonce"].as_str(), d["blockNumber"].as_str()),
+        (Some("0xf"), Some("0x1e1"))
+    );
     assert_eq!(d["value"], "0x10000000000000000", "2^64 stays exact");
     assert_eq!(d["contractAddress"], "0xC");
     assert!(d.get("revertReason").is_none());
@@ -72,8 +82,10 @@ fn transaction_message_has_hex_quantities() {
 
 #[test]
 fn block_message_matches_eventeum() {
-    let record: BlockRecord =
-        serde_json::from_value(json!({"node": "default", "hash": "0x79", "number": 257, "timestamp": 12345678})).unwrap();
+    let record: BlockRecord = serde_json::from_value(
+        json!({"node": "default", "hash": "0x79", "number": 257, "timestamp": 12345678}),
+    )
+    .unwrap();
     assert_eq!(
         serde_json::from_str::<Value>(&record.message()).unwrap(),
         json!({"id": "0x79", "type": "BLOCK", "details": {"number": 257, "hash": "0x79", "timestamp": 12345678,
