@@ -238,6 +238,157 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION list_filters() IS 'Every contract-event filter, in Eventeum''s GET /api/rest/v1/event-filter format plus node and startBlock.';
 
+-- Delivery: broadcasters, the transactional outbox, dead letters, consumer groups.
+
+CREATE TABLE broadcasters (
+    name       text PRIMARY KEY CHECK (btrim(name) <> ''),
+    kind       text NOT NULL CHECK (kind IN ('kafka', 'rabbitmq', 'http', 'group')),
+    options    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE broadcasters IS
+  'Where messages go: kafka, rabbitmq and http broadcasters (add_broadcaster), and SQL consumer groups (create_consumer_group).';
+CREATE TRIGGER broadcasters_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON broadcasters
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
+
+CREATE TABLE outbox (
+    id              bigserial PRIMARY KEY,
+    message_id      text NOT NULL,
+    type            text NOT NULL,
+    broadcaster     text NOT NULL,
+    destination     text,
+    key             text,
+    payload         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    last_error      text,
+    delivered_at    timestamptz,
+    UNIQUE (broadcaster, message_id, destination)
+);
+CREATE INDEX outbox_pending ON outbox (broadcaster, id) WHERE delivered_at IS NULL;
+COMMENT ON TABLE outbox IS
+  'One row per (message, broadcaster), written in the same transaction as the state change it reports. message_id is stable across replays.';
+
+CREATE TABLE dead_letters (
+    id          bigint PRIMARY KEY,
+    message_id  text NOT NULL,
+    type        text NOT NULL,
+    broadcaster text NOT NULL,
+    destination text,
+    key         text,
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL,
+    attempts    integer NOT NULL,
+    reason      text NOT NULL,
+    dead_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE dead_letters IS 'Messages a broker rejected for good, with the reason; replay_dead_letters puts them back.';
+
+-- Where a message of `type` goes on a broadcaster, or NULL when it does not take that type.
+CREATE FUNCTION destination(kind text, options jsonb, type text, route text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE kind
+        WHEN 'kafka' THEN CASE type
+            WHEN 'CONTRACT_EVENT' THEN options ->> 'contractEvents'
+            WHEN 'TRANSACTION' THEN options ->> 'transactionEvents'
+            WHEN 'BLOCK' THEN options ->> 'blockEvents' END
+        WHEN 'rabbitmq' THEN CASE type
+            WHEN 'CONTRACT_EVENT' THEN (options ->> 'contractEvents') || '.' || route
+            WHEN 'TRANSACTION' THEN (options ->> 'transactionEvents') || '.' || route
+            WHEN 'BLOCK' THEN CASE WHEN (options ->> 'blockNotification')::boolean THEN options ->> 'blockEvents' END END
+        WHEN 'http' THEN CASE type
+            WHEN 'CONTRACT_EVENT' THEN options ->> 'contractEventsUrl'
+            WHEN 'TRANSACTION' THEN options ->> 'transactionEventsUrl'
+            WHEN 'BLOCK' THEN options ->> 'blockEventsUrl' END
+        WHEN 'group' THEN CASE
+            WHEN options -> 'types' IS NULL OR options -> 'types' = 'null'::jsonb OR options -> 'types' ? type THEN type END
+    END
+$$;
+COMMENT ON FUNCTION destination(text, jsonb, text, text) IS
+  'Internal: the topic, routing key or URL of a message on a broadcaster; NULL when the broadcaster does not take it.';
+
+CREATE SEQUENCE app_message_seq;
+
+CREATE FUNCTION publish(destination text, key text, payload jsonb, broadcaster text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    seq bigint := nextval('eventeum.app_message_seq');
+    targets int;
+BEGIN
+    IF destination IS NULL OR btrim(destination) = '' THEN
+        RAISE EXCEPTION 'destination must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF payload IS NULL THEN
+        RAISE EXCEPTION 'payload must not be null' USING ERRCODE = '22023';
+    END IF;
+    IF publish.broadcaster IS NOT NULL AND NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = publish.broadcaster) THEN
+        RAISE EXCEPTION 'broadcaster "%" does not exist', publish.broadcaster USING ERRCODE = '42704';
+    END IF;
+    INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
+    SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload
+      FROM eventeum.broadcasters b
+     WHERE (publish.broadcaster IS NULL OR b.name = publish.broadcaster)
+       AND (b.kind <> 'group' OR eventeum.destination(b.kind, b.options, 'APP', NULL) IS NOT NULL);
+    GET DIAGNOSTICS targets = ROW_COUNT;
+    RETURN seq;
+END
+$$;
+COMMENT ON FUNCTION publish(text, text, jsonb, text) IS
+  'Transactional outbox for application events: writes the message for every broadcaster (or the one named) inside the caller''s transaction, so a rollback publishes nothing. Returns its sequence number; its message id is app-<n>.';
+
+CREATE FUNCTION create_consumer_group(name text, types text[] DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF name IS NULL OR btrim(name) = '' THEN
+        RAISE EXCEPTION 'consumer group name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF types IS NOT NULL AND NOT types <@ ARRAY['CONTRACT_EVENT', 'TRANSACTION', 'BLOCK', 'APP'] THEN
+        RAISE EXCEPTION 'unknown message type in %', types USING ERRCODE = '22023',
+            HINT = 'types are CONTRACT_EVENT, TRANSACTION, BLOCK and APP';
+    END IF;
+    IF EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = create_consumer_group.name) THEN
+        RAISE EXCEPTION 'broadcaster or consumer group "%" already exists', name USING ERRCODE = '23505';
+    END IF;
+    INSERT INTO eventeum.broadcasters (name, kind, options)
+    VALUES (name, 'group', jsonb_build_object('types', to_jsonb(types)));
+    RETURN name;
+END
+$$;
+COMMENT ON FUNCTION create_consumer_group(text, text[]) IS
+  'Creates a consumer group: it receives every message (of the given types) from now on, once; workers share it with poll and ack.';
+
+CREATE FUNCTION poll("group" text, max int DEFAULT 100, visibility_timeout interval DEFAULT '30 seconds')
+RETURNS TABLE (message_id text, type text, key text, payload jsonb, attempts int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = poll."group" AND b.kind = 'group') THEN
+        RAISE EXCEPTION 'consumer group "%" does not exist', poll."group" USING ERRCODE = '42704';
+    END IF;
+    RETURN QUERY
+    WITH taken AS (
+        UPDATE eventeum.outbox o
+           SET next_attempt_at = now() + visibility_timeout, attempts = o.attempts + 1
+         WHERE o.id IN (SELECT p.id FROM eventeum.outbox p
+                         WHERE p.broadcaster = poll."group" AND p.delivered_at IS NULL AND p.next_attempt_at <= now()
+                         ORDER BY p.id LIMIT max FOR UPDATE SKIP LOCKED)
+        RETURNING o.id, o.message_id, o.type, o.key, o.payload, o.attempts)
+    SELECT t.message_id, t.type, t.key, t.payload, t.attempts FROM taken t ORDER BY t.id;
+END
+$$;
+COMMENT ON FUNCTION poll(text, int, interval) IS
+  'Takes up to max messages of a consumer group. Pollers of one group compete: no message goes to two at once. A message not acked within visibility_timeout is given out again.';
+
+CREATE FUNCTION ack("group" text, message_ids text[]) RETURNS int
+LANGUAGE sql AS $$
+    WITH done AS (
+        UPDATE eventeum.outbox o SET delivered_at = now()
+         WHERE o.broadcaster = ack."group" AND o.message_id = ANY (message_ids) AND o.delivered_at IS NULL
+        RETURNING 1)
+    SELECT count(*)::int FROM done
+$$;
+COMMENT ON FUNCTION ack(text, text[]) IS 'Marks messages of a consumer group as done; returns how many were pending.';
+
 -- pg_dump keeps the user's configuration and data.
 SELECT pg_catalog.pg_extension_config_dump('nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('node_state', '');
@@ -248,5 +399,8 @@ SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_monitors', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_states', '');
 SELECT pg_catalog.pg_extension_config_dump('blocks', '');
+SELECT pg_catalog.pg_extension_config_dump('broadcasters', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('config_version', '');

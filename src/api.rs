@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use serde_json::Value;
 
+use crate::broadcast::{normalize_options, redact_options, BroadcasterKind};
 use crate::error::{ApiError, ApiResult};
 use crate::monitor::TransactionMonitor;
 use crate::node::{validate_name, validate_url, NodeOptions};
@@ -270,6 +271,93 @@ fn remove_transaction_monitor(id: &str) {
     }
 }
 
+/// Adds a broadcaster: `kind` kafka, rabbitmq or http, with its options
+/// (see the README). Messages written from then on go to it. Returns the name.
+#[pg_extern(volatile)]
+fn add_broadcaster(name: &str, kind: &str, options: default!(JsonB, "'{}'")) -> String {
+    if name.trim().is_empty() {
+        raise(ApiError::invalid("broadcaster name must not be empty"));
+    }
+    let kind = or_raise(BroadcasterKind::parse(kind));
+    let options = or_raise(normalize_options(kind, &options.0));
+    if exists(
+        "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters WHERE name = $1)",
+        name,
+    ) {
+        raise(ApiError::Duplicate {
+            kind: "broadcaster",
+            name: name.to_string(),
+        });
+    }
+    Spi::run_with_args(
+        "INSERT INTO eventeum.broadcasters (name, kind, options) VALUES ($1, $2, $3)",
+        &[name.into(), kind.as_str().into(), JsonB(options).into()],
+    )
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add broadcaster: {e}"));
+    name.to_string()
+}
+
+/// Removes a broadcaster (or consumer group) and its undelivered messages.
+#[pg_extern(volatile)]
+fn remove_broadcaster(name: &str) {
+    let deleted = Spi::connect_mut(|client| {
+        let deleted = client
+            .update(
+                "DELETE FROM eventeum.broadcasters WHERE name = $1",
+                None,
+                &[name.into()],
+            )?
+            .len();
+        client.update(
+            "DELETE FROM eventeum.outbox WHERE broadcaster = $1 AND delivered_at IS NULL",
+            None,
+            &[name.into()],
+        )?;
+        Ok::<_, pgrx::spi::SpiError>(deleted)
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove broadcaster: {e}"));
+    if deleted == 0 {
+        raise(ApiError::not_found("broadcaster", name));
+    }
+}
+
+/// Every broadcaster and consumer group, with passwords and URL credentials hidden.
+#[pg_extern(stable)]
+fn list_broadcasters() -> SetOfIterator<'static, JsonB> {
+    let rows: Vec<JsonB> = Spi::connect(|client| {
+        client
+            .select("SELECT name, kind, options::text FROM eventeum.broadcasters ORDER BY name", None, &[])?
+            .map(|row| {
+                let name: String = row.get(1)?.unwrap_or_default();
+                let kind: String = row.get(2)?.unwrap_or_default();
+                let options: Value = serde_json::from_str(&row.get::<String>(3)?.unwrap_or_default()).unwrap_or_default();
+                Ok(JsonB(serde_json::json!({"name": name, "kind": kind, "options": redact_options(&options)})))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::SpiError>>()
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot list broadcasters: {e}"));
+    SetOfIterator::new(rows)
+}
+
+/// Puts dead letters (of one broadcaster, or all) back in the outbox for
+/// another attempt. Returns how many.
+#[pg_extern(volatile)]
+fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
+    Spi::connect_mut(|client| {
+        let moved = client.update(
+            "WITH dead AS (
+                DELETE FROM eventeum.dead_letters WHERE $1::text IS NULL OR broadcaster = $1 RETURNING *)
+             INSERT INTO eventeum.outbox (id, message_id, type, broadcaster, destination, key, payload, created_at, attempts)
+             SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, 0 FROM dead
+             ON CONFLICT DO NOTHING",
+            None,
+            &[broadcaster.into()],
+        )?;
+        Ok::<_, pgrx::spi::SpiError>(moved.len() as i64)
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot replay dead letters: {e}"))
+}
+
 // `\df+` and GUI tools show these; the Rust doc comments above are for readers of the code.
 pgrx::extension_sql!(
     r#"
@@ -285,6 +373,14 @@ COMMENT ON FUNCTION remove_filter(text) IS
   'Removes a contract-event filter. Events it stored stay.';
 COMMENT ON FUNCTION add_transaction_monitor(jsonb) IS
   'Adds a transaction monitor given as Eventeum''s REST body (type HASH, FROM_ADDRESS or TO_ADDRESS; transactionIdentifierValue; nodeName; statuses; optional id). Returns the monitor id.';
+COMMENT ON FUNCTION add_broadcaster(text, text, jsonb) IS
+  'Adds a kafka, rabbitmq or http broadcaster; messages written from then on are relayed to it. Returns the name.';
+COMMENT ON FUNCTION remove_broadcaster(text) IS
+  'Removes a broadcaster or consumer group, and its undelivered messages.';
+COMMENT ON FUNCTION list_broadcasters() IS
+  'Every broadcaster and consumer group; passwords and URL credentials are hidden.';
+COMMENT ON FUNCTION replay_dead_letters(text) IS
+  'Puts dead letters (of one broadcaster, or all) back in the outbox. Returns how many.';
 COMMENT ON FUNCTION remove_transaction_monitor(text) IS
   'Removes a transaction monitor. Transactions it stored stay.';
 "#,

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::prelude::*;
 
+pub mod broadcast;
 pub mod decode;
 pub mod error;
 pub mod follow;

@@ -34,6 +34,23 @@ pub struct ContractEventRecord {
     pub event_specification_signature: String,
     pub status: String,
     pub block_timestamp: Option<i64>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+/// A message on its way out: to NOTIFY now, and to the outbox for brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Stable across replays: consumers dedup on it.
+    pub message_id: String,
+    /// The broker key (Kafka key; ordering is kept per key).
+    pub key: String,
+    /// What a RabbitMQ routing key ends with: the filter id or transaction hash.
+    pub route: String,
+    /// Eventeum's message JSON.
+    pub payload: String,
+    /// What NOTIFY carries: the message, or a reference when it is too large.
+    pub notice: String,
 }
 
 #[derive(Serialize)]
@@ -130,6 +147,23 @@ impl ContractEventRecord {
     }
 }
 
+impl ContractEventRecord {
+    /// Keyed by the filter's correlation id, as Eventeum does, else by the message id.
+    pub fn outgoing(&self) -> Outgoing {
+        let message_id = format!("{}:{}", self.id, self.status);
+        Outgoing {
+            key: self
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| message_id.clone()),
+            message_id,
+            route: self.filter_id.clone(),
+            payload: self.message(),
+            notice: self.notify_payload(),
+        }
+    }
+}
+
 /// Eventeum's event id: `<txHash>-<blockHash>-<logIndex>`.
 pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: u64) -> String {
     format!("{transaction_hash}-{block_hash}-{log_index}")
@@ -220,7 +254,33 @@ struct BlockDetails<'a> {
     node_name: &'a str,
 }
 
+impl TransactionRecord {
+    /// Keyed by the block hash, as Eventeum does.
+    pub fn outgoing(&self) -> Outgoing {
+        let payload = self.message();
+        Outgoing {
+            message_id: format!("{}-{}:{}", self.hash, self.block_hash, self.status),
+            key: self.block_hash.clone(),
+            route: self.hash.clone(),
+            notice: payload.clone(),
+            payload,
+        }
+    }
+}
+
 impl BlockRecord {
+    pub fn outgoing(&self) -> Outgoing {
+        let payload = self.message();
+        let message_id = format!("{}:{}", self.hash, self.node);
+        Outgoing {
+            key: message_id.clone(),
+            message_id,
+            route: String::new(),
+            notice: payload.clone(),
+            payload,
+        }
+    }
+
     /// Eventeum's `BLOCK` message.
     pub fn message(&self) -> String {
         let details = BlockDetails {

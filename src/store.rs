@@ -15,8 +15,8 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
 use crate::message::{
-    contract_event_id, BlockRecord, ContractEventRecord, TransactionRecord, BLOCK_EVENTS_CHANNEL,
-    CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
+    contract_event_id, BlockRecord, ContractEventRecord, Outgoing, TransactionRecord,
+    BLOCK_EVENTS_CHANNEL, CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
 };
 use crate::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
 use crate::node::NodeOptions;
@@ -174,7 +174,7 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
         let wait = node.options.num_blocks_to_wait;
         let mut payloads = insert_events(client, step, wait)?;
         payloads.extend(confirm_events(client, &step.node, step.tip(), wait)?);
-        notify(client, CONTRACT_EVENTS_CHANNEL, payloads)?;
+        emit(client, MessageType::ContractEvent, payloads)?;
         insert_undecodable(client, step)?;
         match &step.kind {
             StepKind::Live {
@@ -184,9 +184,9 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
                 transactions,
             } => {
                 let payloads = store_transactions(client, step, node, transactions)?;
-                notify(client, TRANSACTION_EVENTS_CHANNEL, payloads)?;
+                emit(client, MessageType::Transaction, payloads)?;
                 let payloads = store_blocks(client, &step.node, blocks)?;
-                notify(client, BLOCK_EVENTS_CHANNEL, payloads)?;
+                emit(client, MessageType::Block, payloads)?;
                 remember_blocks(
                     client,
                     &step.node,
@@ -230,7 +230,7 @@ fn store_transactions(
     step: &ChainStep,
     node: &NodeConfig,
     transactions: &[MatchedTransaction],
-) -> SpiResult<Vec<String>> {
+) -> SpiResult<Vec<Outgoing>> {
     let monitors: HashMap<&str, &TransactionMonitor> = node
         .monitors
         .iter()
@@ -339,7 +339,7 @@ fn store_transactions(
 fn transaction_payloads(
     records: &[TransactionRecord],
     monitors: &HashMap<&str, &TransactionMonitor>,
-) -> Vec<String> {
+) -> Vec<Outgoing> {
     records
         .iter()
         .filter(|r| {
@@ -350,7 +350,7 @@ fn transaction_payloads(
                 .zip(status.ok())
                 .is_some_and(|(m, s)| m.wants(s))
         })
-        .map(TransactionRecord::message)
+        .map(TransactionRecord::outgoing)
         .collect()
 }
 
@@ -359,7 +359,7 @@ fn store_blocks(
     client: &mut SpiClient<'_>,
     node: &str,
     blocks: &[BlockHeader],
-) -> SpiResult<Vec<String>> {
+) -> SpiResult<Vec<Outgoing>> {
     if blocks.is_empty() {
         return Ok(vec![]);
     }
@@ -382,7 +382,7 @@ fn store_blocks(
     )?;
     let mut records = records_of::<BlockRecord>(inserted)?;
     records.sort_by_key(|b| b.number);
-    Ok(records.iter().map(BlockRecord::message).collect())
+    Ok(records.iter().map(BlockRecord::outgoing).collect())
 }
 
 fn records_of<T: serde::de::DeserializeOwned>(
@@ -431,9 +431,9 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
                     .collect()
             })
             .unwrap_or_default();
-        notify(
+        emit(
             client,
-            TRANSACTION_EVENTS_CHANNEL,
+            MessageType::Transaction,
             transaction_payloads(&orphaned_transactions, &monitors),
         )?;
         client.update(
@@ -458,12 +458,10 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
         let mut rows = payload_records(invalidated)?;
         rows.sort_by_key(|r| (r.block_number, r.log_index));
         let count = rows.len();
-        notify(
+        emit(
             client,
-            CONTRACT_EVENTS_CHANNEL,
-            rows.iter()
-                .map(ContractEventRecord::notify_payload)
-                .collect(),
+            MessageType::ContractEvent,
+            rows.iter().map(ContractEventRecord::outgoing).collect(),
         )?;
         client.update(
             "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND number > $2",
@@ -581,7 +579,7 @@ fn insert_events(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
     wait: u64,
-) -> SpiResult<Vec<String>> {
+) -> SpiResult<Vec<Outgoing>> {
     if step.events.is_empty() {
         return Ok(vec![]);
     }
@@ -643,7 +641,7 @@ fn confirm_events(
     node: &str,
     processed: u64,
     wait: u64,
-) -> SpiResult<Vec<String>> {
+) -> SpiResult<Vec<Outgoing>> {
     let Some(depth) = processed.checked_sub(wait) else {
         return Ok(vec![]);
     };
@@ -657,10 +655,7 @@ fn confirm_events(
     )?;
     let mut rows = payload_records(updated)?;
     rows.sort_by_key(|r| (r.block_number, r.log_index));
-    Ok(rows
-        .iter()
-        .map(ContractEventRecord::notify_payload)
-        .collect())
+    Ok(rows.iter().map(ContractEventRecord::outgoing).collect())
 }
 
 fn payload_records(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<ContractEventRecord>> {
@@ -675,11 +670,89 @@ fn payload_records(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<Contrac
     Ok(records)
 }
 
-fn payloads(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<String>> {
+fn payloads(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<Outgoing>> {
     Ok(payload_records(table)?
         .iter()
-        .map(ContractEventRecord::notify_payload)
+        .map(ContractEventRecord::outgoing)
         .collect())
+}
+
+/// The three kinds of chain message, with their NOTIFY channels.
+#[derive(Debug, Clone, Copy)]
+enum MessageType {
+    ContractEvent,
+    Transaction,
+    Block,
+}
+
+impl MessageType {
+    fn channel(self) -> &'static str {
+        match self {
+            MessageType::ContractEvent => CONTRACT_EVENTS_CHANNEL,
+            MessageType::Transaction => TRANSACTION_EVENTS_CHANNEL,
+            MessageType::Block => BLOCK_EVENTS_CHANNEL,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            MessageType::ContractEvent => "CONTRACT_EVENT",
+            MessageType::Transaction => "TRANSACTION",
+            MessageType::Block => "BLOCK",
+        }
+    }
+}
+
+/// Sends messages out, in the caller's transaction: a NOTIFY each, and an
+/// outbox row for every broadcaster that takes their type. Both happen at
+/// commit, or not at all.
+fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) -> SpiResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        seq: usize,
+        message_id: &'a str,
+        key: &'a str,
+        route: &'a str,
+        payload: &'a serde_json::value::RawValue,
+    }
+    let payloads: Vec<Box<serde_json::value::RawValue>> = messages
+        .iter()
+        .map(|m| {
+            serde_json::value::RawValue::from_string(m.payload.clone()).expect("messages are JSON")
+        })
+        .collect();
+    let rows: Vec<Row> = messages
+        .iter()
+        .zip(&payloads)
+        .enumerate()
+        .map(|(seq, (m, payload))| Row {
+            seq,
+            message_id: &m.message_id,
+            key: &m.key,
+            route: &m.route,
+            payload,
+        })
+        .collect();
+    client.update(
+        "INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
+         SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload
+           FROM jsonb_to_recordset($2::text::jsonb) AS m(seq int, message_id text, key text, route text, payload jsonb)
+          CROSS JOIN eventeum.broadcasters b
+          CROSS JOIN LATERAL (SELECT eventeum.destination(b.kind, b.options, $1, m.route) AS destination) d
+          WHERE d.destination IS NOT NULL
+          ORDER BY b.name, m.seq
+         ON CONFLICT (broadcaster, message_id, destination) DO NOTHING",
+        None,
+        &[ty.name().into(), serde_json::to_string(&rows).expect("rows serialize").into()],
+    )?;
+    notify(
+        client,
+        ty.channel(),
+        messages.into_iter().map(|m| m.notice).collect(),
+    )
 }
 
 /// Queues the NOTIFYs; Postgres delivers them when, and only if, the transaction commits.
