@@ -301,3 +301,44 @@ class RpcProxy:
                     "error": {"code": -32005, "message": f"query exceeds max block range {self.max_range}"}}
         self.largest_served_range = max(self.largest_served_range, span)
         return None
+
+
+class HttpReceiver:
+    """An HTTP endpoint that records every POST and answers with `status`
+    (changeable while it runs), like a real webhook consumer."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.port = free_port()
+        self.status = 200
+        self.requests: list[dict] = []  # {"path", "headers", "body", "status"}
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                status = receiver.status
+                receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                          "body": json.loads(body), "status": status})
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def accepted(self) -> list[dict]:
+        return [r for r in self.requests if 200 <= r["status"] < 300]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

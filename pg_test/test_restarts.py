@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from conftest import wait_caught_up
-from harness import wait_until
+from harness import HttpReceiver, wait_until
 
 TRANSACTIONS = 20
 PINGS_PER_TRANSACTION = 5
@@ -99,3 +99,31 @@ def test_a_replay_after_restart_sends_no_duplicate_notify(cluster, emitter):
         mine = [(m["details"]["transactionHash"], m["details"]["logIndex"]) for m in mine
                 if m["details"]["filterId"] == fid]
     assert mine == [(after["transactionHash"], 0)], "only the new event is notified"
+
+
+def test_kill_9_with_a_non_empty_outbox_loses_no_message(cluster, emitter):
+    receiver = HttpReceiver()
+    receiver.status = 503
+    with cluster.connect_when_ready() as db:
+        db.execute("SELECT eventeum.add_broadcaster('crash-hook', 'http', %s)",
+                   (json.dumps({"contractEventsUrl": receiver.url}),))
+    try:
+        fid = add_pings(cluster, emitter)
+        receipt = emitter.call("burst(uint256)", 5)
+        with cluster.connect_when_ready() as db:
+            wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
+            pending = db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'crash-hook' "
+                                 "AND delivered_at IS NULL").fetchone()[0]
+            assert pending == 5
+            os.kill(worker_pid(db), signal.SIGKILL)
+        receiver.status = 200
+        with cluster.connect_when_ready() as db:
+            wait_until(lambda: worker_pid(db), timeout=60, what="the worker to come back")
+        ids = {f"{receipt['transactionHash']}-{receipt['blockHash']}-{i}:CONFIRMED" for i in range(5)}
+        wait_until(lambda: {r["headers"]["idempotency-key"] for r in receiver.accepted()
+                            if r["body"]["details"]["filterId"] == fid} == ids, timeout=60,
+                   what="every message after the crash")
+    finally:
+        with cluster.connect_when_ready() as db:
+            db.execute("SELECT eventeum.remove_broadcaster('crash-hook')")
+        receiver.stop()

@@ -11,12 +11,16 @@ pub static DATABASE: GucSetting<Option<CString>> =
 /// `eventeum.bytes_to_ascii`: render bytesN values as ASCII text (Eventeum's bytesToAscii).
 pub static BYTES_TO_ASCII: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `eventeum.outbox_retention`: seconds delivered outbox rows are kept.
+pub static OUTBOX_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+
 /// Registers the settings. `eventeum.database` is a postmaster setting, which
 /// Postgres only accepts while loading shared_preload_libraries.
 pub fn register(preloading: bool) {
     if preloading {
         define_database();
     }
+    define_outbox_retention();
     GucRegistry::define_bool_guc(
         c"eventeum.bytes_to_ascii",
         c"Render bytesN event parameters as ASCII text instead of 0x hex.",
@@ -24,6 +28,19 @@ pub fn register(preloading: bool) {
         &BYTES_TO_ASCII,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+}
+
+fn define_outbox_retention() {
+    GucRegistry::define_int_guc(
+        c"eventeum.outbox_retention",
+        c"Seconds to keep delivered outbox rows before the worker deletes them.",
+        c"Undelivered rows are never deleted. Acked consumer-group messages count as delivered.",
+        &OUTBOX_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
 }
 

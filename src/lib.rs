@@ -23,6 +23,7 @@ pub mod message;
 pub mod monitor;
 pub mod node;
 pub mod protocol;
+pub mod relay;
 pub mod rpc;
 pub mod spec;
 

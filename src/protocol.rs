@@ -26,6 +26,15 @@ pub struct ConfigSnapshot {
     pub version: i64,
     pub bytes_to_ascii: bool,
     pub nodes: BTreeMap<String, NodeConfig>,
+    /// Broadcasters the relay publishes to (consumer groups are not among them).
+    pub broadcasters: Vec<BroadcasterConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcasterConfig {
+    pub name: String,
+    pub kind: crate::broadcast::BroadcasterKind,
+    pub options: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,4 +233,45 @@ pub enum StepAck {
     /// The configuration changed since the step was fetched; fetch it again
     /// with the snapshot that is now published.
     Stale,
+}
+
+/// A batch of outbox rows for one broadcaster, in outbox order. The relay
+/// publishes them in that order and stops at the first failure, so that no
+/// message overtakes an earlier one with the same key.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub broadcaster: String,
+    pub kind: crate::broadcast::BroadcasterKind,
+    /// The broadcaster's normalized options.
+    pub options: serde_json::Value,
+    pub messages: Vec<OutboxMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub message_id: String,
+    pub message_type: String,
+    pub destination: String,
+    pub key: Option<String>,
+    /// The message JSON, with `retries` already set to the earlier failed attempts.
+    pub payload: String,
+}
+
+/// What the relay did with a batch.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub broadcaster: String,
+    /// Outbox ids the broker acknowledged.
+    pub delivered: Vec<i64>,
+    /// The first message that failed; the rest of the batch was not sent.
+    pub failure: Option<DeliveryFailure>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryFailure {
+    pub id: i64,
+    pub error: String,
+    /// A rejection that retrying cannot fix (HTTP 4xx, too large): dead-lettered.
+    pub permanent: bool,
 }

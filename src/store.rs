@@ -14,6 +14,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
+use crate::broadcast::BroadcasterKind;
 use crate::message::{
     contract_event_id, BlockRecord, ContractEventRecord, Outgoing, TransactionRecord,
     BLOCK_EVENTS_CHANNEL, CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
@@ -21,8 +22,9 @@ use crate::message::{
 use crate::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
 use crate::node::NodeOptions;
 use crate::protocol::{
-    Backfill, BlockHeader, ChainStep, ConfigSnapshot, FilterConfig, MatchedTransaction,
-    MonitorConfig, NodeConfig, Rewind, StepAck, StepKind,
+    Backfill, BlockHeader, BroadcasterConfig, ChainStep, ConfigSnapshot, Delivery, FilterConfig,
+    MatchedTransaction, MonitorConfig, NodeConfig, OutboxMessage, Publish, Rewind, StepAck,
+    StepKind,
 };
 use crate::spec::FilterDefinition;
 
@@ -149,10 +151,30 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 ),
             }
         }
+        let mut broadcasters = Vec::new();
+        let rows = client.select(
+            "SELECT name, kind, options::text FROM eventeum.broadcasters WHERE kind <> 'group' ORDER BY name",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let kind: String = row.get(2)?.unwrap_or_default();
+            let options: Value = serde_json::from_str(&row.get::<String>(3)?.unwrap_or_default())
+                .unwrap_or_default();
+            if let Ok(kind) = BroadcasterKind::parse(&kind) {
+                broadcasters.push(BroadcasterConfig {
+                    name,
+                    kind,
+                    options,
+                });
+            }
+        }
         Ok(ConfigSnapshot {
             version,
             bytes_to_ascii,
             nodes,
+            broadcasters,
         })
     })
 }
@@ -816,4 +838,102 @@ fn insert_undecodable(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult
         );
     }
     Ok(())
+}
+
+/// The next batch of a broadcaster's outbox, in outbox order, when its oldest
+/// undelivered row is due (a failed row holds back the rows behind it).
+pub fn due_batch(broadcaster: &BroadcasterConfig, limit: i64) -> SpiResult<Option<Publish>> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT id, message_id, type, destination, key,
+                    (CASE WHEN type = 'APP' THEN payload ELSE jsonb_set(payload, '{retries}', to_jsonb(attempts)) END)::text,
+                    next_attempt_at <= now()
+               FROM eventeum.outbox
+              WHERE broadcaster = $1 AND delivered_at IS NULL
+              ORDER BY id
+              LIMIT $2",
+            None,
+            &[broadcaster.name.as_str().into(), limit.into()],
+        )?;
+        let mut messages = Vec::new();
+        for (n, row) in rows.enumerate() {
+            let due: bool = row.get(7)?.unwrap_or(false);
+            if n == 0 && !due {
+                return Ok(None);
+            }
+            messages.push(OutboxMessage {
+                id: row.get(1)?.unwrap_or_default(),
+                message_id: row.get(2)?.unwrap_or_default(),
+                message_type: row.get(3)?.unwrap_or_default(),
+                destination: row.get(4)?.unwrap_or_default(),
+                key: row.get(5)?,
+                payload: row.get(6)?.unwrap_or_default(),
+            });
+        }
+        Ok((!messages.is_empty()).then(|| Publish {
+            broadcaster: broadcaster.name.clone(),
+            kind: broadcaster.kind,
+            options: broadcaster.options.clone(),
+            messages,
+        }))
+    })
+}
+
+/// Records what a broker acknowledged: delivered rows are marked, a transient
+/// failure is retried with capped exponential backoff, forever; a permanent
+/// one moves to `dead_letters` with its reason.
+pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
+    Spi::connect_mut(|client| {
+        if !delivery.delivered.is_empty() {
+            client.update(
+                "UPDATE eventeum.outbox SET delivered_at = now() WHERE id = ANY ($1)",
+                None,
+                &[delivery.delivered.clone().into()],
+            )?;
+        }
+        match &delivery.failure {
+            Some(failure) if failure.permanent => {
+                client.update(
+                    "WITH dead AS (DELETE FROM eventeum.outbox WHERE id = $1 RETURNING *)
+                     INSERT INTO eventeum.dead_letters
+                            (id, message_id, type, broadcaster, destination, key, payload, created_at, attempts, reason)
+                     SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, attempts + 1, $2
+                       FROM dead",
+                    None,
+                    &[failure.id.into(), failure.error.as_str().into()],
+                )?;
+                pgrx::warning!(
+                    "eventeum: broadcaster \"{}\" rejected outbox row {} for good; moved to dead_letters: {}",
+                    delivery.broadcaster,
+                    failure.id,
+                    failure.error
+                );
+            }
+            Some(failure) => {
+                client.update(
+                    "UPDATE eventeum.outbox
+                        SET attempts = attempts + 1, last_error = $2,
+                            next_attempt_at = now() + least(interval '30 seconds',
+                                                            interval '250 milliseconds' * power(2, least(attempts, 10)))
+                      WHERE id = $1",
+                    None,
+                    &[failure.id.into(), failure.error.as_str().into()],
+                )?;
+            }
+            None => {}
+        }
+        Ok(())
+    })
+}
+
+/// Deletes delivered outbox rows older than the retention period.
+pub fn prune_outbox(retention_seconds: i32) -> SpiResult<()> {
+    Spi::connect_mut(|client| {
+        client.update(
+            "DELETE FROM eventeum.outbox WHERE delivered_at < now() - make_interval(secs => $1)",
+            None,
+            &[retention_seconds.into()],
+        )?;
+        Ok(())
+    })
 }

@@ -5,6 +5,7 @@
 //! short transaction each, acknowledging each after it committed. Network
 //! work happens on the tokio runtime it owns; the two talk over channels.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::follow;
 use crate::guc;
-use crate::protocol::{ChainStep, ConfigSnapshot, FollowerMessage, StepAck};
+use crate::protocol::{
+    BroadcasterConfig, ChainStep, ConfigSnapshot, Delivery, FollowerMessage, Publish, StepAck,
+};
+use crate::relay;
 use crate::store;
 
 /// How long the postmaster waits before restarting a worker that exited.
@@ -29,6 +33,10 @@ const CONFIG_POLL: Duration = Duration::from_millis(250);
 const EXTENSION_POLL: Duration = Duration::from_secs(1);
 const FOLLOWER_QUEUE: usize = 64;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const RELAY_QUEUE: usize = 16;
+/// Most outbox rows handed to the relay at once per broadcaster.
+const RELAY_BATCH: i64 = 500;
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 #[pg_guard]
 #[no_mangle]
@@ -69,6 +77,15 @@ fn run() {
     let (config_tx, config_rx) = watch::channel(snapshot.clone());
     let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
     runtime.spawn(follow::supervise(config_rx, to_main));
+    let (publish_tx, publish_rx) = mpsc::channel(RELAY_QUEUE);
+    let (delivery_tx, delivery_rx) = mpsc::channel(RELAY_QUEUE);
+    runtime.spawn(relay::run(publish_rx, delivery_tx));
+    let mut outbox = Outbox {
+        publish: publish_tx,
+        deliveries: delivery_rx,
+        in_flight: HashSet::new(),
+        last_prune: Instant::now(),
+    };
     let mut last_check = Instant::now();
     let mut reload = false;
 
@@ -131,8 +148,59 @@ fn run() {
                 }
             }
         }
+        outbox.relay(&snapshot);
     }
     shutdown(runtime, config_tx);
+}
+
+/// The main thread's half of delivery: hands due outbox batches to the relay
+/// and records what the brokers acknowledged. One batch per broadcaster is in
+/// flight at a time, which keeps each broadcaster's messages in outbox order.
+struct Outbox {
+    publish: mpsc::Sender<Publish>,
+    deliveries: mpsc::Receiver<Delivery>,
+    in_flight: HashSet<String>,
+    last_prune: Instant,
+}
+
+impl Outbox {
+    fn relay(&mut self, snapshot: &ConfigSnapshot) {
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.in_flight.remove(&delivery.broadcaster);
+            if let Err(e) = BackgroundWorker::transaction(|| store::record_delivery(&delivery)) {
+                pgrx::error!(
+                    "eventeum: cannot record deliveries to \"{}\": {e}",
+                    delivery.broadcaster
+                );
+            }
+        }
+        let idle: Vec<&BroadcasterConfig> = snapshot
+            .broadcasters
+            .iter()
+            .filter(|b| !self.in_flight.contains(&b.name))
+            .collect();
+        if !idle.is_empty() {
+            let batches = BackgroundWorker::transaction(|| {
+                idle.iter()
+                    .filter_map(|b| store::due_batch(b, RELAY_BATCH).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap_or_else(|e| pgrx::error!("eventeum: cannot read the outbox: {e}"));
+            for batch in batches {
+                let name = batch.broadcaster.clone();
+                if self.publish.try_send(batch).is_ok() {
+                    self.in_flight.insert(name);
+                }
+            }
+        }
+        if self.last_prune.elapsed() >= PRUNE_EVERY {
+            self.last_prune = Instant::now();
+            let retention = guc::OUTBOX_RETENTION.get();
+            if let Err(e) = BackgroundWorker::transaction(|| store::prune_outbox(retention)) {
+                pgrx::warning!("eventeum: cannot prune the outbox: {e}");
+            }
+        }
+    }
 }
 
 fn apply(step: &ChainStep, snapshot: &ConfigSnapshot) -> StepAck {

@@ -1,0 +1,64 @@
+"""The outbox relayed over HTTP: retries through an outage, dead letters and replay."""
+
+import json
+
+import pytest
+from conftest import wait_caught_up
+from harness import HttpReceiver, wait_until
+
+
+@pytest.fixture
+def receiver():
+    r = HttpReceiver()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def hook(db, receiver):
+    db.execute("SELECT eventeum.add_broadcaster('hook', 'http', %s)", (json.dumps(
+        {"contractEventsUrl": receiver.url + "/events", "headers": {"X-Source": "eventeum-test"}}),))
+    yield "hook"
+    db.execute("SELECT eventeum.remove_broadcaster('hook')")
+
+
+def mine(receiver, fid):
+    return [r for r in receiver.accepted() if r["body"]["details"]["filterId"] == fid]
+
+
+def test_every_message_arrives_in_order_through_an_http_outage(db, emitter, receiver, hook):
+    fid = db.execute("SELECT eventeum.add_filter(%s, %s)", (emitter.address, emitter.signature("Ping"))).fetchone()[0]
+    receiver.status = 503  # down: the relay retries with backoff
+    receipt = emitter.call("burst(uint256)", 10)
+    wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
+    wait_until(lambda: len([r for r in receiver.requests if r["status"] == 503]) >= 2, what="retries")
+    assert mine(receiver, fid) == []
+    receiver.status = 200
+    got = wait_until(lambda: (m := mine(receiver, fid)) and len(m) >= 10 and m, timeout=60, what="10 deliveries")
+
+    ids = [f"{receipt['transactionHash']}-{receipt['blockHash']}-{i}:CONFIRMED" for i in range(10)]
+    assert [r["headers"]["idempotency-key"] for r in got] == ids, "each message once, in outbox order"
+    assert all(r["path"] == "/events" and r["headers"]["x-source"] == "eventeum-test" for r in got)
+    assert [r["body"]["details"]["logIndex"] for r in got] == list(range(10))
+    assert got[0]["body"]["retries"] >= 2, "retries counts the failed attempts"
+    assert got[0]["body"]["type"] == "CONTRACT_EVENT" and got[0]["body"]["details"]["status"] == "CONFIRMED"
+    undelivered = db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'hook' "
+                             "AND delivered_at IS NULL").fetchone()[0]
+    assert undelivered == 0
+
+
+def test_a_permanent_rejection_is_dead_lettered_then_replayed(db, emitter, receiver, hook):
+    fid = db.execute("SELECT eventeum.add_filter(%s, %s)", (emitter.address, emitter.signature("Transfer"))).fetchone()[0]
+    receiver.status = 422
+    emitter.call("transfer(address,uint256)", emitter.address, 7)
+    dead = wait_until(lambda: db.execute(
+        "SELECT message_id, reason, attempts FROM eventeum.dead_letters WHERE broadcaster = 'hook'").fetchall(),
+        what="a dead letter")
+    assert len(dead) == 1 and "422" in dead[0][1] and dead[0][2] == 1
+
+    receiver.status = 200
+    assert db.execute("SELECT eventeum.replay_dead_letters('hook')").fetchone()[0] == 1
+    (delivered,) = wait_until(lambda: mine(receiver, fid), what="the replayed message")
+    assert delivered["headers"]["idempotency-key"] == dead[0][0]
+    assert delivered["body"]["details"]["nonIndexedParameters"] == [{"type": "uint256", "value": 7}]
+    assert db.execute("SELECT count(*) FROM eventeum.dead_letters WHERE broadcaster = 'hook'").fetchone() == (0,)
