@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 
+import psycopg
 import pytest
 
 from conftest import wait_caught_up
@@ -21,6 +22,18 @@ PINGS_PER_TRANSACTION = 5
 def worker_pid(db):
     row = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()
     return row and row[0]
+
+
+def new_worker(cluster, old_pid, timeout=60):
+    """Waits through the crash recovery a kill -9 starts, until a new worker runs."""
+    def attempt():
+        try:
+            with cluster.connect() as db:
+                pid = worker_pid(db)
+                return pid if pid and pid != old_pid else None
+        except psycopg.OperationalError:
+            return None  # still recovering, or our connection was reset by it
+    return wait_until(attempt, timeout=timeout, interval=0.2, what="a new worker after the crash")
 
 
 def stream_events(emitter, disrupt_after, disrupt):
@@ -37,8 +50,8 @@ def stream_events(emitter, disrupt_after, disrupt):
 
 
 def assert_exactly_once(cluster, emitter, fid, receipts):
+    new_worker(cluster, None)
     with cluster.connect_when_ready() as db:
-        wait_until(lambda: worker_pid(db), timeout=60, what="the worker to come back")
         wait_caught_up(db, "default", int(receipts[-1]["blockNumber"], 16), timeout=60)
         got = db.execute(
             "SELECT transaction_hash, log_index, status::text FROM eventeum.contract_events WHERE filter_id = %s",
@@ -115,10 +128,10 @@ def test_kill_9_with_a_non_empty_outbox_loses_no_message(cluster, emitter):
             pending = db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'crash-hook' "
                                  "AND delivered_at IS NULL").fetchone()[0]
             assert pending == 5
-            os.kill(worker_pid(db), signal.SIGKILL)
+            old = worker_pid(db)
+            os.kill(old, signal.SIGKILL)
         receiver.status = 200
-        with cluster.connect_when_ready() as db:
-            wait_until(lambda: worker_pid(db), timeout=60, what="the worker to come back")
+        new_worker(cluster, old)
         ids = {f"{receipt['transactionHash']}-{receipt['blockHash']}-{i}:CONFIRMED" for i in range(5)}
         wait_until(lambda: {r["headers"]["idempotency-key"] for r in receiver.accepted()
                             if r["body"]["details"]["filterId"] == fid} == ids, timeout=60,

@@ -47,6 +47,7 @@ enum Client {
         headers: Vec<(String, String)>,
     },
     Rabbit(Box<RabbitClient>),
+    Kafka(Box<KafkaClient>),
     Unsupported(&'static str),
 }
 
@@ -70,7 +71,15 @@ impl Client {
                 };
                 Client::Http { http, headers }
             }
-            BroadcasterKind::Kafka => Client::Unsupported("the kafka relay is not built yet"),
+            BroadcasterKind::Kafka => match KafkaClient::new(&batch.options) {
+                Ok(kafka) => Client::Kafka(Box::new(kafka)),
+                Err(error) => {
+                    tracing::error!(broadcaster = %batch.broadcaster, %error, "cannot make a Kafka producer");
+                    Client::Unsupported(
+                        "the Kafka producer could not be configured; see the server log",
+                    )
+                }
+            },
             BroadcasterKind::Rabbitmq => Client::Rabbit(Box::new(RabbitClient {
                 url: batch.options["url"]
                     .as_str()
@@ -89,8 +98,10 @@ impl Client {
     }
 
     async fn publish(&mut self, batch: &Publish) -> Delivery {
-        if let Client::Rabbit(rabbit) = self {
-            return rabbit.publish(batch).await;
+        match self {
+            Client::Rabbit(rabbit) => return rabbit.publish(batch).await,
+            Client::Kafka(kafka) => return kafka.publish(batch).await,
+            _ => {}
         }
         let mut delivery = Delivery {
             broadcaster: batch.broadcaster.clone(),
@@ -153,7 +164,9 @@ impl Client {
                     ))
                 }
             }
-            Client::Rabbit(_) => unreachable!("RabbitMQ batches are published as a whole"),
+            Client::Rabbit(_) | Client::Kafka(_) => {
+                unreachable!("broker batches are published as a whole")
+            }
             Client::Unsupported(why) => Err((why.to_string(), false)),
         }
     }
@@ -284,6 +297,174 @@ impl RabbitClient {
                 permanent: false,
             });
         }
+        delivery
+    }
+}
+
+/// Kafka through rdkafka (bundled librdkafka): an idempotent producer with
+/// acks=all, topics created through the admin API when missing, the message id
+/// in a `message_id` header. The batch is pipelined, deliveries awaited in order.
+struct KafkaClient {
+    config: rdkafka::ClientConfig,
+    /// Made afresh after a failure: a restarted broker may not know the
+    /// idempotent producer's id any more, and would refuse it forever.
+    producer: Option<rdkafka::producer::FutureProducer>,
+    admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    known_topics: std::collections::HashSet<String>,
+    timeout: Duration,
+}
+
+impl KafkaClient {
+    fn new(options: &Value) -> Result<Self, String> {
+        let timeout_ms = options["requestTimeoutMs"].as_u64().unwrap_or(30_000);
+        let mut config = rdkafka::ClientConfig::new();
+        config
+            .set(
+                "bootstrap.servers",
+                options["bootstrapServers"].as_str().unwrap_or_default(),
+            )
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", timeout_ms.to_string())
+            .set("request.timeout.ms", timeout_ms.min(300_000).to_string());
+        for (key, setting) in [
+            ("securityProtocol", "security.protocol"),
+            ("saslMechanism", "sasl.mechanism"),
+            ("username", "sasl.username"),
+            ("password", "sasl.password"),
+        ] {
+            if let Some(value) = options[key].as_str() {
+                config.set(setting, value);
+            }
+        }
+        if let Value::Object(extra) = &options["librdkafka"] {
+            for (key, value) in extra {
+                config.set(
+                    key,
+                    value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string()),
+                );
+            }
+        }
+        Ok(KafkaClient {
+            producer: None,
+            admin: config.create().map_err(|e| e.to_string())?,
+            config,
+            known_topics: Default::default(),
+            timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+
+    /// Creates the topic unless it exists: many brokers do not auto-create.
+    async fn ensure_topic(&mut self, topic: &str) -> Result<(), String> {
+        use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::types::RDKafkaErrorCode;
+        if self.known_topics.contains(topic) {
+            return Ok(());
+        }
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let results =
+            tokio::time::timeout(self.timeout, self.admin.create_topics([&new], &options))
+                .await
+                .map_err(|_| format!("creating topic {topic} timed out"))?
+                .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+            }
+        }
+        self.known_topics.insert(topic.to_string());
+        Ok(())
+    }
+
+    async fn publish(&mut self, batch: &Publish) -> Delivery {
+        use rdkafka::message::{Header, OwnedHeaders};
+        use rdkafka::producer::FutureRecord;
+        use rdkafka::types::RDKafkaErrorCode;
+        let mut delivery = Delivery {
+            broadcaster: batch.broadcaster.clone(),
+            delivered: vec![],
+            failure: None,
+        };
+        let mut failure: Option<DeliveryFailure> = None;
+        let mut pending = Vec::with_capacity(batch.messages.len());
+        if self.producer.is_none() {
+            match self.config.create() {
+                Ok(producer) => self.producer = Some(producer),
+                Err(e) => {
+                    let id = batch.messages.first().map(|m| m.id).unwrap_or_default();
+                    delivery.failure = Some(DeliveryFailure {
+                        id,
+                        error: format!("cannot make a Kafka producer: {e}"),
+                        permanent: false,
+                    });
+                    return delivery;
+                }
+            }
+        }
+        let producer = self.producer.clone().expect("made above");
+        for message in &batch.messages {
+            if let Err(error) = self.ensure_topic(&message.destination).await {
+                failure = Some(DeliveryFailure {
+                    id: message.id,
+                    error,
+                    permanent: false,
+                });
+                break;
+            }
+            let key = message.key.as_deref().unwrap_or(&message.message_id);
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "message_id",
+                value: Some(message.message_id.as_str()),
+            });
+            let record = FutureRecord::to(&message.destination)
+                .key(key)
+                .payload(message.payload.as_str())
+                .headers(headers);
+            match producer.send_result(record) {
+                Ok(future) => pending.push((message.id, future)),
+                Err((e, _)) => {
+                    failure = Some(DeliveryFailure {
+                        id: message.id,
+                        error: format!("cannot queue: {e}"),
+                        permanent: false,
+                    });
+                    break;
+                }
+            }
+        }
+        for (id, future) in pending {
+            let problem =
+                match tokio::time::timeout(self.timeout + Duration::from_secs(5), future).await {
+                    Ok(Ok(Ok(_))) => {
+                        delivery.delivered.push(id);
+                        continue;
+                    }
+                    Ok(Ok(Err((e, _)))) => {
+                        let too_large =
+                            e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
+                        (format!("Kafka did not take the message: {e}"), too_large)
+                    }
+                    Ok(Err(_)) => ("the Kafka producer dropped the message".to_string(), false),
+                    Err(_) => ("Kafka's delivery report timed out".to_string(), false),
+                };
+            failure = Some(DeliveryFailure {
+                id,
+                error: problem.0,
+                permanent: problem.1,
+            });
+            break;
+        }
+        if failure.is_some() {
+            // A restarted broker may have lost its topics and our producer id.
+            self.known_topics.clear();
+            self.producer = None;
+        }
+        delivery.failure = failure;
         delivery
     }
 }
