@@ -108,7 +108,7 @@ def test_messages_reach_kafka_with_keys_and_ids_through_a_broker_restart(db, emi
                    if json.loads(r.value())["details"]["filterId"] == fid]
         ids = [f"{second['transactionHash']}-{second['blockHash']}-{i}:CONFIRMED" for i in range(5)]
         assert [dict(r.headers())["message_id"].decode() for r in records] == ids, "nothing lost, in order"
-        assert db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' "
-                          "AND delivered_at IS NULL").fetchone() == (0,)
+        wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' "
+                                      "AND delivered_at IS NULL").fetchone() == (0,), what="the rows marked delivered")
     finally:
         db.execute("SELECT eventeum.remove_broadcaster('kafka')")

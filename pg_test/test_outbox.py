@@ -155,3 +155,25 @@ def test_broadcaster_management_and_redaction(db, emitter):
         db.execute("SELECT eventeum.remove_broadcaster('rabbit')")
         db.execute("SELECT eventeum.remove_broadcaster('hooks')")
     assert db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster IN ('rabbit', 'hooks')").fetchone() == (0,)
+
+
+def test_a_filter_that_names_broadcasters_goes_only_to_them(db, emitter):
+    group(db, "chosen", ["CONTRACT_EVENT"])
+    group(db, "bystander", ["CONTRACT_EVENT"])
+    fid = db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps({
+        "contractAddress": emitter.address, "broadcasters": ["chosen"],
+        "eventSpecification": {"eventName": "Transfer",
+                               "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS"},
+                                                               {"position": 1, "type": "ADDRESS"}],
+                               "nonIndexedParameterDefinitions": [{"position": 2, "type": "UINT256"}]}}),)).fetchone()[0]
+    listed = [f for (f,) in db.execute("SELECT * FROM eventeum.list_filters()") if f["id"] == fid]
+    assert listed[0]["broadcasters"] == ["chosen"]
+    receipt = emitter.call("transfer(address,uint256)", emitter.address, 5)
+    wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
+    assert [m[3]["details"]["filterId"] for m in poll(db, "chosen")] == [fid]
+    assert [m for m in poll(db, "bystander") if m[3]["details"]["filterId"] == fid] == []
+    with pytest.raises(psycopg.Error) as raised:
+        db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps({
+            "contractAddress": emitter.address, "broadcasters": ["nobody"],
+            "eventSpecification": {"eventName": "Ping"}}),))
+    assert raised.value.sqlstate == "42704"

@@ -331,6 +331,9 @@ BEGIN
      WHERE (publish.broadcaster IS NULL OR b.name = publish.broadcaster)
        AND (b.kind <> 'group' OR eventeum.destination(b.kind, b.options, 'APP', NULL) IS NOT NULL);
     GET DIAGNOSTICS targets = ROW_COUNT;
+    IF targets > 0 THEN
+        PERFORM eventeum.wake_relay_at_commit();
+    END IF;
     RETURN seq;
 END
 $$;

@@ -166,8 +166,21 @@ fn new_id(requested: Option<&str>, exists_sql: &str, kind: &'static str) -> Stri
     }
 }
 
+/// Raises 42704 for a named broadcaster that does not exist.
+fn require_broadcasters(names: Option<&Vec<String>>) {
+    for name in names.into_iter().flatten() {
+        if !exists(
+            "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters WHERE name = $1)",
+            name,
+        ) {
+            raise(ApiError::not_found("broadcaster", name));
+        }
+    }
+}
+
 fn store_filter(filter: FilterDefinition) -> String {
     require_node(&filter.node);
+    require_broadcasters(filter.broadcasters.as_ref());
     let id = new_id(
         filter.id.as_deref(),
         "SELECT EXISTS (SELECT 1 FROM eventeum.contract_event_filters WHERE id = $1)",
@@ -226,6 +239,7 @@ fn add_transaction_monitor(monitor: JsonB) -> String {
     }
     let monitor = or_raise(TransactionMonitor::from_json(&monitor.0));
     require_node(&monitor.node);
+    require_broadcasters(monitor.broadcasters.as_ref());
     let id = new_id(
         monitor.id.as_deref(),
         "SELECT EXISTS (SELECT 1 FROM eventeum.transaction_monitors WHERE id = $1)",
@@ -358,6 +372,33 @@ fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot replay dead letters: {e}"))
 }
 
+/// Wakes the worker's relay when the calling transaction commits, so that
+/// what `publish()` wrote goes out within milliseconds instead of at the next
+/// poll. Once per transaction; nothing happens on rollback.
+#[pg_extern(volatile)]
+fn wake_relay_at_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    if ARMED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let worker = Spi::get_one::<i32>(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum' LIMIT 1",
+    )
+    .ok()
+    .flatten();
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+        ARMED.store(false, Ordering::Relaxed);
+        if let Some(pid) = worker {
+            // SIGUSR1 makes Postgres' own handler in the worker set its latch.
+            unsafe { libc::kill(pid, libc::SIGUSR1) };
+        }
+    });
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || {
+        ARMED.store(false, Ordering::Relaxed)
+    });
+}
+
 // `\df+` and GUI tools show these; the Rust doc comments above are for readers of the code.
 pgrx::extension_sql!(
     r#"
@@ -379,6 +420,8 @@ COMMENT ON FUNCTION remove_broadcaster(text) IS
   'Removes a broadcaster or consumer group, and its undelivered messages.';
 COMMENT ON FUNCTION list_broadcasters() IS
   'Every broadcaster and consumer group; passwords and URL credentials are hidden.';
+COMMENT ON FUNCTION wake_relay_at_commit() IS
+  'Internal: wakes the worker''s relay when the calling transaction commits (publish calls it).';
 COMMENT ON FUNCTION replay_dead_letters(text) IS
   'Puts dead letters (of one broadcaster, or all) back in the outbox. Returns how many.';
 COMMENT ON FUNCTION remove_transaction_monitor(text) IS

@@ -51,6 +51,8 @@ pub struct Outgoing {
     pub payload: String,
     /// What NOTIFY carries: the message, or a reference when it is too large.
     pub notice: String,
+    /// The broadcasters it goes to, when its filter or monitor names them; else all.
+    pub targets: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +162,7 @@ impl ContractEventRecord {
             route: self.filter_id.clone(),
             payload: self.message(),
             notice: self.notify_payload(),
+            targets: None,
         }
     }
 }
@@ -264,6 +267,7 @@ impl TransactionRecord {
             route: self.hash.clone(),
             notice: payload.clone(),
             payload,
+            targets: None,
         }
     }
 }
@@ -278,6 +282,7 @@ impl BlockRecord {
             route: String::new(),
             notice: payload.clone(),
             payload,
+            targets: None,
         }
     }
 

@@ -86,6 +86,8 @@ pub struct TransactionMonitor {
     pub node: String,
     pub target: MonitorTarget,
     pub statuses: BTreeSet<TransactionStatus>,
+    /// The broadcasters its messages go to; None means all.
+    pub broadcasters: Option<Vec<String>>,
 }
 
 impl TransactionMonitor {
@@ -130,23 +132,35 @@ impl TransactionMonitor {
         if raw.id.as_deref().is_some_and(|id| id.trim().is_empty()) {
             return Err(ApiError::invalid("monitor id must not be empty"));
         }
+        if raw
+            .broadcasters
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| n.trim().is_empty()))
+        {
+            return Err(ApiError::invalid("broadcaster names must not be empty"));
+        }
         Ok(TransactionMonitor {
             id: raw.id,
             node,
             target,
             statuses,
+            broadcasters: raw.broadcasters,
         })
     }
 
     /// Eventeum's format, plus the id.
     pub fn to_json(&self, id: &str) -> Value {
-        json!({
+        let mut v = json!({
             "id": id,
             "type": self.target.kind(),
             "transactionIdentifierValue": self.target.value(),
             "nodeName": self.node,
             "statuses": self.statuses.iter().map(TransactionStatus::as_str).collect::<Vec<_>>(),
-        })
+        });
+        if let Some(names) = &self.broadcasters {
+            v["broadcasters"] = json!(names);
+        }
+        v
     }
 
     /// Whether a successful transaction is worth a row: it can only ever be
@@ -185,4 +199,5 @@ struct RawMonitor {
     transaction_identifier_value: Option<String>,
     node_name: Option<String>,
     statuses: Option<Vec<String>>,
+    broadcasters: Option<Vec<String>>,
 }

@@ -222,6 +222,8 @@ pub struct FilterDefinition {
     pub specification: EventSpecification,
     pub correlation: Option<CorrelationIdStrategy>,
     pub start_block: Option<u64>,
+    /// The broadcasters its messages go to; None means all.
+    pub broadcasters: Option<Vec<String>>,
 }
 
 impl FilterDefinition {
@@ -236,6 +238,9 @@ impl FilterDefinition {
         if let Some(c) = &self.correlation {
             v["correlationIdStrategy"] =
                 json!({"type": c.kind, "parameterIndex": c.parameter_index});
+        }
+        if let Some(names) = &self.broadcasters {
+            v["broadcasters"] = json!(names);
         }
         if let Some(b) = self.start_block {
             v["startBlock"] = json!(b);
@@ -253,6 +258,13 @@ impl FilterDefinition {
             return Err(ApiError::invalid("node name must not be empty"));
         }
         self.specification.validate()?;
+        if self
+            .broadcasters
+            .as_ref()
+            .is_some_and(|names| names.iter().any(|n| n.trim().is_empty()))
+        {
+            return Err(ApiError::invalid("broadcaster names must not be empty"));
+        }
         if let Some(c) = &self.correlation {
             let (list, len) = match c.kind {
                 CorrelationKind::IndexedParameter => ("indexed", self.specification.indexed.len()),
@@ -316,6 +328,7 @@ impl FilterDefinition {
             specification,
             correlation,
             start_block,
+            broadcasters: raw.broadcasters,
         };
         filter.validate()?;
         Ok(filter)
@@ -372,6 +385,7 @@ impl FilterDefinition {
             specification,
             correlation: None,
             start_block,
+            broadcasters: None,
         };
         filter.validate()?;
         Ok(filter)
@@ -424,6 +438,7 @@ struct RawFilter {
     correlation_id_strategy: Option<RawCorrelation>,
     node: Option<String>,
     start_block: Option<Value>,
+    broadcasters: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

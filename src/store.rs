@@ -196,7 +196,11 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
         let wait = node.options.num_blocks_to_wait;
         let mut payloads = insert_events(client, step, wait)?;
         payloads.extend(confirm_events(client, &step.node, step.tip(), wait)?);
-        emit(client, MessageType::ContractEvent, payloads)?;
+        emit(
+            client,
+            MessageType::ContractEvent,
+            with_filter_targets(payloads, node),
+        )?;
         insert_undecodable(client, step)?;
         match &step.kind {
             StepKind::Live {
@@ -372,8 +376,27 @@ fn transaction_payloads(
                 .zip(status.ok())
                 .is_some_and(|(m, s)| m.wants(s))
         })
-        .map(TransactionRecord::outgoing)
+        .map(|r| {
+            let mut outgoing = r.outgoing();
+            outgoing.targets = monitors
+                .get(r.monitor_id.as_str())
+                .and_then(|m| m.broadcasters.clone());
+            outgoing
+        })
         .collect()
+}
+
+/// Restricts contract-event messages to the broadcasters their filter names.
+fn with_filter_targets(mut messages: Vec<Outgoing>, node: &NodeConfig) -> Vec<Outgoing> {
+    for message in &mut messages {
+        // A contract event's route is its filter id.
+        message.targets = node
+            .filters
+            .iter()
+            .find(|f| f.id == message.route)
+            .and_then(|f| f.definition.broadcasters.clone());
+    }
+    messages
 }
 
 /// Stores block events; returns the BLOCK payloads of the blocks that are new.
@@ -480,11 +503,12 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
         let mut rows = payload_records(invalidated)?;
         rows.sort_by_key(|r| (r.block_number, r.log_index));
         let count = rows.len();
-        emit(
-            client,
-            MessageType::ContractEvent,
-            rows.iter().map(ContractEventRecord::outgoing).collect(),
-        )?;
+        let messages = rows.iter().map(ContractEventRecord::outgoing).collect();
+        let messages = match snapshot.nodes.get(&rewind.node) {
+            Some(node) => with_filter_targets(messages, node),
+            None => messages,
+        };
+        emit(client, MessageType::ContractEvent, messages)?;
         client.update(
             "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND number > $2",
             None,
@@ -738,6 +762,7 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
         message_id: &'a str,
         key: &'a str,
         route: &'a str,
+        targets: Option<&'a [String]>,
         payload: &'a serde_json::value::RawValue,
     }
     let payloads: Vec<Box<serde_json::value::RawValue>> = messages
@@ -755,16 +780,18 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
             message_id: &m.message_id,
             key: &m.key,
             route: &m.route,
+            targets: m.targets.as_deref(),
             payload,
         })
         .collect();
     client.update(
         "INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
          SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload
-           FROM jsonb_to_recordset($2::text::jsonb) AS m(seq int, message_id text, key text, route text, payload jsonb)
+           FROM jsonb_to_recordset($2::text::jsonb)
+                AS m(seq int, message_id text, key text, route text, targets text[], payload jsonb)
           CROSS JOIN eventeum.broadcasters b
           CROSS JOIN LATERAL (SELECT eventeum.destination(b.kind, b.options, $1, m.route) AS destination) d
-          WHERE d.destination IS NOT NULL
+          WHERE d.destination IS NOT NULL AND (m.targets IS NULL OR b.name = ANY (m.targets))
           ORDER BY b.name, m.seq
          ON CONFLICT (broadcaster, message_id, destination) DO NOTHING",
         None,
