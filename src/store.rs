@@ -100,55 +100,31 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 [2, 3, 4].map(|i| row.get::<i64>(i).ok().flatten().unwrap_or(0) as u64);
             backfills.insert(id, Backfill { from, to, current });
         }
-        let rows = client.select(
-            "SELECT id, definition::text FROM eventeum.contract_event_filters ORDER BY created_at, id",
-            None,
-            &[],
-        )?;
-        for row in rows {
-            let id: String = row.get(1)?.unwrap_or_default();
-            let text: String = row.get(2)?.unwrap_or_default();
-            let definition = serde_json::from_str::<Value>(&text)
-                .map_err(|e| e.to_string())
-                .and_then(|v| FilterDefinition::from_json(&v).map_err(|e| e.to_string()));
-            match definition {
-                Ok(definition) => {
-                    if let Some(node) = nodes.get_mut(&definition.node) {
-                        let topic0 = definition.specification.topic0();
-                        let backfill = backfills.get(&id).copied();
-                        node.filters.push(Arc::new(FilterConfig {
-                            id,
-                            definition,
-                            topic0,
-                            backfill,
-                        }));
-                    }
-                }
-                Err(e) => {
-                    pgrx::warning!("eventeum: filter \"{id}\" is invalid and is skipped: {e}")
-                }
+        for (id, definition) in definitions(
+            client,
+            "contract_event_filters",
+            "filter",
+            FilterDefinition::from_json,
+        )? {
+            if let Some(node) = nodes.get_mut(&definition.node) {
+                let topic0 = definition.specification.topic0();
+                let backfill = backfills.get(&id).copied();
+                node.filters.push(Arc::new(FilterConfig {
+                    id,
+                    definition,
+                    topic0,
+                    backfill,
+                }));
             }
         }
-        let rows = client.select(
-            "SELECT id, definition::text FROM eventeum.transaction_monitors ORDER BY created_at, id",
-            None,
-            &[],
-        )?;
-        for row in rows {
-            let id: String = row.get(1)?.unwrap_or_default();
-            let text: String = row.get(2)?.unwrap_or_default();
-            let monitor = serde_json::from_str::<Value>(&text)
-                .map_err(|e| e.to_string())
-                .and_then(|v| TransactionMonitor::from_json(&v).map_err(|e| e.to_string()));
-            match monitor {
-                Ok(monitor) => {
-                    if let Some(node) = nodes.get_mut(&monitor.node) {
-                        node.monitors.push(Arc::new(MonitorConfig { id, monitor }));
-                    }
-                }
-                Err(e) => pgrx::warning!(
-                    "eventeum: transaction monitor \"{id}\" is invalid and is skipped: {e}"
-                ),
+        for (id, monitor) in definitions(
+            client,
+            "transaction_monitors",
+            "transaction monitor",
+            TransactionMonitor::from_json,
+        )? {
+            if let Some(node) = nodes.get_mut(&monitor.node) {
+                node.monitors.push(Arc::new(MonitorConfig { id, monitor }));
             }
         }
         let mut broadcasters = Vec::new();
@@ -177,6 +153,34 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             broadcasters,
         })
     })
+}
+
+/// The `definition` column of a configuration table, parsed; a definition
+/// that no longer parses is skipped with a WARNING rather than stopping the worker.
+fn definitions<T>(
+    client: &SpiClient<'_>,
+    table: &str,
+    what: &str,
+    parse: fn(&Value) -> crate::error::ApiResult<T>,
+) -> SpiResult<Vec<(String, T)>> {
+    let rows = client.select(
+        &format!("SELECT id, definition::text FROM eventeum.{table} ORDER BY created_at, id"),
+        None,
+        &[],
+    )?;
+    let mut parsed = Vec::new();
+    for row in rows {
+        let id: String = row.get(1)?.unwrap_or_default();
+        let text: String = row.get(2)?.unwrap_or_default();
+        let definition = serde_json::from_str::<Value>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| parse(&v).map_err(|e| e.to_string()));
+        match definition {
+            Ok(definition) => parsed.push((id, definition)),
+            Err(e) => pgrx::warning!("eventeum: {what} \"{id}\" is invalid and is skipped: {e}"),
+        }
+    }
+    Ok(parsed)
 }
 
 /// Applies one follower step. Returns `Stale` without writing anything when
