@@ -504,7 +504,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
                 canonical.into(),
             ],
         )?;
-        let mut rows = payload_records(invalidated)?;
+        let mut rows = records_of::<ContractEventRecord>(invalidated)?;
         rows.sort_by_key(|r| (r.block_number, r.log_index));
         let count = rows.len();
         let messages = rows.iter().map(ContractEventRecord::outgoing).collect();
@@ -703,25 +703,13 @@ fn confirm_events(
         None,
         &[node.into(), (depth as i64).into()],
     )?;
-    let mut rows = payload_records(updated)?;
+    let mut rows = records_of::<ContractEventRecord>(updated)?;
     rows.sort_by_key(|r| (r.block_number, r.log_index));
     Ok(rows.iter().map(ContractEventRecord::outgoing).collect())
 }
 
-fn payload_records(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<ContractEventRecord>> {
-    let mut records = Vec::with_capacity(table.len());
-    for row in table {
-        let text: String = row.get(1)?.unwrap_or_default();
-        match serde_json::from_str::<ContractEventRecord>(&text) {
-            Ok(record) => records.push(record),
-            Err(e) => pgrx::warning!("eventeum: cannot render contract event row: {e}"),
-        }
-    }
-    Ok(records)
-}
-
 fn payloads(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<Outgoing>> {
-    Ok(payload_records(table)?
+    Ok(records_of::<ContractEventRecord>(table)?
         .iter()
         .map(ContractEventRecord::outgoing)
         .collect())
