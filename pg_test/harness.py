@@ -198,11 +198,11 @@ class Anvil:
 
 
 class Emitter:
-    """The deployed EventEmitter test contract."""
+    """A deployed test contract: EventEmitter unless another artifact is given."""
 
-    def __init__(self, anvil: Anvil, sender: str = DEPLOYER):
+    def __init__(self, anvil: Anvil, sender: str = DEPLOYER, artifact: Path = ARTIFACT):
         self.anvil = anvil
-        self.artifact = json.loads(ARTIFACT.read_text())
+        self.artifact = json.loads(artifact.read_text())
         self.deployment = anvil.send(None, self.artifact["bytecode"], sender=sender)
         self.address = to_checksum(self.deployment["contractAddress"])
 
@@ -247,6 +247,7 @@ class RpcProxy:
         self.port = free_port()
         self.refused_ranges = 0
         self.largest_served_range = 0
+        self.calls: dict[str, int] = {}  # JSON-RPC method -> calls relayed or refused
         self._server = None
 
     @property
@@ -266,7 +267,9 @@ class RpcProxy:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
                 request = json.loads(body)
-                refused = proxy._refuse(request)
+                for call in request if isinstance(request, list) else [request]:
+                    proxy.calls[call.get("method")] = proxy.calls.get(call.get("method"), 0) + 1
+                refused = None if isinstance(request, list) else proxy._refuse(request)
                 if refused:
                     reply = json.dumps(refused).encode()
                 else:
@@ -342,3 +345,43 @@ class HttpReceiver:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def tansu_binary() -> str:
+    found = shutil.which("tansu") or str(Path.home() / ".cargo" / "bin" / "tansu")
+    assert os.access(found, os.X_OK), "tansu is missing: run scripts/setup"
+    return found
+
+
+class Tansu:
+    """tansu with in-memory storage on a loopback port: a restart loses every topic."""
+
+    def __init__(self, log: Path):
+        self.port = free_port()
+        self.log = log
+        self.process = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        url = f"tcp://{self.address}"
+        self.process = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        import socket
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        wait_until(listening, timeout=30, what="tansu to listen")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

@@ -29,6 +29,11 @@ def transfer(emitter, value):
     return emitter.call("transfer(address,uint256)", DEPLOYER, value)
 
 
+def reorgs_counted(db, node):
+    return db.execute("""SELECT COALESCE(sum(value), 0) FROM eventeum.metrics
+                          WHERE name = 'eventeum_reorgs_total' AND labels ->> 'node' = %s""", (node,)).fetchone()[0]
+
+
 def settle(anvil, emitter, blocks):
     """Buries the deployment so that a reorg does not remove the contract."""
     anvil.mine(blocks)
@@ -40,6 +45,7 @@ def test_depth_1_reorg_that_drops_the_transaction(cluster, db, anvil, emitter):
     receipt = transfer(emitter, 1)
     wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
     assert statuses(db, fid) == [(receipt["transactionHash"], receipt["blockHash"], "CONFIRMED")]
+    reorgs_before = reorgs_counted(db, "default")
 
     with cluster.connect() as listener:
         listener.execute("LISTEN eventeum_contract_events")
@@ -49,6 +55,7 @@ def test_depth_1_reorg_that_drops_the_transaction(cluster, db, anvil, emitter):
         messages = [json.loads(n.payload) for n in listener.notifies(timeout=5, stop_after=1)]
     assert statuses(db, fid) == [(receipt["transactionHash"], receipt["blockHash"], "INVALIDATED")]
     assert [(m["details"]["filterId"], m["details"]["status"]) for m in messages] == [(fid, "INVALIDATED")]
+    assert reorgs_counted(db, "default") == reorgs_before + 1, "the metrics count the fork once"
 
     after = transfer(emitter, 2)
     wait_caught_up(db, "default", int(after["blockNumber"], 16))

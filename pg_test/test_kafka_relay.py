@@ -2,56 +2,12 @@
 real Kafka client, through a broker restart."""
 
 import json
-import os
-import shutil
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
 from conftest import wait_caught_up
-from harness import free_port, wait_until
-
-
-def tansu_binary() -> str:
-    found = shutil.which("tansu") or str(Path.home() / ".cargo" / "bin" / "tansu")
-    assert os.access(found, os.X_OK), "tansu is missing: run scripts/setup"
-    return found
-
-
-class Tansu:
-    """tansu with in-memory storage on a loopback port: a restart loses every topic."""
-
-    def __init__(self, log: Path):
-        self.port = free_port()
-        self.log = log
-        self.process = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self):
-        url = f"tcp://{self.address}"
-        self.process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        import socket
-
-        def listening():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-        wait_until(listening, timeout=30, what="tansu to listen")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+from harness import Tansu, wait_until
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ use pgrx::prelude::*;
 use pgrx::{JsonB, PgSqlErrorCode};
 use serde_json::Value;
 
-use crate::broadcast::{normalize_options, redact_options, BroadcasterKind};
+use crate::broadcast::{normalize_options, BroadcasterKind};
 use crate::error::{ApiError, ApiResult};
 use crate::monitor::TransactionMonitor;
 use crate::node::{validate_name, validate_url, NodeOptions};
+use crate::redact::redact_options;
 use crate::spec::{FilterDefinition, DEFAULT_NODE};
 
 /// Reports `error` as an SQL ERROR with its SQLSTATE. Never returns.
@@ -428,5 +429,18 @@ COMMENT ON FUNCTION remove_transaction_monitor(text) IS
   'Removes a transaction monitor. Transactions it stored stay.';
 "#,
     name = "function_comments",
-    finalize
+    requires = [
+        add_node,
+        remove_node,
+        add_filter_json,
+        add_filter_signature,
+        remove_filter,
+        add_transaction_monitor,
+        remove_transaction_monitor,
+        add_broadcaster,
+        remove_broadcaster,
+        list_broadcasters,
+        replay_dead_letters,
+        wake_relay_at_commit
+    ]
 );

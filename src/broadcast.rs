@@ -2,9 +2,10 @@
 //! consumer groups. Options are validated here; secrets never leave `list`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::redact::redact_url;
 
 /// The kinds of broadcaster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,53 +174,4 @@ fn check_url(raw: &str, schemes: &[&str]) -> ApiResult<()> {
         )));
     }
     Ok(())
-}
-
-/// A URL with any user and password replaced, for lists, logs and errors.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
-            let _ = url.set_username("***");
-            let _ = url.set_password(None);
-            url.to_string()
-        }
-        Ok(url) => url.to_string(),
-        Err(_) => "<unparsable url>".into(),
-    }
-}
-
-/// Options as `list_broadcasters` shows them: passwords hidden, URLs redacted.
-pub fn redact_options(options: &Value) -> Value {
-    match options {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    let v = if [
-                        "password",
-                        "secret",
-                        "token",
-                        "authorization",
-                        "api-key",
-                        "apikey",
-                    ]
-                    .iter()
-                    .any(|w| lower.contains(w))
-                    {
-                        json!("***")
-                    } else if let Value::String(s) = v {
-                        if s.contains("://") {
-                            json!(redact_url(s))
-                        } else {
-                            v.clone()
-                        }
-                    } else {
-                        redact_options(v)
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }

@@ -21,6 +21,7 @@ use crate::protocol::{
     LogPosition, MatchedTransaction, MonitorConfig, NodeConfig, Rewind, StepAck, StepKind,
     UndecodableLog,
 };
+use crate::redact::redact_url;
 use crate::rpc::{HeadSubscription, NodeClient, RpcError};
 
 /// Blocks per `eth_getLogs` when the node sets no `maxBlocksToSync`.
@@ -64,7 +65,7 @@ pub async fn supervise(
         });
         for (name, node) in &snapshot.nodes {
             if !running.contains_key(name) {
-                tracing::info!(node = %name, url = %node.url, "following node");
+                tracing::info!(node = %name, url = %redact_url(&node.url), "following node");
                 let task = Follower {
                     node: node.clone(),
                     config: config.clone(),
@@ -185,7 +186,7 @@ impl Follower {
                     }
                     self.step(client, &mut position).await
                 }
-                None => NodeClient::connect(&self.node.url, &options)
+                None => NodeClient::connect(&self.node.name, &self.node.url, &options)
                     .await
                     .map(|c| {
                         client = Some(c);

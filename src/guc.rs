@@ -14,6 +14,13 @@ pub static BYTES_TO_ASCII: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// `eventeum.outbox_retention`: seconds delivered outbox rows are kept.
 pub static OUTBOX_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 
+/// `eventeum.metrics_address`: host:port of the worker's metrics endpoint; empty is off.
+pub static METRICS_ADDRESS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `eventeum.environment`: the `environment` label of Eventeum's node gauges.
+pub static ENVIRONMENT: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"default"));
+
 /// Registers the settings. `eventeum.database` is a postmaster setting, which
 /// Postgres only accepts while loading shared_preload_libraries.
 pub fn register(preloading: bool) {
@@ -21,6 +28,7 @@ pub fn register(preloading: bool) {
         define_database();
     }
     define_outbox_retention();
+    define_metrics();
     GucRegistry::define_bool_guc(
         c"eventeum.bytes_to_ascii",
         c"Render bytesN event parameters as ASCII text instead of 0x hex.",
@@ -44,6 +52,25 @@ fn define_outbox_retention() {
     );
 }
 
+fn define_metrics() {
+    GucRegistry::define_string_guc(
+        c"eventeum.metrics_address",
+        c"host:port where the worker serves Prometheus metrics and health; empty is off.",
+        c"For example 127.0.0.1:9187. Paths: /metrics and /monitoring/health. Applies on reload.",
+        &METRICS_ADDRESS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"eventeum.environment",
+        c"The environment label of Eventeum's per-node gauges.",
+        c"Eventeum labelled its metrics with application=\"Eventeum\" and the environment it ran in.",
+        &ENVIRONMENT,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
 fn define_database() {
     GucRegistry::define_string_guc(
         c"eventeum.database",
@@ -61,4 +88,13 @@ pub fn database() -> String {
         .and_then(|s| s.into_string().ok())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "postgres".to_string())
+}
+
+/// `eventeum.metrics_address`, or None when it is empty.
+pub fn metrics_address() -> Option<String> {
+    METRICS_ADDRESS
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }

@@ -7,7 +7,8 @@
 //! - [`protocol`]: the messages between the two halves;
 //! - [`store`]: a decoded log becomes a row, with its NOTIFY and the checkpoint (main thread);
 //! - [`message`]: Eventeum's message JSON, rendered in one place;
-//! - [`worker`]: the background worker's main loop;
+//! - [`worker`]: the background worker's main loop; [`metrics`]: its HTTP endpoint;
+//! - [`redact`]: secrets out of lists, logs and errors;
 //! - [`api`]: the SQL functions; [`spec`] and [`node`] validate what they are given.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +21,11 @@ pub mod decode;
 pub mod error;
 pub mod follow;
 pub mod message;
+pub mod metrics;
 pub mod monitor;
 pub mod node;
 pub mod protocol;
+pub mod redact;
 pub mod relay;
 pub mod rpc;
 pub mod spec;
@@ -35,6 +38,13 @@ mod worker;
 pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+// Every release's upgrade script is also the end of a fresh install, so that
+// an upgraded database and a new one have the same schema (pg_test checks it).
+pgrx::extension_sql_file!(
+    "../sql/eventeum--0.1.0--0.2.0.sql",
+    name = "release_0_2_0",
+    finalize
+);
 
 static WORKER_REGISTERED: AtomicBool = AtomicBool::new(false);
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::redact::redact_url;
 
 /// How a node tells us about new blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -145,16 +146,18 @@ impl NodeOptions {
 
 /// Checks a node URL: http(s) for polling, ws(s) for polling or PUBSUB.
 pub fn validate_url(raw: &str, strategy: BlockStrategy) -> ApiResult<url::Url> {
+    // Error messages show the URL redacted: it may carry an API key.
+    let shown = redact_url(raw.trim());
     let url = url::Url::parse(raw.trim())
-        .map_err(|e| ApiError::invalid(format!("node url \"{raw}\" is not a valid URL: {e}")))?;
+        .map_err(|e| ApiError::invalid(format!("node url {shown} is not a valid URL: {e}")))?;
     match url.scheme() {
         "http" | "https" if strategy == BlockStrategy::Pubsub => Err(ApiError::invalid_with_hint(
-            format!("blockStrategy PUBSUB needs a ws:// or wss:// url, got \"{raw}\""),
+            format!("blockStrategy PUBSUB needs a ws:// or wss:// url, got {shown}"),
             "use blockStrategy POLL for an http node",
         )),
         "http" | "https" | "ws" | "wss" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(url),
         "http" | "https" | "ws" | "wss" => {
-            Err(ApiError::invalid(format!("node url \"{raw}\" has no host")))
+            Err(ApiError::invalid(format!("node url {shown} has no host")))
         }
         other => Err(ApiError::invalid(format!(
             "node url scheme \"{other}\" is not supported; use http, https, ws or wss"

@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::broadcast::{redact_url, BroadcasterKind};
+use crate::broadcast::BroadcasterKind;
 use crate::follow::wake_main_thread;
 use crate::protocol::{Delivery, DeliveryFailure, OutboxMessage, Publish};
+use crate::redact::{redact_url, Scrubber};
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -22,17 +23,26 @@ pub async fn run(mut batches: mpsc::Receiver<Publish>, deliveries: mpsc::Sender<
         .expect("an HTTP client builds");
     // One client per broadcaster, made afresh when its options change (a
     // broadcaster removed and added again under the same name, say).
-    let mut clients: HashMap<String, (Value, Client)> = HashMap::new();
+    let mut clients: HashMap<String, (Value, Scrubber, Client)> = HashMap::new();
     while let Some(batch) = batches.recv().await {
         let current = clients
             .get(&batch.broadcaster)
-            .is_some_and(|(options, _)| *options == batch.options);
+            .is_some_and(|(options, _, _)| *options == batch.options);
         if !current {
-            let client = Client::new(&batch, http.clone());
-            clients.insert(batch.broadcaster.clone(), (batch.options.clone(), client));
+            let scrubber = Scrubber::for_options(&batch.options);
+            let client = Client::new(&batch, http.clone(), &scrubber);
+            clients.insert(
+                batch.broadcaster.clone(),
+                (batch.options.clone(), scrubber, client),
+            );
         }
-        let (_, client) = clients.get_mut(&batch.broadcaster).expect("inserted above");
-        let delivery = client.publish(&batch).await;
+        let (_, scrubber, client) = clients.get_mut(&batch.broadcaster).expect("inserted above");
+        let mut delivery = client.publish(&batch).await;
+        if let Some(failure) = &mut delivery.failure {
+            // Broker errors may quote a URL or a credential; they go to the log and the outbox.
+            failure.error = scrubber.scrub(&failure.error);
+            tracing::warn!(broadcaster = %batch.broadcaster, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
+        }
         if deliveries.send(delivery).await.is_err() {
             break;
         }
@@ -52,7 +62,7 @@ enum Client {
 }
 
 impl Client {
-    fn new(batch: &Publish, http: reqwest::Client) -> Self {
+    fn new(batch: &Publish, http: reqwest::Client, scrubber: &Scrubber) -> Self {
         match batch.kind {
             BroadcasterKind::Http => {
                 let headers = match &batch.options["headers"] {
@@ -74,6 +84,7 @@ impl Client {
             BroadcasterKind::Kafka => match KafkaClient::new(&batch.options) {
                 Ok(kafka) => Client::Kafka(Box::new(kafka)),
                 Err(error) => {
+                    let error = scrubber.scrub(&error);
                     tracing::error!(broadcaster = %batch.broadcaster, %error, "cannot make a Kafka producer");
                     Client::Unsupported(
                         "the Kafka producer could not be configured; see the server log",
@@ -112,7 +123,6 @@ impl Client {
             match self.send(message).await {
                 Ok(()) => delivery.delivered.push(message.id),
                 Err((error, permanent)) => {
-                    tracing::warn!(broadcaster = %batch.broadcaster, message = %message.message_id, %error, permanent, "delivery failed");
                     delivery.failure = Some(DeliveryFailure {
                         id: message.id,
                         error,

@@ -1,7 +1,10 @@
 //! Node RPC: the few JSON-RPC calls the follower makes, each with a deadline.
 //! Runs on tokio threads only.
 
+use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::eips::{BlockId, BlockNumberOrTag};
@@ -12,6 +15,7 @@ use alloy::sol_types::{decode_revert_reason, Revert, SolError};
 
 use crate::node::NodeOptions;
 use crate::protocol::BlockHeader;
+use crate::redact::Scrubber;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -51,30 +55,77 @@ impl RpcError {
 /// New block headers pushed by a websocket node.
 pub type HeadSubscription = alloy::pubsub::Subscription<alloy::rpc::types::Header>;
 
+/// JSON-RPC calls made and failed, per node, since the main thread last
+/// collected them for the metrics.
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    calls: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl CallCounts {
+    fn record(&self, ok: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+static CALL_COUNTS: Mutex<BTreeMap<String, Arc<CallCounts>>> = Mutex::new(BTreeMap::new());
+
+fn counts_of(node: &str) -> Arc<CallCounts> {
+    let mut all = CALL_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    all.entry(node.to_string()).or_default().clone()
+}
+
+/// Takes the counts gathered since the last call: (node, calls, errors) for
+/// each node that made calls.
+pub fn take_call_counts() -> Vec<(String, u64, u64)> {
+    let all = CALL_COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter()
+        .map(|(node, counts)| {
+            let calls = counts.calls.swap(0, Ordering::Relaxed);
+            let errors = counts.errors.swap(0, Ordering::Relaxed);
+            (node.clone(), calls, errors)
+        })
+        .filter(|(_, calls, _)| *calls > 0)
+        .collect()
+}
+
 /// A connection to one Ethereum node.
 #[derive(Clone)]
 pub struct NodeClient {
     provider: DynProvider,
     read_timeout: Duration,
+    counts: Arc<CallCounts>,
+    /// Error messages may quote the URL, and with it an API key.
+    scrubber: Arc<Scrubber>,
 }
 
 impl NodeClient {
-    /// Connects to `url` (http(s) or ws(s)) within the node's connectionTimeout.
-    pub async fn connect(url: &str, options: &NodeOptions) -> Result<Self, RpcError> {
+    /// Connects to node `name` at `url` (http(s) or ws(s)) within the node's
+    /// connectionTimeout.
+    pub async fn connect(name: &str, url: &str, options: &NodeOptions) -> Result<Self, RpcError> {
         let connect_timeout = Duration::from_millis(options.connection_timeout);
-        let provider = deadline("connect", connect_timeout, async {
+        let scrubber = Arc::new(Scrubber::for_url(url));
+        let counts = counts_of(name);
+        let connected = deadline("connect", connect_timeout, async {
             ProviderBuilder::new()
                 .connect(url)
                 .await
                 .map_err(|e| RpcError::Call {
                     call: "connect",
-                    message: e.to_string(),
+                    message: scrubber.scrub(&e.to_string()),
                 })
         })
-        .await?;
+        .await;
+        counts.record(connected.is_ok());
         Ok(NodeClient {
-            provider: provider.erased(),
+            provider: connected?.erased(),
             read_timeout: Duration::from_millis(options.read_timeout),
+            counts,
+            scrubber,
         })
     }
 
@@ -180,7 +231,13 @@ impl NodeClient {
             .provider
             .call(request)
             .block(BlockId::number(block.saturating_sub(1)));
-        match tokio::time::timeout(self.read_timeout, call.into_future()).await {
+        let result = tokio::time::timeout(self.read_timeout, call.into_future()).await;
+        // A revert is the answer we asked for, not a failed call.
+        self.counts.record(matches!(
+            result,
+            Ok(Ok(_)) | Ok(Err(alloy::transports::RpcError::ErrorResp(_)))
+        ));
+        match result {
             Ok(Err(alloy::transports::RpcError::ErrorResp(payload))) => {
                 // Error(string) gives the bare reason, as Eventeum reports it;
                 // anything else (panics, custom errors) as alloy describes it.
@@ -201,13 +258,15 @@ impl NodeClient {
         call: &'static str,
         fut: impl IntoFuture<Output = Result<T, E>>,
     ) -> Result<T, RpcError> {
-        deadline(call, self.read_timeout, async {
+        let result = deadline(call, self.read_timeout, async {
             fut.await.map_err(|e| RpcError::Call {
                 call,
-                message: e.to_string(),
+                message: self.scrubber.scrub(&e.to_string()),
             })
         })
-        .await
+        .await;
+        self.counts.record(result.is_ok());
+        result
     }
 }
 

@@ -28,6 +28,32 @@ use crate::protocol::{
 };
 use crate::spec::FilterDefinition;
 
+/// The installed version of the extension, or None when it is not installed.
+pub fn installed_version() -> SpiResult<Option<String>> {
+    Spi::get_one(
+        "SELECT (SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'eventeum')",
+    )
+}
+
+/// The pages of the metrics endpoint, rendered by SQL.
+pub fn render_pages() -> SpiResult<crate::metrics::Pages> {
+    Spi::connect(|client| {
+        let row = client
+            .select(
+                "SELECT eventeum.prometheus(), h::text, h ->> 'status' = 'UP'
+                   FROM eventeum.health() h",
+                Some(1),
+                &[],
+            )?
+            .first();
+        Ok(crate::metrics::Pages {
+            metrics: row.get(1)?.unwrap_or_default(),
+            health: row.get(2)?.unwrap_or_default(),
+            healthy: row.get(3)?.unwrap_or(false),
+        })
+    })
+}
+
 /// `eventeum.config_version`, or None when the extension is not installed.
 pub fn config_version() -> SpiResult<Option<i64>> {
     let installed =
@@ -540,6 +566,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
                 report.as_str().into(),
             ],
         )?;
+        add_to_counter(client, "reorgs", json!({"node": rewind.node}), 1.0)?;
         if rewind.deeper_than_window {
             pgrx::warning!("eventeum: node \"{}\": {report}", rewind.node);
         } else {
@@ -900,46 +927,124 @@ pub fn due_batch(broadcaster: &BroadcasterConfig, limit: i64) -> SpiResult<Optio
 
 /// Records what a broker acknowledged: delivered rows are marked, a transient
 /// failure is retried with capped exponential backoff, forever; a permanent
-/// one moves to `dead_letters` with its reason.
+/// one moves to `dead_letters` with its reason. The broadcaster's counters,
+/// latency histogram and health state change in the same transaction.
 pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
     Spi::connect_mut(|client| {
+        let broadcaster = delivery.broadcaster.as_str();
         if !delivery.delivered.is_empty() {
             client.update(
-                "UPDATE eventeum.outbox SET delivered_at = now() WHERE id = ANY ($1)",
+                "WITH done AS (
+                    UPDATE eventeum.outbox SET delivered_at = now()
+                     WHERE id = ANY ($1) AND delivered_at IS NULL
+                    RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS seconds),
+                 observed AS (
+                    SELECT 'latency_bucket' AS metric, jsonb_build_object('broadcaster', $2::text, 'le', le) AS labels,
+                           count(*) FILTER (WHERE le = '+Inf' OR seconds <= le::float8)::float8 AS value
+                      FROM done, unnest($3::text[]) AS le
+                     GROUP BY le
+                    UNION ALL
+                    SELECT m.metric, jsonb_build_object('broadcaster', $2::text), m.value
+                      FROM (SELECT count(*)::float8 AS n, COALESCE(sum(seconds), 0) AS total FROM done) d,
+                           LATERAL (VALUES ('delivered', d.n), ('latency_count', d.n), ('latency_sum', d.total)) AS m(metric, value)
+                     WHERE d.n > 0)
+                 INSERT INTO eventeum.counters AS c (metric, labels, value)
+                 SELECT metric, labels, value FROM observed
+                 ON CONFLICT (metric, labels) DO UPDATE SET value = c.value + EXCLUDED.value",
                 None,
-                &[delivery.delivered.clone().into()],
+                &[
+                    delivery.delivered.clone().into(),
+                    broadcaster.into(),
+                    LATENCY_BUCKETS.map(str::to_string).to_vec().into(),
+                ],
+            )?;
+            client.update(
+                "INSERT INTO eventeum.broadcaster_state AS s (broadcaster, last_delivered_at)
+                 SELECT name, clock_timestamp() FROM eventeum.broadcasters WHERE name = $1
+                 ON CONFLICT (broadcaster) DO UPDATE SET last_delivered_at = EXCLUDED.last_delivered_at",
+                None,
+                &[broadcaster.into()],
             )?;
         }
-        match &delivery.failure {
-            Some(failure) if failure.permanent => {
-                client.update(
-                    "WITH dead AS (DELETE FROM eventeum.outbox WHERE id = $1 RETURNING *)
-                     INSERT INTO eventeum.dead_letters
-                            (id, message_id, type, broadcaster, destination, key, payload, created_at, attempts, reason)
-                     SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, attempts + 1, $2
-                       FROM dead",
-                    None,
-                    &[failure.id.into(), failure.error.as_str().into()],
-                )?;
-                pgrx::warning!(
-                    "eventeum: broadcaster \"{}\" rejected outbox row {} for good; moved to dead_letters: {}",
-                    delivery.broadcaster,
-                    failure.id,
-                    failure.error
-                );
+        let Some(failure) = &delivery.failure else {
+            return Ok(());
+        };
+        if failure.permanent {
+            client.update(
+                "WITH dead AS (DELETE FROM eventeum.outbox WHERE id = $1 RETURNING *)
+                 INSERT INTO eventeum.dead_letters
+                        (id, message_id, type, broadcaster, destination, key, payload, created_at, attempts, reason)
+                 SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, attempts + 1, $2
+                   FROM dead",
+                None,
+                &[failure.id.into(), failure.error.as_str().into()],
+            )?;
+            add_to_counter(
+                client,
+                "dead_lettered",
+                json!({"broadcaster": broadcaster}),
+                1.0,
+            )?;
+            pgrx::warning!(
+                "eventeum: broadcaster \"{}\" rejected outbox row {} for good; moved to dead_letters: {}",
+                broadcaster,
+                failure.id,
+                failure.error
+            );
+        } else {
+            client.update(
+                "UPDATE eventeum.outbox
+                    SET attempts = attempts + 1, last_error = $2,
+                        next_attempt_at = now() + least(interval '30 seconds',
+                                                        interval '250 milliseconds' * power(2, least(attempts, 10)))
+                  WHERE id = $1",
+                None,
+                &[failure.id.into(), failure.error.as_str().into()],
+            )?;
+        }
+        add_to_counter(client, "failed", json!({"broadcaster": broadcaster}), 1.0)?;
+        client.update(
+            "INSERT INTO eventeum.broadcaster_state AS s (broadcaster, last_failed_at, last_error)
+             SELECT name, clock_timestamp(), $2 FROM eventeum.broadcasters WHERE name = $1
+             ON CONFLICT (broadcaster) DO UPDATE SET last_failed_at = EXCLUDED.last_failed_at, last_error = $2",
+            None,
+            &[broadcaster.into(), failure.error.as_str().into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Upper bounds, in seconds, of the delivery latency histogram's buckets.
+const LATENCY_BUCKETS: [&str; 14] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60",
+    "+Inf",
+];
+
+/// Adds `by` to the counter `metric` with `labels` (see the `counters` table).
+fn add_to_counter(
+    client: &mut SpiClient<'_>,
+    metric: &str,
+    labels: Value,
+    by: f64,
+) -> SpiResult<()> {
+    client.update(
+        "INSERT INTO eventeum.counters AS c (metric, labels, value) VALUES ($1, $2::text::jsonb, $3)
+         ON CONFLICT (metric, labels) DO UPDATE SET value = c.value + EXCLUDED.value",
+        None,
+        &[metric.into(), labels.to_string().into(), by.into()],
+    )?;
+    Ok(())
+}
+
+/// Adds the JSON-RPC calls and errors the followers made, per node.
+pub fn record_call_counts(counts: &[(String, u64, u64)]) -> SpiResult<()> {
+    Spi::connect_mut(|client| {
+        for (node, calls, errors) in counts {
+            let labels = json!({ "node": node });
+            add_to_counter(client, "rpc_calls", labels.clone(), *calls as f64)?;
+            if *errors > 0 {
+                add_to_counter(client, "rpc_errors", labels, *errors as f64)?;
             }
-            Some(failure) => {
-                client.update(
-                    "UPDATE eventeum.outbox
-                        SET attempts = attempts + 1, last_error = $2,
-                            next_attempt_at = now() + least(interval '30 seconds',
-                                                            interval '250 milliseconds' * power(2, least(attempts, 10)))
-                      WHERE id = $1",
-                    None,
-                    &[failure.id.into(), failure.error.as_str().into()],
-                )?;
-            }
-            None => {}
         }
         Ok(())
     })

@@ -17,10 +17,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::follow;
 use crate::guc;
+use crate::metrics::{self, Pages};
 use crate::protocol::{
     BroadcasterConfig, ChainStep, ConfigSnapshot, Delivery, FollowerMessage, Publish, StepAck,
 };
 use crate::relay;
+use crate::rpc;
 use crate::store;
 
 /// How long the postmaster waits before restarting a worker that exited.
@@ -37,6 +39,8 @@ const RELAY_QUEUE: usize = 16;
 /// Most outbox rows handed to the relay at once per broadcaster.
 const RELAY_BATCH: i64 = 500;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often RPC counts are written and the metrics endpoint's pages rendered.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 #[pg_guard]
 #[no_mangle]
@@ -86,6 +90,7 @@ fn run() {
         in_flight: HashSet::new(),
         last_prune: Instant::now(),
     };
+    let mut metrics = Metrics::new();
     let mut last_check = Instant::now();
     let mut reload = false;
 
@@ -149,8 +154,74 @@ fn run() {
             }
         }
         outbox.relay(&snapshot);
+        metrics.tick(&runtime);
     }
     shutdown(runtime, config_tx);
+}
+
+/// The main thread's half of metrics: writes the followers' RPC counts, and
+/// while `eventeum.metrics_address` is set, renders the pages the endpoint
+/// serves and (re)starts the endpoint when the address changes.
+struct Metrics {
+    address: Option<String>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    pages: watch::Sender<Pages>,
+    last_tick: Instant,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        Metrics {
+            address: None,
+            server: None,
+            pages: watch::Sender::new(Pages::default()),
+            last_tick: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, runtime: &tokio::runtime::Runtime) {
+        if self.last_tick.elapsed() < METRICS_EVERY {
+            return;
+        }
+        self.last_tick = Instant::now();
+        let counts = rpc::take_call_counts();
+        if !counts.is_empty() {
+            if let Err(e) = BackgroundWorker::transaction(|| store::record_call_counts(&counts)) {
+                pgrx::warning!("eventeum: cannot record RPC counts: {e}");
+            }
+        }
+        let address = guc::metrics_address();
+        if address != self.address {
+            if let Some(server) = self.server.take() {
+                server.abort();
+            }
+            self.address = address.clone();
+            match address.as_deref().map(str::parse::<std::net::SocketAddr>) {
+                Some(Ok(socket)) => {
+                    self.render();
+                    self.server =
+                        Some(runtime.spawn(metrics::serve(socket, self.pages.subscribe())));
+                }
+                Some(Err(e)) => pgrx::warning!(
+                    "eventeum: eventeum.metrics_address \"{}\" is not host:port ({e}); metrics are off",
+                    address.unwrap_or_default()
+                ),
+                None => {}
+            }
+        }
+        if self.server.is_some() {
+            self.render();
+        }
+    }
+
+    fn render(&self) {
+        match BackgroundWorker::transaction(store::render_pages) {
+            Ok(pages) => {
+                self.pages.send_replace(pages);
+            }
+            Err(e) => pgrx::warning!("eventeum: cannot render metrics: {e}"),
+        }
+    }
 }
 
 /// The main thread's half of delivery: hands due outbox batches to the relay
@@ -222,12 +293,22 @@ fn load_snapshot() -> ConfigSnapshot {
         .unwrap_or_else(|e| pgrx::error!("eventeum: cannot load the configuration: {e}"))
 }
 
-/// Waits until `CREATE EXTENSION eventeum` has run; false when asked to stop.
+/// Waits until `CREATE EXTENSION eventeum` has run, at this library's
+/// version; false when asked to stop.
 fn wait_for_extension() -> bool {
+    const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+    let mut warned = false;
     loop {
-        match BackgroundWorker::transaction(store::config_version) {
-            Ok(Some(_)) => return true,
-            Ok(None) => {}
+        match BackgroundWorker::transaction(store::installed_version) {
+            Ok(Some(version)) if version == LIBRARY_VERSION => return true,
+            Ok(Some(version)) if !warned => {
+                warned = true;
+                pgrx::warning!(
+                    "eventeum: the schema is at version {version} but the library is {LIBRARY_VERSION}; \
+                     the worker waits for ALTER EXTENSION eventeum UPDATE"
+                );
+            }
+            Ok(_) => {}
             Err(e) => pgrx::warning!("eventeum: cannot look for the extension: {e}"),
         }
         if !BackgroundWorker::wait_latch(Some(EXTENSION_POLL)) {

@@ -1,6 +1,7 @@
 //! Broadcaster options: defaults, validation, and secrets kept out of listings.
 
-use eventeum::broadcast::{normalize_options, redact_options, redact_url, BroadcasterKind};
+use eventeum::broadcast::{normalize_options, BroadcasterKind};
+use eventeum::redact::{redact_options, redact_url};
 use serde_json::json;
 
 #[test]

@@ -1,0 +1,127 @@
+"""Upgrades: the previous release's install script, then ALTER EXTENSION
+eventeum UPDATE, gives the same schema as a fresh install."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASES = ROOT / "sql" / "releases"
+PG_CONFIG = "/usr/lib/postgresql/15/bin/pg_config"
+
+# What a schema is made of, each as sorted text rows, for objects in schema eventeum.
+DESCRIBE = {
+    "members": """
+        SELECT pg_describe_object(d.classid, d.objid, d.objsubid)
+          FROM pg_depend d JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+         WHERE e.extname = 'eventeum' AND d.deptype = 'e'""",
+    "relations": """
+        SELECT c.relname || ' ' || c.relkind::text || ' ' || COALESCE(c.relacl::text, '') || ' '
+               || COALESCE(obj_description(c.oid, 'pg_class'), '')
+          FROM pg_class c WHERE c.relnamespace = 'eventeum'::regnamespace""",
+    "columns": """
+        SELECT c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+               || a.attnotnull::text || ' ' || COALESCE(pg_get_expr(ad.adbin, ad.adrelid), '') || ' '
+               || COALESCE(a.attacl::text, '') || ' ' || COALESCE(col_description(c.oid, a.attnum), '')
+          FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+         WHERE c.relnamespace = 'eventeum'::regnamespace""",
+    "constraints": """
+        SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+          FROM pg_constraint WHERE connamespace = 'eventeum'::regnamespace""",
+    "indexes": "SELECT indexdef FROM pg_indexes WHERE schemaname = 'eventeum'",
+    "triggers": """
+        SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         WHERE c.relnamespace = 'eventeum'::regnamespace AND NOT t.tgisinternal""",
+    "views": "SELECT viewname || ' ' || definition FROM pg_views WHERE schemaname = 'eventeum'",
+    "functions": """
+        SELECT pg_get_functiondef(p.oid) || COALESCE(p.proacl::text, '') || ' '
+               || COALESCE(obj_description(p.oid, 'pg_proc'), '')
+          FROM pg_proc p WHERE p.pronamespace = 'eventeum'::regnamespace""",
+    "types": """
+        SELECT t.typname || ' ' || COALESCE(string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder), '')
+          FROM pg_type t LEFT JOIN pg_enum e ON e.enumtypid = t.oid
+         WHERE t.typnamespace = 'eventeum'::regnamespace GROUP BY t.typname""",
+    "dumped": """
+        SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) AS c WHERE e.extname = 'eventeum'""",
+    "schema": """
+        SELECT nspname || ' ' || COALESCE(nspacl::text, '') FROM pg_namespace WHERE nspname = 'eventeum'""",
+}
+
+
+def describe(conn):
+    return {part: sorted(r[0] for r in conn.execute(sql)) for part, sql in DESCRIBE.items()}
+
+
+def versions():
+    """Released versions with a frozen install script, oldest first."""
+    return sorted(p.name.split("--")[1].removesuffix(".sql") for p in RELEASES.glob("eventeum--*.sql"))
+
+
+@pytest.fixture(scope="module")
+def released_scripts():
+    """Puts the frozen install scripts of earlier releases where CREATE EXTENSION finds them."""
+    extension_dir = Path(subprocess.check_output([PG_CONFIG, "--sharedir"], text=True).strip()) / "extension"
+    placed = []
+    for script in RELEASES.glob("eventeum--*.sql"):
+        target = extension_dir / script.name
+        if not target.exists():
+            shutil.copy(script, target)
+            placed.append(target)
+    yield
+    for target in placed:
+        target.unlink()
+
+
+@pytest.fixture
+def scratch_databases(cluster):
+    names = []
+
+    def create(name):
+        with cluster.connect("postgres") as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        names.append(name)
+        return cluster.connect(name)
+
+    yield create
+    with cluster.connect("postgres") as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.parametrize("previous", versions())
+def test_update_from_a_previous_release_equals_a_fresh_install(released_scripts, scratch_databases, previous):
+    with scratch_databases("upgrade_fresh") as fresh:
+        fresh.execute("CREATE EXTENSION eventeum")
+        current = fresh.execute("SELECT extversion FROM pg_extension WHERE extname = 'eventeum'").fetchone()[0]
+        expected = describe(fresh)
+    assert previous != current
+
+    with scratch_databases("upgrade_old") as old:
+        old.execute("CREATE EXTENSION eventeum VERSION %s" % psql_literal(previous))
+        assert describe(old) != expected, "the old release differs, or this test proves nothing"
+        # Data written under the old release survives the update.
+        old.execute("SELECT eventeum.add_node('kept', 'http://127.0.0.1:8545')")
+        old.execute("ALTER EXTENSION eventeum UPDATE")
+        assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'eventeum'").fetchone()[0] == current
+        upgraded = describe(old)
+        assert old.execute("SELECT name FROM eventeum.nodes").fetchall() == [("kept",)]
+
+    for part in DESCRIBE:
+        assert upgraded[part] == expected[part], f"{part} differ after ALTER EXTENSION UPDATE from {previous}"
+
+
+def psql_literal(text):
+    assert text.replace(".", "").isalnum()
+    return f"'{text}'"
+
+
+def test_every_upgrade_script_is_part_of_a_fresh_install():
+    """src/lib.rs includes each upgrade script in the fresh install; a script
+    it forgets would make fresh and upgraded databases differ."""
+    lib = (ROOT / "src" / "lib.rs").read_text()
+    for script in (ROOT / "sql").glob("eventeum--*--*.sql"):
+        assert f'"../sql/{script.name}"' in lib, f"{script.name} is not included in src/lib.rs"

@@ -1,0 +1,449 @@
+"""eventeum's benchmark. Run it with scripts/bench; it prints a table, then,
+as its last line, one JSON object with every figure.
+
+Each figure is measured in this run next to its baseline (raw eth_getLogs,
+Postgres COPY of the same rows), since the machines are noisy. Sizes come from
+the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
+(10000), BENCH_RPC_BLOCKS (50).
+"""
+
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "pg_test"))
+
+import pika  # noqa: E402
+from confluent_kafka import Consumer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from harness import Anvil, Cluster, Emitter, RpcProxy, Tansu, free_port, wait_until  # noqa: E402
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", 100_000))
+LIVE_BLOCKS = int(os.environ.get("BENCH_LIVE_BLOCKS", 200))
+FILTERS = int(os.environ.get("BENCH_FILTERS", 10_000))
+RPC_BLOCKS = int(os.environ.get("BENCH_RPC_BLOCKS", 50))
+EVENTS_PER_TX = 2_000
+SIMPLE = "Simple(address indexed who, uint256 value)"
+POLL_MS = 20  # the live POLL figure: as often as a local node can sensibly be asked
+ARTIFACT = ROOT / "pg_test" / "contracts" / "Bench.json"
+
+figures: dict[str, float] = {}
+rows: list[tuple[str, str, str]] = []  # (what, figure, note)
+
+
+def report(key, value, label, unit, note=""):
+    figures[key] = value
+    rows.append((label, f"{value:,.2f} {unit}".strip() if isinstance(value, float) else f"{value:,} {unit}", note))
+    print(f"  {label}: {rows[-1][1]} {note}", file=sys.stderr, flush=True)
+
+
+def step(text):
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def count_events(db, filter_id):
+    return db.execute("SELECT count(*) FROM eventeum.contract_events WHERE filter_id = %s AND status = 'CONFIRMED'",
+                      (filter_id,)).fetchone()[0]
+
+
+def add_node(db, name, url, **options):
+    db.execute("SELECT eventeum.add_node(%s, %s, %s)",
+               (name, url, json.dumps({"numBlocksToWait": 0, "pollingInterval": 100, **options})))
+
+
+def caught_up(db, node, block):
+    row = db.execute("SELECT latest_block FROM eventeum.node_state WHERE node = %s", (node,)).fetchone()
+    return bool(row and row[0] is not None and row[0] >= block)
+
+
+def wait_caught_up(db, anvil, node, timeout=120):
+    head = anvil.block_number()
+    wait_until(lambda: caught_up(db, node, head), timeout=timeout, interval=0.05, what=f"{node} at {head}")
+
+
+def worker_memory(db):
+    pid = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    kb = {k: int(status[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
+    return {k: v / 1024 for k, v in kb.items()}
+
+
+# --- the chain --------------------------------------------------------------
+
+def emit_events(anvil, bench):
+    txs = math.ceil(EVENTS / EVENTS_PER_TX)
+    for i in range(txs):
+        count = min(EVENTS_PER_TX, EVENTS - i * EVENTS_PER_TX)
+        anvil.send(bench.address, bench.calldata("emitMany(uint256,uint256)", count, i * EVENTS_PER_TX))
+    return txs
+
+
+def getlogs_baseline(anvil, bench):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
+                       "params": [{"fromBlock": "0x0", "toBlock": "latest", "address": bench.address}]}).encode()
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        request = urllib.request.Request(anvil.url, body, {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=600) as response:
+            logs = json.load(response)["result"]
+        best = min(best, time.perf_counter() - start)
+        assert len(logs) == EVENTS, len(logs)
+    return EVENTS / best
+
+
+# --- backfill and COPY --------------------------------------------------------
+
+def backfill(db, anvil, bench):
+    add_node(db, "bench", anvil.url)
+    wait_caught_up(db, anvil, "bench")
+    start = time.perf_counter()
+    db.execute("SELECT eventeum.add_filter(%s, %s, 'bench', 0, 'bench_backfill')", (bench.address, SIMPLE))
+    wait_until(lambda: count_events(db, "bench_backfill") >= EVENTS, timeout=3600, interval=0.1,
+               what=f"{EVENTS} CONFIRMED rows")
+    elapsed = time.perf_counter() - start
+    assert count_events(db, "bench_backfill") == EVENTS
+    return EVENTS / elapsed, elapsed
+
+
+def copy_baseline(db):
+    """COPY the same decoded rows into an identical table (same columns, keys and indexes)."""
+    buffer = bytearray()
+    with db.cursor().copy("COPY (SELECT * FROM eventeum.contract_events WHERE filter_id = 'bench_backfill') "
+                          "TO STDOUT (FORMAT binary)") as copy:
+        for chunk in copy:
+            buffer += chunk
+    best = math.inf
+    for attempt in range(3):
+        db.execute("DROP TABLE IF EXISTS public.bench_copy")
+        db.execute("CREATE TABLE public.bench_copy (LIKE eventeum.contract_events INCLUDING ALL)")
+        start = time.perf_counter()
+        with db.cursor().copy("COPY public.bench_copy FROM STDIN (FORMAT binary)") as copy:
+            copy.write(bytes(buffer))
+        best = min(best, time.perf_counter() - start)
+    copied = db.execute("SELECT count(*) FROM public.bench_copy").fetchone()[0]
+    assert copied == EVENTS, copied
+    db.execute("DROP TABLE public.bench_copy")
+    return EVENTS / best
+
+
+# --- live latency -------------------------------------------------------------
+
+def live_latency(cluster, db, anvil, bench, node, arrived, label):
+    """Mines LIVE_BLOCKS blocks, one event each; `arrived(tx_hash, deadline)` waits for
+    the event's message and returns when it came. Returns latencies in ms."""
+    anvil.rpc("evm_setAutomine", False)
+    latencies = []
+    try:
+        for i in range(LIVE_BLOCKS):
+            tx_hash = anvil.submit(bench.address, bench.calldata("emitMany(uint256,uint256)", 1, 10**9 + i))
+            time.sleep(0.02)  # let the previous block's work settle
+            mined = time.perf_counter()
+            anvil.rpc("evm_mine")
+            at = arrived(tx_hash, mined + 30)
+            latencies.append((at - mined) * 1000)
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+    step(f"{label}: {len(latencies)} blocks")
+    return latencies
+
+
+def notify_waiter(listener, node):
+    def arrived(tx_hash, deadline):
+        while time.perf_counter() < deadline:
+            for note in listener.notifies(timeout=max(0.0, deadline - time.perf_counter()), stop_after=1):
+                message = json.loads(note.payload)
+                details = message.get("details", {})
+                if details.get("nodeName") == node and details.get("transactionHash") == tx_hash:
+                    return time.perf_counter()
+        raise TimeoutError(f"no NOTIFY for {tx_hash} on {node}")
+    return arrived
+
+
+def notify_latency(cluster, db, anvil, bench, node, url, **options):
+    add_node(db, node, url, **options)
+    wait_caught_up(db, anvil, node)
+    db.execute("SELECT eventeum.add_filter(%s, %s, %s, NULL, %s)", (bench.address, SIMPLE, node, node))
+    time.sleep(1)  # the filter reaches the follower
+    with cluster.connect() as listener:
+        listener.execute("LISTEN eventeum_contract_events")
+        latencies = live_latency(cluster, db, anvil, bench, node, notify_waiter(listener, node), node)
+    db.execute("SELECT eventeum.remove_filter(%s)", (node,))
+    return latencies
+
+
+class KafkaReader:
+    """A Kafka consumer on its own thread, noting when each message arrived."""
+
+    def __init__(self, broker, topic):
+        self.arrivals: dict[str, float] = {}
+        self.count = 0
+        self.last = 0.0
+        self._stop = False
+        self._consumer = Consumer({"bootstrap.servers": broker, "group.id": f"bench-{topic}",
+                                   "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                                   "fetch.wait.max.ms": 5, "topic.metadata.refresh.interval.ms": 500})
+        self._consumer.subscribe([topic])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            for message in self._consumer.consume(num_messages=10_000, timeout=0.05):
+                if message.error():
+                    continue
+                now = time.perf_counter()
+                self.count += 1
+                self.last = now
+                payload = json.loads(message.value())
+                details = payload.get("details", {})
+                if "transactionHash" in details:
+                    self.arrivals[details["transactionHash"]] = now
+
+    def arrived(self, tx_hash, deadline):
+        while time.perf_counter() < deadline:
+            if tx_hash in self.arrivals:
+                return self.arrivals[tx_hash]
+            time.sleep(0.0005)
+        raise TimeoutError(f"no Kafka message for {tx_hash}")
+
+    def close(self):
+        self._stop = True
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+
+def create_topic(broker, topic):
+    AdminClient({"bootstrap.servers": broker}).create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+
+
+def kafka_latency(db, anvil, bench, tansu):
+    topic = "bench-live"
+    create_topic(tansu.address, topic)
+    reader = KafkaReader(tansu.address, topic)
+    db.execute("SELECT eventeum.add_broadcaster('bench_kafka', 'kafka', %s)",
+               (json.dumps({"bootstrapServers": tansu.address, "contractEvents": topic}),))
+    db.execute("SELECT eventeum.add_filter(%s)", (json.dumps({
+        "id": "bench_kafka", "contractAddress": bench.address, "node": "bench_ws", "broadcasters": ["bench_kafka"],
+        "eventSpecification": {"eventName": "Simple", "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS"}],
+                               "nonIndexedParameterDefinitions": [{"position": 1, "type": "UINT256"}]}}),))
+    time.sleep(1)
+    try:
+        # A first message, so that the producer and the consumer are connected before the clock runs.
+        warm = anvil.send(bench.address, bench.calldata("emitMany(uint256,uint256)", 1, 0))
+        reader.arrived(warm["transactionHash"], time.perf_counter() + 60)
+        return live_latency(None, db, anvil, bench, "bench_ws", reader.arrived, "kafka")
+    finally:
+        db.execute("SELECT eventeum.remove_filter('bench_kafka')")
+        db.execute("SELECT eventeum.remove_broadcaster('bench_kafka')")
+        reader.close()
+
+
+# --- RPC calls per block and memory with many filters --------------------------
+
+def rpc_calls_per_block(db, anvil, bench, proxy, node):
+    """Mines RPC_BLOCKS blocks with one event each, at a steady pace, and counts
+    the calls the worker made through the proxy."""
+    wait_caught_up(db, anvil, node)
+    time.sleep(0.5)
+    proxy.calls.clear()
+    for i in range(RPC_BLOCKS):
+        anvil.send(bench.address, bench.calldata("emitMany(uint256,uint256)", 1, i))
+        time.sleep(0.2)
+    wait_caught_up(db, anvil, node)
+    calls = dict(proxy.calls)
+    return sum(calls.values()) / RPC_BLOCKS, calls
+
+
+def many_filters(db, anvil, bench, proxy):
+    add_node(db, "bench_count", proxy.url)
+    db.execute("SELECT eventeum.add_filter(%s, %s, 'bench_count', NULL, 'bench_count_0')", (bench.address, SIMPLE))
+    time.sleep(1)
+    one, calls_one = rpc_calls_per_block(db, anvil, bench, proxy, "bench_count")
+    memory_one = worker_memory(db)
+    step(f"1 filter: {calls_one}")
+    start = time.perf_counter()
+    db.execute("""SELECT eventeum.add_filter('0x' || lpad(to_hex(i), 40, '0'), %s, 'bench_count', NULL,
+                                             'bench_count_' || i)
+                    FROM generate_series(1, %s) AS i""", (SIMPLE, FILTERS - 1))
+    step(f"{FILTERS - 1} more filters added in {time.perf_counter() - start:.1f} s")
+    time.sleep(2)
+    many, calls_many = rpc_calls_per_block(db, anvil, bench, proxy, "bench_count")
+    step(f"{FILTERS} filters: {calls_many}")
+    time.sleep(2)
+    memory_many = worker_memory(db)
+    return one, many, memory_one, memory_many
+
+
+# --- relay throughput ---------------------------------------------------------
+
+SAMPLE_PAYLOAD = """SELECT to_jsonb(m) FROM (SELECT id, 'CONTRACT_EVENT' AS type, 0 AS retries,
+    jsonb_build_object('id', id, 'name', name, 'filterId', filter_id, 'nodeName', node,
+                       'indexedParameters', indexed_parameters, 'nonIndexedParameters', non_indexed_parameters,
+                       'transactionHash', transaction_hash, 'logIndex', log_index, 'blockNumber', block_number,
+                       'blockHash', block_hash, 'address', address, 'status', status,
+                       'eventSpecificationSignature', event_specification_signature) AS details
+    FROM eventeum.contract_events WHERE filter_id = 'bench_backfill' LIMIT 1) m"""
+
+
+def prefill_outbox(db, broadcaster, destination):
+    """Writes EVENTS messages in one transaction; returns the instant it committed."""
+    payload = db.execute(SAMPLE_PAYLOAD).fetchone()[0]
+    with db.transaction():
+        db.execute("""INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
+                      SELECT %s || '-' || i, 'CONTRACT_EVENT', %s, %s, i::text, %s::jsonb
+                        FROM generate_series(1, %s) AS i""",
+                   (broadcaster, broadcaster, destination, json.dumps(payload), EVENTS))
+    return time.perf_counter()
+
+
+def undelivered(db, broadcaster):
+    return db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = %s AND delivered_at IS NULL",
+                      (broadcaster,)).fetchone()[0]
+
+
+def kafka_throughput(db, tansu):
+    topic = "bench-bulk"
+    create_topic(tansu.address, topic)
+    reader = KafkaReader(tansu.address, topic)
+    time.sleep(2)  # the consumer joins its group
+    db.execute("SELECT eventeum.add_broadcaster('bench_kafka_bulk', 'kafka', %s)",
+               (json.dumps({"bootstrapServers": tansu.address, "contractEvents": topic}),))
+    try:
+        start = prefill_outbox(db, "bench_kafka_bulk", topic)
+        wait_until(lambda: reader.count >= EVENTS, timeout=3600, interval=0.05, what="Kafka to receive every message")
+        rate = EVENTS / (reader.last - start)
+        wait_until(lambda: undelivered(db, "bench_kafka_bulk") == 0, timeout=600, what="the outbox to drain")
+        return rate
+    finally:
+        db.execute("SELECT eventeum.remove_broadcaster('bench_kafka_bulk')")
+        reader.close()
+
+
+def rabbit_throughput(db):
+    exchange, queue = "bench-exchange", "bench-bulk"
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1"))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, "topic", durable=True)
+    channel.queue_declare(queue, auto_delete=False)
+    channel.queue_purge(queue)
+    channel.queue_bind(queue, exchange, "#")
+    db.execute("SELECT eventeum.add_broadcaster('bench_rabbit', 'rabbitmq', %s)",
+               (json.dumps({"url": "amqp://guest:guest@127.0.0.1:5672/%2f", "exchange": exchange}),))
+    try:
+        start = prefill_outbox(db, "bench_rabbit", "bench.bulk")
+        # The broker's own count of what reached the queue; the clock stops when it has them all.
+        wait_until(lambda: channel.queue_declare(queue, passive=True).method.message_count >= EVENTS,
+                   timeout=3600, interval=0.02, what="RabbitMQ to hold every message")
+        rate = EVENTS / (time.perf_counter() - start)
+        got = 0
+        for method, _, _ in channel.consume(queue, inactivity_timeout=2, auto_ack=True):
+            if method is None:
+                break
+            got += 1
+        assert got == EVENTS, got
+        return rate
+    finally:
+        db.execute("SELECT eventeum.remove_broadcaster('bench_rabbit')")
+        channel.queue_delete(queue)
+        connection.close()
+
+
+# --- the run ------------------------------------------------------------------
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="eventeum-bench-") as work:
+        work = Path(work)
+        work.chmod(0o755)
+        anvil = Anvil(free_port(), work / "anvil.log")
+        anvil.start("--gas-limit", "300000000")
+        cluster = Cluster(work / "pg", free_port(), database="bench")
+        # Postgres' durable defaults: fsync and synchronous_commit on, for us and for COPY alike.
+        cluster.init({"fsync": "on", "log_min_messages": "warning"})
+        cluster.start()
+        tansu = Tansu(work / "tansu.log")
+        tansu.start()
+        proxy = RpcProxy(anvil.url)
+        proxy.start()
+        try:
+            cluster.create_database()
+            with cluster.connect() as db:
+                run(cluster, db, anvil, tansu, proxy)
+        finally:
+            proxy.stop()
+            tansu.stop()
+            cluster.stop(missing_ok=True)
+            anvil.stop()
+    print_table()
+    print(json.dumps(figures))
+
+
+def run(cluster, db, anvil, tansu, proxy):
+    step(f"deploying and emitting {EVENTS:,} Simple events")
+    bench = Emitter(anvil, artifact=ARTIFACT)
+    txs = emit_events(anvil, bench)
+    step(f"{txs} transactions in {txs} blocks; head {anvil.block_number()}")
+
+    report("getlogs_baseline_events_per_s", getlogs_baseline(anvil, bench), "raw eth_getLogs", "logs/s",
+           "(baseline: one call, best of 3)")
+    rate, elapsed = backfill(db, anvil, bench)
+    report("backfill_events_per_s", rate, "backfill into Postgres", "events/s",
+           f"({elapsed:.2f} s from add_filter to all rows CONFIRMED)")
+    copy = copy_baseline(db)
+    report("copy_baseline_events_per_s", copy, "COPY of the same rows", "rows/s", "(baseline: best of 3)")
+    report("backfill_vs_copy", rate / copy, "backfill / COPY", "", "(goal >= 0.5)")
+    db.execute("SELECT eventeum.remove_filter('bench_backfill')")
+    db.execute("SELECT eventeum.remove_node('bench')")
+
+    poll = notify_latency(cluster, db, anvil, bench, "bench_poll", anvil.url, pollingInterval=POLL_MS,
+                          blockNotification=False)
+    report("live_poll_p50_ms", percentile(poll, 50), f"live POLL ({POLL_MS} ms) p50", "ms", "mined -> NOTIFY")
+    report("live_poll_p99_ms", percentile(poll, 99), f"live POLL ({POLL_MS} ms) p99", "ms")
+    pubsub = notify_latency(cluster, db, anvil, bench, "bench_ws", anvil.ws_url, blockStrategy="PUBSUB",
+                            blockNotification=False)
+    report("live_p50_ms", percentile(pubsub, 50), "live PUBSUB p50", "ms", "mined -> NOTIFY")
+    report("live_p99_ms", percentile(pubsub, 99), "live PUBSUB p99", "ms", "(goal <= 50)")
+    kafka = kafka_latency(db, anvil, bench, tansu)
+    report("kafka_p50_ms", percentile(kafka, 50), "live PUBSUB -> Kafka p50", "ms", "mined -> consumer")
+    report("kafka_p99_ms", percentile(kafka, 99), "live PUBSUB -> Kafka p99", "ms", "(goal <= 100)")
+
+    one, many, memory_one, memory_many = many_filters(db, anvil, bench, proxy)
+    report("rpc_calls_per_block_1_filter", one, "RPC calls per block, 1 filter", "")
+    report("rpc_calls_per_block_10k_filters", many, f"RPC calls per block, {FILTERS:,} filters", "")
+    report("rpc_calls_ratio_10k_vs_1_filter", many / one, "RPC calls ratio", "", "(goal <= 2)")
+    report("worker_rss_mb", memory_many["RssAnon"] + memory_many["RssFile"], f"worker RSS, {FILTERS:,} filters",
+           "MB", f"(goal <= 64; private+file; shared buffers touched {memory_many['RssShmem']:.0f} MB; "
+                 f"with 1 filter {memory_one['RssAnon'] + memory_one['RssFile']:.0f} MB)")
+
+    report("kafka_msgs_per_s", kafka_throughput(db, tansu), "outbox -> Kafka", "msgs/s", "(goal >= 20,000)")
+    report("rabbit_msgs_per_s", rabbit_throughput(db), "outbox -> RabbitMQ", "msgs/s", "(goal >= 10,000)")
+    figures["events"] = EVENTS
+    figures["live_blocks"] = LIVE_BLOCKS
+    figures["filters"] = FILTERS
+
+
+def print_table():
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    print(f"\neventeum benchmark: {EVENTS:,} events, {LIVE_BLOCKS} live blocks, {FILTERS:,} filters, "
+          f"{os.cpu_count()} CPUs\n")
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>{value_width}}  {note}")
+    print()
+
+
+if __name__ == "__main__":
+    main()
