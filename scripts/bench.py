@@ -227,7 +227,8 @@ class KafkaReader:
 
 
 def create_topic(broker, topic):
-    AdminClient({"bootstrap.servers": broker}).create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    admin = AdminClient({"bootstrap.servers": broker})  # alive until the topic exists
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
 
 
 def kafka_latency(db, anvil, bench, tansu):

@@ -276,7 +276,32 @@ impl Follower {
         };
         let (from, to, headers, transactions) =
             match plan(client, position, last, head, options, needs).await? {
-                Plan::Wait => return self.backfill(client, &snapshot, node, head, position).await,
+                Plan::Wait => {
+                    // A filter with a startBlock may arrive while the chain is
+                    // idle: register its backfill now, not at the next block.
+                    let started = new_backfills(node, position, last);
+                    if !started.is_empty() {
+                        let kind = StepKind::Live {
+                            headers: vec![],
+                            new_backfills: started,
+                            blocks: vec![],
+                            transactions: vec![],
+                        };
+                        self.hand_over(
+                            &snapshot,
+                            node,
+                            last + 1,
+                            last,
+                            head,
+                            kind,
+                            vec![],
+                            vec![],
+                            position,
+                        )
+                        .await?;
+                    }
+                    return self.backfill(client, &snapshot, node, head, position).await;
+                }
                 Plan::Fork {
                     ancestor,
                     canonical,
