@@ -1,5 +1,6 @@
 """Fixtures: one real cluster with eventeum preloaded and one anvil per test session."""
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +15,12 @@ POLL_MS = 100
 
 @pytest.fixture(scope="session")
 def workdir():
+    # EVENTEUM_E2E_KEEP=1 keeps the cluster's and the brokers' logs for a post-mortem.
+    if os.environ.get("EVENTEUM_E2E_KEEP"):
+        d = tempfile.mkdtemp(prefix="eventeum-e2e-")
+        Path(d).chmod(0o755)
+        yield Path(d)
+        return
     with tempfile.TemporaryDirectory(prefix="eventeum-e2e-") as d:
         Path(d).chmod(0o755)  # the cluster runs as postgres
         yield Path(d)

@@ -20,8 +20,11 @@ def tansu(workdir):
 
 def consume(address, topic, count, timeout=60):
     """`count` records from the start of `topic`, read by a fresh consumer group."""
+    # The relay creates the topic with its first message, which may come after
+    # this subscription: look for it every 500 ms, not librdkafka's 5 minutes.
     consumer = Consumer({"bootstrap.servers": address, "group.id": f"test-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "topic.metadata.refresh.interval.ms": 500})
     consumer.subscribe([topic])
     got = []
     try:

@@ -4,7 +4,8 @@ as its last line, one JSON object with every figure.
 Each figure is measured in this run next to its baseline (raw eth_getLogs,
 Postgres COPY of the same rows), since the machines are noisy. Sizes come from
 the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
-(10000), BENCH_RPC_BLOCKS (50).
+(10000), BENCH_RPC_BLOCKS (50). BENCH_ONLY=backfill stops after the backfill
+figures, for profiling.
 """
 
 import json
@@ -406,6 +407,8 @@ def run(cluster, db, anvil, tansu, proxy):
     copy = copy_baseline(db)
     report("copy_baseline_events_per_s", copy, "COPY of the same rows", "rows/s", "(baseline: best of 3)")
     report("backfill_vs_copy", rate / copy, "backfill / COPY", "", "(goal >= 0.5)")
+    if os.environ.get("BENCH_ONLY") == "backfill":  # for profiling
+        return
     db.execute("SELECT eventeum.remove_filter('bench_backfill')")
     db.execute("SELECT eventeum.remove_node('bench')")
 

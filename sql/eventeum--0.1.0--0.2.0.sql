@@ -21,7 +21,8 @@ GRANT eventeum_reader TO eventeum_admin;
 
 -- Counters ---------------------------------------------------------------------
 -- Monotonic counters behind the metrics, kept in the same transactions as the
--- changes they count, so that they survive restarts and never double count.
+-- changes they count (by the worker), so that they survive restarts and never
+-- double count.
 CREATE TABLE counters (
     metric text NOT NULL,
     labels jsonb NOT NULL DEFAULT '{}',
@@ -30,26 +31,6 @@ CREATE TABLE counters (
 );
 COMMENT ON TABLE counters IS
   'Internal: monotonic counters behind eventeum.metrics (events stored per status, RPC calls and errors, deliveries, reorgs, delivery latency buckets).';
-
-CREATE FUNCTION count_events() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    -- Every write to contract_events sets a status: count the rows by the one they now have.
-    INSERT INTO eventeum.counters AS c (metric, labels, value)
-    SELECT 'events', jsonb_build_object('node', n.node, 'status', n.status::text), count(*)
-      FROM changed n
-     GROUP BY n.node, n.status
-    ON CONFLICT (metric, labels) DO UPDATE SET value = c.value + EXCLUDED.value;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION count_events() IS 'Internal: counts stored and re-stated contract events per node and status.';
-
-CREATE TRIGGER contract_events_counted_on_insert AFTER INSERT ON contract_events
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION count_events();
--- Transition tables rule out a column list; every update of an event sets its status.
-CREATE TRIGGER contract_events_counted_on_update AFTER UPDATE ON contract_events
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION count_events();
 
 -- Per broadcaster: the last success and failure, for health().
 CREATE TABLE broadcaster_state (

@@ -223,6 +223,10 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
         if version != Some(step.config_version) || snapshot.version != step.config_version {
             return Ok(StepAck::Stale);
         }
+        if step.events.len() > 10_000 {
+            // Keep the large step's arrays and sorts in memory instead of temp files.
+            client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
+        }
         let wait = node.options.num_blocks_to_wait;
         let mut payloads = insert_events(client, step, wait)?;
         payloads.extend(confirm_events(client, &step.node, step.tip(), wait)?);
@@ -533,6 +537,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
         let mut rows = records_of::<ContractEventRecord>(invalidated)?;
         rows.sort_by_key(|r| (r.block_number, r.log_index));
         let count = rows.len();
+        count_events(client, &rewind.node, "INVALIDATED", count)?;
         let messages = rows.iter().map(ContractEventRecord::outgoing).collect();
         let messages = match snapshot.nodes.get(&rewind.node) {
             Some(node) => with_filter_targets(messages, node),
@@ -651,7 +656,10 @@ pub fn record_node_error(node: &str, error: &str) -> SpiResult<()> {
     })
 }
 
-/// Inserts the step's events; returns the NOTIFY payloads of the rows that are new.
+/// Inserts the step's events; returns the messages of the rows that are new
+/// (or valid again after a fork). The rows travel as one array per column and
+/// the messages are rendered from the records in hand: no JSON document of
+/// the whole step is built, parsed or returned.
 fn insert_events(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
@@ -660,56 +668,99 @@ fn insert_events(
     if step.events.is_empty() {
         return Ok(vec![]);
     }
-    let rows: Vec<Value> = step
+    let mut records: Vec<ContractEventRecord> = step
         .events
         .iter()
         .map(|e| {
             let p = &e.position;
-            let spec = &e.filter.definition.specification;
             let confirmed = step.tip().saturating_sub(p.block_number) >= wait;
-            json!({
-                "id": contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
-                "filter_id": e.filter.id,
-                "node": step.node,
-                "name": spec.event_name,
-                "address": p.address,
-                "block_number": p.block_number,
-                "block_hash": p.block_hash,
-                "transaction_hash": p.transaction_hash,
-                "log_index": p.log_index,
-                "indexed_parameters": e.parameters.indexed,
-                "non_indexed_parameters": e.parameters.non_indexed,
-                "event_specification_signature": hex::encode_prefixed(e.filter.topic0),
-                "correlation_id": e.parameters.correlation_id,
-                "status": if confirmed { "CONFIRMED" } else { "UNCONFIRMED" },
-                "block_timestamp": p.block_timestamp,
-            })
+            ContractEventRecord {
+                id: contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
+                filter_id: e.filter.id.clone(),
+                node: step.node.clone(),
+                name: e.filter.definition.specification.event_name.clone(),
+                address: p.address.clone(),
+                block_number: p.block_number as i64,
+                block_hash: p.block_hash.clone(),
+                transaction_hash: p.transaction_hash.clone(),
+                log_index: p.log_index as i64,
+                indexed_parameters: serde_json::value::to_raw_value(&e.parameters.indexed)
+                    .expect("parameters serialize"),
+                non_indexed_parameters: serde_json::value::to_raw_value(&e.parameters.non_indexed)
+                    .expect("parameters serialize"),
+                event_specification_signature: hex::encode_prefixed(e.filter.topic0),
+                status: if confirmed {
+                    "CONFIRMED"
+                } else {
+                    "UNCONFIRMED"
+                }
+                .to_string(),
+                block_timestamp: p.block_timestamp.map(|t| t as i64),
+                correlation_id: e.parameters.correlation_id.clone(),
+            }
         })
         .collect();
-    let inserted = client.update(
+    records.sort_by(|a, b| {
+        (a.block_number, a.log_index, &a.filter_id).cmp(&(
+            b.block_number,
+            b.log_index,
+            &b.filter_id,
+        ))
+    });
+    fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
+        records.iter().map(f).collect()
+    }
+    let written = client.update(
         "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
                  log_index, indexed_parameters, non_indexed_parameters,
                  event_specification_signature, correlation_id, status, block_timestamp)
-         SELECT r.id, r.filter_id, r.node, r.name, r.address, r.block_number, r.block_hash,
-                r.transaction_hash, r.log_index, r.indexed_parameters, r.non_indexed_parameters,
-                r.event_specification_signature, r.correlation_id,
-                r.status::eventeum.event_status, r.block_timestamp
-           FROM jsonb_to_recordset($1::text::jsonb) AS r(
-                id text, filter_id text, node text, name text, address text, block_number bigint,
-                block_hash text, transaction_hash text, log_index integer,
-                indexed_parameters jsonb, non_indexed_parameters jsonb,
-                event_specification_signature text, correlation_id text, status text,
-                block_timestamp bigint)
-         ORDER BY r.block_number, r.log_index, r.filter_id
+         SELECT r.id, r.filter_id, $1, r.name, r.address, r.block_number, r.block_hash,
+                r.transaction_hash, r.log_index, r.indexed::jsonb, r.non_indexed::jsonb,
+                r.signature, r.correlation_id, r.status::eventeum.event_status, r.block_timestamp
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                       $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[],
+                       $14::text[], $15::bigint[])
+             AS r(id, filter_id, name, address, block_number, block_hash, transaction_hash, log_index,
+                  indexed, non_indexed, signature, correlation_id, status, block_timestamp)
          ON CONFLICT (filter_id, node, block_hash, transaction_hash, log_index) DO UPDATE
             SET status = EXCLUDED.status, updated_at = now()
           WHERE e.status = 'INVALIDATED'  -- its block is canonical again
-         RETURNING to_jsonb(e)::text",
+         RETURNING e.filter_id, e.id",
         None,
-        &[Value::Array(rows).to_string().into()],
+        &[
+            step.node.as_str().into(),
+            column(&records, |r| r.id.clone()).into(),
+            column(&records, |r| r.filter_id.clone()).into(),
+            column(&records, |r| r.name.clone()).into(),
+            column(&records, |r| r.address.clone()).into(),
+            column(&records, |r| r.block_number).into(),
+            column(&records, |r| r.block_hash.clone()).into(),
+            column(&records, |r| r.transaction_hash.clone()).into(),
+            column(&records, |r| r.log_index as i32).into(),
+            column(&records, |r| r.indexed_parameters.get().to_string()).into(),
+            column(&records, |r| r.non_indexed_parameters.get().to_string()).into(),
+            column(&records, |r| r.event_specification_signature.clone()).into(),
+            column(&records, |r| r.correlation_id.clone()).into(),
+            column(&records, |r| r.status.clone()).into(),
+            column(&records, |r| r.block_timestamp).into(),
+        ],
     )?;
-    payloads(inserted)
+    if written.len() < records.len() {
+        // A replay: only the rows written now are new.
+        let mut fresh = std::collections::HashSet::with_capacity(written.len());
+        for row in written {
+            let filter_id: String = row.get(1)?.unwrap_or_default();
+            let id: String = row.get(2)?.unwrap_or_default();
+            fresh.insert((filter_id, id));
+        }
+        records.retain(|r| fresh.contains(&(r.filter_id.clone(), r.id.clone())));
+    }
+    for status in ["UNCONFIRMED", "CONFIRMED"] {
+        let written = records.iter().filter(|r| r.status == status).count();
+        count_events(client, &step.node, status, written)?;
+    }
+    Ok(records.iter().map(ContractEventRecord::outgoing).collect())
 }
 
 /// Promotes the node's events that are `wait` blocks deep to CONFIRMED.
@@ -732,14 +783,8 @@ fn confirm_events(
     )?;
     let mut rows = records_of::<ContractEventRecord>(updated)?;
     rows.sort_by_key(|r| (r.block_number, r.log_index));
+    count_events(client, node, "CONFIRMED", rows.len())?;
     Ok(rows.iter().map(ContractEventRecord::outgoing).collect())
-}
-
-fn payloads(table: pgrx::spi::SpiTupleTable<'_>) -> SpiResult<Vec<Outgoing>> {
-    Ok(records_of::<ContractEventRecord>(table)?
-        .iter()
-        .map(ContractEventRecord::outgoing)
-        .collect())
 }
 
 /// The three kinds of chain message, with their NOTIFY channels.
@@ -775,47 +820,49 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
     if messages.is_empty() {
         return Ok(());
     }
-    #[derive(serde::Serialize)]
-    struct Row<'a> {
-        seq: usize,
-        message_id: &'a str,
-        key: &'a str,
-        route: &'a str,
-        targets: Option<&'a [String]>,
-        payload: &'a serde_json::value::RawValue,
+    let has_broadcasters = client
+        .select(
+            "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters)",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false);
+    if has_broadcasters {
+        fn column(
+            messages: &[Outgoing],
+            f: impl Fn(&Outgoing) -> Option<String>,
+        ) -> Vec<Option<String>> {
+            messages.iter().map(f).collect()
+        }
+        client.update(
+            "INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
+             SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload::jsonb
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                    WITH ORDINALITY AS m(message_id, key, route, targets, payload, seq)
+              CROSS JOIN eventeum.broadcasters b
+              CROSS JOIN LATERAL (SELECT eventeum.destination(b.kind, b.options, $1, m.route) AS destination) d
+              WHERE d.destination IS NOT NULL
+                AND (m.targets IS NULL OR m.targets::jsonb ? b.name)
+              ORDER BY b.name, m.seq
+             ON CONFLICT (broadcaster, message_id, destination) DO NOTHING",
+            None,
+            &[
+                ty.name().into(),
+                column(&messages, |m| Some(m.message_id.clone())).into(),
+                column(&messages, |m| Some(m.key.clone())).into(),
+                column(&messages, |m| Some(m.route.clone())).into(),
+                column(&messages, |m| {
+                    m.targets
+                        .as_ref()
+                        .map(|t| serde_json::to_string(t).expect("names serialize"))
+                })
+                .into(),
+                column(&messages, |m| Some(m.payload.clone())).into(),
+            ],
+        )?;
     }
-    let payloads: Vec<Box<serde_json::value::RawValue>> = messages
-        .iter()
-        .map(|m| {
-            serde_json::value::RawValue::from_string(m.payload.clone()).expect("messages are JSON")
-        })
-        .collect();
-    let rows: Vec<Row> = messages
-        .iter()
-        .zip(&payloads)
-        .enumerate()
-        .map(|(seq, (m, payload))| Row {
-            seq,
-            message_id: &m.message_id,
-            key: &m.key,
-            route: &m.route,
-            targets: m.targets.as_deref(),
-            payload,
-        })
-        .collect();
-    client.update(
-        "INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
-         SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload
-           FROM jsonb_to_recordset($2::text::jsonb)
-                AS m(seq int, message_id text, key text, route text, targets text[], payload jsonb)
-          CROSS JOIN eventeum.broadcasters b
-          CROSS JOIN LATERAL (SELECT eventeum.destination(b.kind, b.options, $1, m.route) AS destination) d
-          WHERE d.destination IS NOT NULL AND (m.targets IS NULL OR b.name = ANY (m.targets))
-          ORDER BY b.name, m.seq
-         ON CONFLICT (broadcaster, message_id, destination) DO NOTHING",
-        None,
-        &[ty.name().into(), serde_json::to_string(&rows).expect("rows serialize").into()],
-    )?;
     notify(
         client,
         ty.channel(),
@@ -1034,6 +1081,19 @@ fn add_to_counter(
         &[metric.into(), labels.to_string().into(), by.into()],
     )?;
     Ok(())
+}
+
+/// Counts contract events that were stored with, or moved to, `status`.
+fn count_events(client: &mut SpiClient<'_>, node: &str, status: &str, n: usize) -> SpiResult<()> {
+    if n == 0 {
+        return Ok(());
+    }
+    add_to_counter(
+        client,
+        "events",
+        json!({"node": node, "status": status}),
+        n as f64,
+    )
 }
 
 /// Adds the JSON-RPC calls and errors the followers made, per node.
