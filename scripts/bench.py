@@ -4,8 +4,9 @@ as its last line, one JSON object with every figure.
 Each figure is measured in this run next to its baseline (raw eth_getLogs,
 Postgres COPY of the same rows), since the machines are noisy. Sizes come from
 the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
-(10000), BENCH_RPC_BLOCKS (50). BENCH_ONLY=backfill stops after the backfill
-figures, for profiling.
+(10000), BENCH_RPC_BLOCKS (50). BENCH_ONLY picks phases, for profiling: a
+comma list of live, filters and relay (the backfill always runs; "backfill"
+alone runs only it).
 """
 
 import json
@@ -33,6 +34,7 @@ FILTERS = int(os.environ.get("BENCH_FILTERS", 10_000))
 RPC_BLOCKS = int(os.environ.get("BENCH_RPC_BLOCKS", 50))
 EVENTS_PER_TX = 2_000
 SIMPLE = "Simple(address indexed who, uint256 value)"
+PHASES = set(os.environ.get("BENCH_ONLY", "live,filters,relay").split(","))
 POLL_MS = 20  # the live POLL figure: as often as a local node can sensibly be asked
 ARTIFACT = ROOT / "pg_test" / "contracts" / "Bench.json"
 
@@ -407,11 +409,21 @@ def run(cluster, db, anvil, tansu, proxy):
     copy = copy_baseline(db)
     report("copy_baseline_events_per_s", copy, "COPY of the same rows", "rows/s", "(baseline: best of 3)")
     report("backfill_vs_copy", rate / copy, "backfill / COPY", "", "(goal >= 0.5)")
-    if os.environ.get("BENCH_ONLY") == "backfill":  # for profiling
-        return
-    db.execute("SELECT eventeum.remove_filter('bench_backfill')")
+    db.execute("SELECT eventeum.remove_filter('bench_backfill')")  # its rows stay: the relay sends one
     db.execute("SELECT eventeum.remove_node('bench')")
+    if "live" in PHASES:
+        live(cluster, db, anvil, bench, tansu)
+    if "filters" in PHASES:
+        filters(db, anvil, bench, proxy)
+    if "relay" in PHASES:
+        report("kafka_msgs_per_s", kafka_throughput(db, tansu), "outbox -> Kafka", "msgs/s", "(goal >= 20,000)")
+        report("rabbit_msgs_per_s", rabbit_throughput(db), "outbox -> RabbitMQ", "msgs/s", "(goal >= 10,000)")
+    figures["events"] = EVENTS
+    figures["live_blocks"] = LIVE_BLOCKS
+    figures["filters"] = FILTERS
 
+
+def live(cluster, db, anvil, bench, tansu):
     poll = notify_latency(cluster, db, anvil, bench, "bench_poll", anvil.url, pollingInterval=POLL_MS,
                           blockNotification=False)
     report("live_poll_p50_ms", percentile(poll, 50), f"live POLL ({POLL_MS} ms) p50", "ms", "mined -> NOTIFY")
@@ -424,6 +436,8 @@ def run(cluster, db, anvil, tansu, proxy):
     report("kafka_p50_ms", percentile(kafka, 50), "live PUBSUB -> Kafka p50", "ms", "mined -> consumer")
     report("kafka_p99_ms", percentile(kafka, 99), "live PUBSUB -> Kafka p99", "ms", "(goal <= 100)")
 
+
+def filters(db, anvil, bench, proxy):
     one, many, memory_one, memory_many = many_filters(db, anvil, bench, proxy)
     report("rpc_calls_per_block_1_filter", one, "RPC calls per block, 1 filter", "")
     report("rpc_calls_per_block_10k_filters", many, f"RPC calls per block, {FILTERS:,} filters", "")
@@ -431,12 +445,6 @@ def run(cluster, db, anvil, tansu, proxy):
     report("worker_rss_mb", memory_many["RssAnon"] + memory_many["RssFile"], f"worker RSS, {FILTERS:,} filters",
            "MB", f"(goal <= 64; private+file; shared buffers touched {memory_many['RssShmem']:.0f} MB; "
                  f"with 1 filter {memory_one['RssAnon'] + memory_one['RssFile']:.0f} MB)")
-
-    report("kafka_msgs_per_s", kafka_throughput(db, tansu), "outbox -> Kafka", "msgs/s", "(goal >= 20,000)")
-    report("rabbit_msgs_per_s", rabbit_throughput(db), "outbox -> RabbitMQ", "msgs/s", "(goal >= 10,000)")
-    figures["events"] = EVENTS
-    figures["live_blocks"] = LIVE_BLOCKS
-    figures["filters"] = FILTERS
 
 
 def print_table():

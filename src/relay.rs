@@ -260,28 +260,41 @@ impl RabbitClient {
         };
         // Publish the whole batch, then await the confirms in order: the first
         // failure (publish or confirm, whichever comes first) stops the batch.
-        let mut confirms = Vec::with_capacity(batch.messages.len());
-        let mut failure: Option<(i64, String)> = None;
+        // Each publish is polled once, in outbox order, as it is made: that
+        // first poll queues its frames and takes its delivery tag, so the
+        // broker gets the batch in order while the writes are pipelined
+        // instead of awaited one by one.
+        let mut writes = Vec::with_capacity(batch.messages.len());
         for message in &batch.messages {
             let properties = lapin::BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
                 .with_message_id(message.message_id.as_str().into());
-            let publish = channel.basic_publish(
+            let mut publish = Box::pin(channel.basic_publish(
                 self.exchange.as_str().into(),
                 message.destination.as_str().into(),
                 lapin::options::BasicPublishOptions::default(),
                 message.payload.as_bytes(),
                 properties,
-            );
-            match tokio::time::timeout(RABBIT_TIMEOUT, publish).await {
-                Ok(Ok(confirm)) => confirms.push((message.id, confirm)),
+            ));
+            let first = futures::poll!(publish.as_mut());
+            writes.push((message.id, publish, first));
+        }
+        let mut confirms = Vec::with_capacity(writes.len());
+        let mut failure: Option<(i64, String)> = None;
+        for (id, publish, first) in writes {
+            let written = match first {
+                std::task::Poll::Ready(result) => Ok(result),
+                std::task::Poll::Pending => tokio::time::timeout(RABBIT_TIMEOUT, publish).await,
+            };
+            match written {
+                Ok(Ok(confirm)) => confirms.push((id, confirm)),
                 Ok(Err(e)) => {
-                    failure = Some((message.id, format!("publish to RabbitMQ failed: {e}")));
+                    failure = Some((id, format!("publish to RabbitMQ failed: {e}")));
                     break;
                 }
                 Err(_) => {
-                    failure = Some((message.id, "publish to RabbitMQ timed out".into()));
+                    failure = Some((id, "publish to RabbitMQ timed out".into()));
                     break;
                 }
             }

@@ -937,14 +937,25 @@ fn insert_undecodable(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult
 /// undelivered row is due (a failed row holds back the rows behind it).
 pub fn due_batch(broadcaster: &BroadcasterConfig, limit: i64) -> SpiResult<Option<Publish>> {
     Spi::connect(|client| {
+        // Walk the pending index in id order and stop after `limit` rows. Right
+        // after a burst the statistics still say the outbox is nearly empty,
+        // and the planner would bitmap-scan and sort every pending row instead:
+        // 1.2 s instead of 50 ms for a batch out of 100,000.
+        client.select(
+            "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)",
+            None,
+            &[],
+        )?;
         let rows = client.select(
-            "SELECT id, message_id, type, destination, key,
-                    (CASE WHEN type = 'APP' THEN payload ELSE jsonb_set(payload, '{retries}', to_jsonb(attempts)) END)::text,
-                    next_attempt_at <= now()
-               FROM eventeum.outbox
-              WHERE broadcaster = $1 AND delivered_at IS NULL
-              ORDER BY id
-              LIMIT $2",
+            "SELECT o.id, o.message_id, o.type, o.destination, o.key,
+                    (CASE WHEN o.type = 'APP' THEN o.payload
+                          ELSE jsonb_set(o.payload, '{retries}', to_jsonb(o.attempts)) END)::text,
+                    o.next_attempt_at <= now()
+               FROM (SELECT * FROM eventeum.outbox
+                      WHERE broadcaster = $1 AND delivered_at IS NULL
+                      ORDER BY id
+                      LIMIT $2) o
+              ORDER BY o.id",
             None,
             &[broadcaster.name.as_str().into(), limit.into()],
         )?;
