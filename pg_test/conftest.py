@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Anvil, Cluster, Emitter, free_port, wait_until  # noqa: E402
+from harness import Anvil, Cluster, Emitter, HttpReceiver, free_port, wait_until  # noqa: E402
 
 POLL_MS = 100
 
@@ -62,6 +62,14 @@ def cluster(workdir, anvil):
 def db(cluster):
     with cluster.connect() as conn:
         yield conn
+
+
+@pytest.fixture
+def receiver():
+    """A webhook endpoint recording what the HTTP relay posts."""
+    r = HttpReceiver()
+    yield r
+    r.stop()
 
 
 @pytest.fixture

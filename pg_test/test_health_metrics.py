@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from conftest import wait_caught_up
-from harness import HttpReceiver, free_port, wait_until
+from harness import free_port, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 EVENTEUM_LABELS = {"application": "Eventeum", "environment": "default"}
@@ -35,13 +35,6 @@ def scrape(url):
 
 def sample(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
-
-
-@pytest.fixture
-def receiver():
-    r = HttpReceiver()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

@@ -4,14 +4,7 @@ import json
 
 import pytest
 from conftest import wait_caught_up
-from harness import HttpReceiver, wait_until
-
-
-@pytest.fixture
-def receiver():
-    r = HttpReceiver()
-    yield r
-    r.stop()
+from harness import wait_until
 
 
 @pytest.fixture
