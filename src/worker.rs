@@ -119,6 +119,8 @@ fn run() {
             }
             reload = false;
         }
+        // Set by a large step; its memory is freed once the drain is done.
+        let mut trim = false;
         loop {
             match from_followers.try_recv() {
                 Ok(FollowerMessage::Step(step)) => {
@@ -128,19 +130,8 @@ fn run() {
                         snapshot = Arc::new(load_snapshot());
                         config_tx.send_replace(snapshot.clone());
                     }
-                    let large = step.events.len() >= LARGE_STEP;
-                    let ChainStep {
-                        ack: reply,
-                        events,
-                        failures,
-                        kind,
-                        ..
-                    } = step;
-                    let _ = reply.send(ack);
-                    drop((events, failures, kind));
-                    if large {
-                        release_free_memory();
-                    }
+                    trim |= step.events.len() >= LARGE_STEP;
+                    let _ = step.ack.send(ack);
                 }
                 Ok(FollowerMessage::Rewind(rewind)) => {
                     let ack = BackgroundWorker::transaction(AssertUnwindSafe(|| {
@@ -166,6 +157,9 @@ fn run() {
                     return shutdown(runtime, config_tx);
                 }
             }
+        }
+        if trim {
+            release_free_memory();
         }
         outbox.relay(&snapshot);
         metrics.tick(&runtime);
@@ -265,12 +259,8 @@ impl Outbox {
             .filter(|b| !self.in_flight.contains(&b.name))
             .collect();
         if !idle.is_empty() {
-            let batches = BackgroundWorker::transaction(|| {
-                idle.iter()
-                    .filter_map(|b| store::due_batch(b, RELAY_BATCH).transpose())
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap_or_else(|e| pgrx::error!("eventeum: cannot read the outbox: {e}"));
+            let batches = BackgroundWorker::transaction(|| store::due_batches(&idle, RELAY_BATCH))
+                .unwrap_or_else(|e| pgrx::error!("eventeum: cannot read the outbox: {e}"));
             for batch in batches {
                 let name = batch.broadcaster.clone();
                 if self.publish.try_send(batch).is_ok() {
