@@ -100,6 +100,18 @@ pub fn decode_log(
     log: RawLog<'_>,
     options: RenderOptions,
 ) -> Result<DecodedParameters, DecodeError> {
+    decode_log_with_topic0(filter, filter.specification.topic0(), log, options)
+}
+
+/// [`decode_log`] with the specification's topic0 already hashed, as a
+/// follower keeps it per filter: hashing it again for every log of a large
+/// backfill was a tenth of the decoding time.
+pub fn decode_log_with_topic0(
+    filter: &FilterDefinition,
+    topic0: B256,
+    log: RawLog<'_>,
+    options: RenderOptions,
+) -> Result<DecodedParameters, DecodeError> {
     let spec = &filter.specification;
     let expected_topics = spec.indexed.len() + 1;
     if log.topics.len() != expected_topics {
@@ -108,7 +120,6 @@ pub fn decode_log(
             actual: log.topics.len(),
         });
     }
-    let topic0 = spec.topic0();
     if log.topics[0] != topic0 {
         return Err(DecodeError::Signature {
             expected: topic0,

@@ -3,9 +3,9 @@
 //! decodes them and hands each step to the main thread. It advances only
 //! once the main thread has committed the step. Runs on tokio threads only.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{hex, Address, B256};
 use alloy::rpc::types::{Log, Transaction};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::decode::{decode_log, RawLog, RenderOptions};
+use crate::decode::{decode_log_with_topic0, RawLog, RenderOptions};
 use crate::node::BlockStrategy;
 use crate::protocol::{
     Backfill, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, FollowerMessage,
@@ -30,6 +30,14 @@ const DEFAULT_RANGE: u64 = 2_000;
 const SMALL_ANSWER: usize = 1_000;
 /// Block fetches in flight at once per follower.
 const FETCH_CONCURRENCY: usize = 8;
+/// Blocks in a backfill's first `eth_getLogs`; later ranges follow the density.
+const BACKFILL_FIRST_RANGE: u64 = 1;
+/// Logs per backfill piece: each piece commits in a transaction of its own.
+pub const BACKFILL_PIECE_LOGS: usize = 10_000;
+/// Backfill pieces queued for the main thread and not yet committed.
+const BACKFILL_IN_FLIGHT: usize = 2;
+/// How long one turn of backfilling lasts before live following gets a turn.
+const BACKFILL_TURN: Duration = Duration::from_secs(5);
 /// How long a follower waits for the main thread to commit a step. After
 /// that it fetches the range again; the store ignores what it already has.
 const ACK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -104,8 +112,14 @@ struct Position {
     /// Blocks per `eth_getLogs`: halved when the node refuses a range, grown
     /// again while answers are small.
     range: u64,
-    /// Backfills of filters with a `startBlock`, by filter id.
-    backfills: HashMap<String, Backfill>,
+    /// Blocks per backfill `eth_getLogs`: sized by the log density seen so
+    /// far, starting small so that a dense start does not arrive all at once.
+    backfill_range: u64,
+    /// Backfills of filters with a `startBlock`, by filter id, with when the
+    /// filter was added: a filter removed and added again is a new filter.
+    backfills: HashMap<String, (i64, Backfill)>,
+    /// The configuration version `backfills` was last checked against.
+    checked_version: Option<i64>,
     /// The `newHeads` subscription of a PUBSUB node, while it is live.
     heads: Option<HeadSubscription>,
 }
@@ -125,12 +139,26 @@ impl Position {
 
     fn shrink_range(&mut self) {
         self.range = (self.range / 2).max(1);
+        self.backfill_range = self.backfill_range.min(self.range);
     }
 
     fn grow_range(&mut self, logs: usize, cap: u64) {
         if logs < SMALL_ANSWER {
             self.range = (self.range * 2).min(cap);
         }
+    }
+
+    /// Sizes the next backfill range from the log density of the last one
+    /// (`blocks` blocks, `logs` logs), toward two pieces per range: enough
+    /// that one piece commits while the next range is fetched.
+    fn size_backfill_range(&mut self, blocks: u64, logs: usize, cap: u64) {
+        let target = 2 * BACKFILL_PIECE_LOGS as u64;
+        let sized = if logs == 0 {
+            blocks.saturating_mul(2)
+        } else {
+            (blocks.saturating_mul(target) / logs as u64).min(blocks.saturating_mul(2))
+        };
+        self.backfill_range = sized.clamp(1, cap.min(self.range));
     }
 }
 
@@ -166,7 +194,9 @@ impl Follower {
                 .map(|c| c.saturating_sub(options.num_blocks_to_replay)),
             known: std::mem::take(&mut self.node.recent_blocks),
             range: range_cap(&options),
+            backfill_range: BACKFILL_FIRST_RANGE.min(range_cap(&options)),
             backfills: HashMap::new(),
+            checked_version: None,
             heads: None,
         };
         loop {
@@ -233,12 +263,24 @@ impl Follower {
         let Some(node) = snapshot.nodes.get(&self.node.name) else {
             return Ok(Progress::CaughtUp); // removed; the supervisor stops us
         };
-        for filter in &node.filters {
-            if let Some(stored) = filter.backfill {
-                position
-                    .backfills
-                    .entry(filter.id.clone())
-                    .or_insert(stored);
+        if position.checked_version != Some(snapshot.version) {
+            position.checked_version = Some(snapshot.version);
+            // Forget the backfills of filters removed, even if added again.
+            let added: HashMap<&str, i64> = node
+                .filters
+                .iter()
+                .map(|f| (f.id.as_str(), f.added_at))
+                .collect();
+            position
+                .backfills
+                .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
+            for filter in &node.filters {
+                if let Some(stored) = filter.backfill {
+                    position
+                        .backfills
+                        .entry(filter.id.clone())
+                        .or_insert((filter.added_at, stored));
+                }
             }
         }
         let options = &node.options;
@@ -364,7 +406,9 @@ impl Follower {
         .await
     }
 
-    /// Fetches the next piece of a pending backfill, for that filter alone.
+    /// Backfills the first pending filter for one turn: ranges of its logs
+    /// alone, handed over in pieces of about [`BACKFILL_PIECE_LOGS`], with the
+    /// next range fetched while the main thread commits the last pieces.
     async fn backfill(
         &self,
         client: &NodeClient,
@@ -377,42 +421,90 @@ impl Follower {
             position
                 .backfills
                 .get(&f.id)
-                .filter(|b| !b.is_done())
-                .map(|b| (f.clone(), *b))
+                .filter(|(_, b)| !b.is_done())
+                .map(|(_, b)| (f.clone(), *b))
         });
         let (Some((filter, backfill)), Some(checkpoint)) = (pending, position.cursor) else {
             return Ok(Progress::CaughtUp);
         };
-        let from = backfill.current + 1;
-        let to = backfill.to.min(backfill.current + position.range);
-        let logs = client
-            .logs(
-                from,
-                to,
-                vec![filter.definition.contract_address],
-                vec![filter.topic0],
-            )
-            .await?;
-        position.grow_range(logs.len(), range_cap(&node.options));
-        let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
-        let render = RenderOptions {
-            bytes_to_ascii: snapshot.bytes_to_ascii,
-        };
-        let (events, failures) =
-            decode_logs(std::slice::from_ref(&filter), &logs, &timestamps, render);
-        let kind = StepKind::Backfill {
-            filter_id: filter.id.clone(),
-            checkpoint,
-        };
-        let progress = self
-            .hand_over(
-                snapshot, node, from, to, head, kind, events, failures, position,
-            )
-            .await?;
-        Ok(match progress {
-            Progress::CaughtUp => Progress::Advanced, // the backfill moved; live is still caught up
-            other => other,
+        let turn_ends = Instant::now() + BACKFILL_TURN;
+        let mut in_flight = InFlight::default();
+        let mut next = backfill.current + 1;
+        let fetched: Result<(), RpcError> = async {
+            while next <= backfill.to && Instant::now() < turn_ends && !in_flight.failed {
+                let to = backfill.to.min(next + position.backfill_range - 1);
+                let logs = client
+                    .logs(
+                        next,
+                        to,
+                        vec![filter.definition.contract_address],
+                        vec![filter.topic0],
+                    )
+                    .await?;
+                position.size_backfill_range(to - next + 1, logs.len(), range_cap(&node.options));
+                let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
+                let render = RenderOptions {
+                    bytes_to_ascii: snapshot.bytes_to_ascii,
+                };
+                let (events, failures) =
+                    decode_logs(std::slice::from_ref(&filter), &logs, &timestamps, render);
+                drop(logs);
+                for piece in split_into_pieces(next, to, events, failures, BACKFILL_PIECE_LOGS) {
+                    while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
+                        in_flight.settle_oldest().await;
+                    }
+                    if in_flight.failed {
+                        break;
+                    }
+                    let step = ChainStep {
+                        node: node.name.clone(),
+                        config_version: snapshot.version,
+                        from: piece.from,
+                        to: piece.to,
+                        head,
+                        subscribed: position.heads.is_some(),
+                        kind: StepKind::Backfill {
+                            filter_id: filter.id.clone(),
+                            checkpoint,
+                        },
+                        events: piece.events,
+                        failures: piece.failures,
+                        ack: in_flight.push(piece.to),
+                    };
+                    if !self.send_step(step).await {
+                        in_flight.failed = true; // shutting down
+                    }
+                }
+                next = to + 1;
+            }
+            Ok(())
+        }
+        .await;
+        // Whatever happened, learn how far the pieces already sent got.
+        while !in_flight.is_empty() {
+            in_flight.settle_oldest().await;
+        }
+        if let Some(done) = in_flight.committed {
+            if let Some((_, backfill)) = position.backfills.get_mut(&filter.id) {
+                backfill.current = backfill.current.max(done);
+            }
+        }
+        fetched?;
+        Ok(if in_flight.failed {
+            Progress::Retry
+        } else {
+            Progress::Advanced // the backfill moved; live following gets its turn
         })
+    }
+
+    /// Queues a step for the main thread and wakes it. False when the worker
+    /// is shutting down.
+    async fn send_step(&self, step: ChainStep) -> bool {
+        if self.to_main.send(step.into()).await.is_err() {
+            return false;
+        }
+        wake_main_thread();
+        true
     }
 
     async fn rewind(
@@ -467,13 +559,13 @@ impl Follower {
         position: &mut Position,
     ) -> Result<Progress, RpcError> {
         // What the position becomes once the step is committed.
-        let (headers, started, backfilled) = match &kind {
+        let (headers, started) = match &kind {
             StepKind::Live {
                 headers,
                 new_backfills,
                 ..
-            } => (headers.clone(), new_backfills.clone(), None),
-            StepKind::Backfill { filter_id, .. } => (vec![], vec![], Some(filter_id.clone())),
+            } => (headers.clone(), new_backfills.clone()),
+            StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
         };
         let (ack, answer) = oneshot::channel();
         let step = ChainStep {
@@ -488,19 +580,16 @@ impl Follower {
             failures,
             ack,
         };
-        if self.to_main.send(step.into()).await.is_err() {
+        if !self.send_step(step).await {
             return Ok(Progress::CaughtUp); // shutting down
         }
-        wake_main_thread();
         match tokio::time::timeout(ACK_TIMEOUT, answer).await {
             Ok(Ok(StepAck::Committed)) => {
-                if let Some(filter_id) = backfilled {
-                    if let Some(backfill) = position.backfills.get_mut(&filter_id) {
-                        backfill.current = to;
+                for (id, backfill) in started {
+                    if let Some(filter) = node.filters.iter().find(|f| f.id == id) {
+                        position.backfills.insert(id, (filter.added_at, backfill));
                     }
-                    return Ok(Progress::CaughtUp);
                 }
-                position.backfills.extend(started);
                 position.cursor = Some(to);
                 position
                     .known
@@ -520,6 +609,111 @@ impl Follower {
             }
         }
     }
+}
+
+/// Backfill pieces sent to the main thread and not yet answered, oldest first.
+#[derive(Default)]
+struct InFlight {
+    pieces: VecDeque<(u64, oneshot::Receiver<StepAck>)>,
+    /// The last block of the newest committed piece.
+    committed: Option<u64>,
+    /// A piece was refused or not answered: the ones after it are refused
+    /// too (they would leave a gap), so send no more this turn.
+    failed: bool,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Tracks a piece ending at block `to`; returns the sender of its answer.
+    fn push(&mut self, to: u64) -> oneshot::Sender<StepAck> {
+        let (ack, answer) = oneshot::channel();
+        self.pieces.push_back((to, answer));
+        ack
+    }
+
+    async fn settle_oldest(&mut self) {
+        let Some((to, answer)) = self.pieces.pop_front() else {
+            return;
+        };
+        match tokio::time::timeout(ACK_TIMEOUT, answer).await {
+            Ok(Ok(StepAck::Committed)) if !self.failed => self.committed = Some(to),
+            Ok(Ok(StepAck::Committed)) => {}
+            Ok(Ok(StepAck::Stale)) => self.failed = true,
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(to, "backfill piece was not acknowledged; fetching it again");
+                self.failed = true;
+            }
+        }
+    }
+}
+
+/// A block-aligned part of a fetched backfill range, committed on its own.
+#[derive(Debug)]
+pub struct Piece {
+    pub from: u64,
+    pub to: u64,
+    pub events: Vec<DecodedEvent>,
+    pub failures: Vec<UndecodableLog>,
+}
+
+/// Splits the decoded logs of blocks `from..=to` into consecutive pieces of
+/// about `size` logs each, cut only between blocks, so that no transaction
+/// grows with the range and the first rows commit early. Every block of the
+/// range is in exactly one piece; the last piece ends at `to`.
+pub fn split_into_pieces(
+    from: u64,
+    to: u64,
+    events: Vec<DecodedEvent>,
+    failures: Vec<UndecodableLog>,
+    size: usize,
+) -> Vec<Piece> {
+    let mut per_block: BTreeMap<u64, usize> = BTreeMap::new();
+    for number in events
+        .iter()
+        .map(|e| e.position.block_number)
+        .chain(failures.iter().map(|f| f.position.block_number))
+    {
+        *per_block.entry(number).or_default() += 1;
+    }
+    // The last block of each piece but the final one.
+    let mut ends = Vec::new();
+    let mut count = 0;
+    for (&number, &logs) in &per_block {
+        count += logs;
+        if count >= size.max(1) && number < to {
+            ends.push(number);
+            count = 0;
+        }
+    }
+    ends.push(to);
+    let mut events = events.into_iter().peekable();
+    let mut failures = failures.into_iter().peekable();
+    let mut start = from;
+    ends.into_iter()
+        .map(|end| {
+            let mut piece = Piece {
+                from: start,
+                to: end,
+                events: Vec::new(),
+                failures: Vec::new(),
+            };
+            while let Some(event) = events.next_if(|e| e.position.block_number <= end) {
+                piece.events.push(event);
+            }
+            while let Some(failure) = failures.next_if(|f| f.position.block_number <= end) {
+                piece.failures.push(failure);
+            }
+            start = end + 1;
+            piece
+        })
+        .collect()
 }
 
 /// Filters with a `startBlock` that live following takes over now, after
@@ -777,6 +971,8 @@ pub fn decode_logs(
 ) -> (Vec<DecodedEvent>, Vec<UndecodableLog>) {
     let mut events = Vec::new();
     let mut failures = Vec::new();
+    // A checksum is a keccak hash; most logs come from a few contracts.
+    let mut checksums: HashMap<Address, String> = HashMap::new();
     for log in logs.iter().filter(|l| !l.removed) {
         let (Some(block_number), Some(block_hash), Some(tx_hash), Some(log_index)) = (
             log.block_number,
@@ -791,7 +987,10 @@ pub fn decode_logs(
             continue;
         };
         let position = LogPosition {
-            address: log.address().to_checksum(None),
+            address: checksums
+                .entry(log.address())
+                .or_insert_with(|| log.address().to_checksum(None))
+                .clone(),
             block_number,
             block_hash: hex::encode_prefixed(block_hash),
             block_timestamp: timestamps.get(&block_number).copied(),
@@ -810,7 +1009,7 @@ pub fn decode_logs(
                 topics,
                 data: &log.data().data,
             };
-            match decode_log(&filter.definition, raw, options) {
+            match decode_log_with_topic0(&filter.definition, filter.topic0, raw, options) {
                 Ok(parameters) => events.push(DecodedEvent {
                     filter: filter.clone(),
                     position: position.clone(),

@@ -132,7 +132,11 @@ impl ContractEventRecord {
     /// The message, or a small reference to the row when the message is too
     /// large for NOTIFY.
     pub fn notify_payload(&self) -> String {
-        let message = self.message();
+        self.notice_for(self.message())
+    }
+
+    /// What NOTIFY carries for this row, given its rendered message.
+    fn notice_for(&self, message: String) -> String {
         if message.len() <= NOTIFY_PAYLOAD_LIMIT {
             return message;
         }
@@ -153,6 +157,7 @@ impl ContractEventRecord {
     /// Keyed by the filter's correlation id, as Eventeum does, else by the message id.
     pub fn outgoing(&self) -> Outgoing {
         let message_id = format!("{}:{}", self.id, self.status);
+        let payload = self.message();
         Outgoing {
             key: self
                 .correlation_id
@@ -160,8 +165,8 @@ impl ContractEventRecord {
                 .unwrap_or_else(|| message_id.clone()),
             message_id,
             route: self.filter_id.clone(),
-            payload: self.message(),
-            notice: self.notify_payload(),
+            notice: self.notice_for(payload.clone()),
+            payload,
             targets: None,
         }
     }

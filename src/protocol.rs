@@ -64,6 +64,9 @@ pub struct FilterConfig {
     pub id: String,
     pub definition: FilterDefinition,
     pub topic0: B256,
+    /// When the filter was added (microseconds since the epoch): a filter
+    /// removed and added again under its id is a new filter.
+    pub added_at: i64,
     /// Progress of the `startBlock` backfill, once live following took the filter.
     pub backfill: Option<Backfill>,
 }

@@ -6,7 +6,8 @@
 //! not at all. Inserts are idempotent on (filter, node, block hash, tx hash,
 //! log index), so replaying a range after a crash changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::CString;
 use std::sync::Arc;
 
 use alloy::primitives::hex;
@@ -126,7 +127,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 [2, 3, 4].map(|i| row.get::<i64>(i).ok().flatten().unwrap_or(0) as u64);
             backfills.insert(id, Backfill { from, to, current });
         }
-        for (id, definition) in definitions(
+        for (id, added_at, definition) in definitions(
             client,
             "contract_event_filters",
             "filter",
@@ -139,11 +140,12 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                     id,
                     definition,
                     topic0,
+                    added_at,
                     backfill,
                 }));
             }
         }
-        for (id, monitor) in definitions(
+        for (id, _, monitor) in definitions(
             client,
             "transaction_monitors",
             "transaction monitor",
@@ -188,9 +190,12 @@ fn definitions<T>(
     table: &str,
     what: &str,
     parse: fn(&Value) -> crate::error::ApiResult<T>,
-) -> SpiResult<Vec<(String, T)>> {
+) -> SpiResult<Vec<(String, i64, T)>> {
     let rows = client.select(
-        &format!("SELECT id, definition::text FROM eventeum.{table} ORDER BY created_at, id"),
+        &format!(
+            "SELECT id, definition::text, (extract(epoch FROM created_at) * 1000000)::int8
+               FROM eventeum.{table} ORDER BY created_at, id"
+        ),
         None,
         &[],
     )?;
@@ -198,11 +203,12 @@ fn definitions<T>(
     for row in rows {
         let id: String = row.get(1)?.unwrap_or_default();
         let text: String = row.get(2)?.unwrap_or_default();
+        let added_at: i64 = row.get(3)?.unwrap_or_default();
         let definition = serde_json::from_str::<Value>(&text)
             .map_err(|e| e.to_string())
             .and_then(|v| parse(&v).map_err(|e| e.to_string()));
         match definition {
-            Ok(definition) => parsed.push((id, definition)),
+            Ok(definition) => parsed.push((id, added_at, definition)),
             Err(e) => pgrx::warning!("eventeum: {what} \"{id}\" is invalid and is skipped: {e}"),
         }
     }
@@ -222,6 +228,25 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
             .get_one::<i64>()?;
         if version != Some(step.config_version) || snapshot.version != step.config_version {
             return Ok(StepAck::Stale);
+        }
+        if let StepKind::Backfill { filter_id, .. } = &step.kind {
+            // Pieces of a backfill may be in flight together: each must extend
+            // the committed backfill (or overlap it), never leave a gap.
+            let extended = client.update(
+                "UPDATE eventeum.filter_backfill
+                    SET current_block = greatest(current_block, $3), updated_at = now()
+                  WHERE filter_id = $1 AND current_block >= $2 - 1
+                 RETURNING 1",
+                None,
+                &[
+                    filter_id.as_str().into(),
+                    (step.from as i64).into(),
+                    (step.to as i64).into(),
+                ],
+            )?;
+            if extended.is_empty() {
+                return Ok(StepAck::Stale);
+            }
         }
         if step.events.len() > 10_000 {
             // Keep the large step's arrays and sorts in memory instead of temp files.
@@ -270,13 +295,7 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
                     ],
                 )?;
             }
-            StepKind::Backfill { filter_id, .. } => {
-                client.update(
-                    "UPDATE eventeum.filter_backfill SET current_block = $2, updated_at = now() WHERE filter_id = $1",
-                    None,
-                    &[filter_id.as_str().into(), (step.to as i64).into()],
-                )?;
-            }
+            StepKind::Backfill { .. } => {} // its checkpoint moved first
         }
         Ok(StepAck::Committed)
     })
@@ -710,8 +729,10 @@ fn insert_events(
     fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
         records.iter().map(f).collect()
     }
-    let written = client.update(
-        "INSERT INTO eventeum.contract_events AS e
+    // A replay meets rows it wrote before; a first pass does not, and skips
+    // the conflict checks, which cost a third of a large insert.
+    let replay = has_stored_events(client, step)?;
+    let insert = "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
                  log_index, indexed_parameters, non_indexed_parameters,
                  event_specification_signature, correlation_id, status, block_timestamp)
@@ -722,11 +743,16 @@ fn insert_events(
                        $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[],
                        $14::text[], $15::bigint[])
              AS r(id, filter_id, name, address, block_number, block_hash, transaction_hash, log_index,
-                  indexed, non_indexed, signature, correlation_id, status, block_timestamp)
+                  indexed, non_indexed, signature, correlation_id, status, block_timestamp)";
+    let upsert = format!(
+        "{insert}
          ON CONFLICT (filter_id, node, block_hash, transaction_hash, log_index) DO UPDATE
             SET status = EXCLUDED.status, updated_at = now()
           WHERE e.status = 'INVALIDATED'  -- its block is canonical again
-         RETURNING e.filter_id, e.id",
+         RETURNING e.filter_id, e.id"
+    );
+    let written = client.update(
+        if replay { &upsert } else { insert },
         None,
         &[
             step.node.as_str().into(),
@@ -746,7 +772,7 @@ fn insert_events(
             column(&records, |r| r.block_timestamp).into(),
         ],
     )?;
-    if written.len() < records.len() {
+    if replay && written.len() < records.len() {
         // A replay: only the rows written now are new.
         let mut fresh = std::collections::HashSet::with_capacity(written.len());
         for row in written {
@@ -761,6 +787,65 @@ fn insert_events(
         count_events(client, &step.node, status, written)?;
     }
     Ok(records.iter().map(ContractEventRecord::outgoing).collect())
+}
+
+/// Whether the node has rows where the step's events could land: in the
+/// step's blocks, for the backfilled filter, or for any filter when live.
+fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<bool> {
+    // During a backfill the statistics still say the table is nearly empty,
+    // and the planner would scan the filter's rows instead of probing the
+    // key: a cost that grew with every piece. Make it probe, hash by hash.
+    client.select(
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+        None,
+        &[],
+    )?;
+    let found = match &step.kind {
+        StepKind::Backfill { filter_id, .. } => {
+            let hashes: BTreeSet<&str> = step
+                .events
+                .iter()
+                .map(|e| e.position.block_hash.as_str())
+                .collect();
+            client.select(
+                "SELECT EXISTS (SELECT 1 FROM unnest($3::text[]) AS h(hash)
+                                 CROSS JOIN LATERAL (
+                                       SELECT 1 FROM eventeum.contract_events e
+                                        WHERE e.filter_id = $1 AND e.node = $2 AND e.block_hash = h.hash
+                                        LIMIT 1) found)",
+                None,
+                &[
+                    filter_id.as_str().into(),
+                    step.node.as_str().into(),
+                    hashes.into_iter().collect::<Vec<_>>().into(),
+                ],
+            )?
+        }
+        StepKind::Live { .. } => {
+            let (first, last) = step
+                .events
+                .iter()
+                .map(|e| e.position.block_number)
+                .fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+            client.select(
+                "SELECT EXISTS (SELECT 1 FROM eventeum.contract_events
+                                 WHERE node = $1 AND block_number BETWEEN $2 AND $3)",
+                None,
+                &[
+                    step.node.as_str().into(),
+                    (first as i64).into(),
+                    (last as i64).into(),
+                ],
+            )?
+        }
+    };
+    let found = found.first().get_one::<bool>()?.unwrap_or(true);
+    client.select(
+        "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
+        None,
+        &[],
+    )?;
+    Ok(found)
 }
 
 /// Promotes the node's events that are `wait` blocks deep to CONFIRMED.
@@ -871,16 +956,28 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
 }
 
 /// Queues the NOTIFYs; Postgres delivers them when, and only if, the transaction commits.
-fn notify(client: &mut SpiClient<'_>, channel: &str, payloads: Vec<String>) -> SpiResult<()> {
-    if payloads.is_empty() {
-        return Ok(());
+///
+/// Calls what `pg_notify` calls, without a query per batch: for a backfill
+/// piece the SQL detour (an array of every payload, unnested) cost as much as
+/// queueing the notifications themselves.
+fn notify(_client: &mut SpiClient<'_>, channel: &str, payloads: Vec<String>) -> SpiResult<()> {
+    let channel = CString::new(channel).expect("channel names have no NUL");
+    for payload in payloads {
+        // JSON escapes control characters, so a payload never holds a NUL.
+        let payload = CString::new(payload).expect("JSON has no NUL");
+        // SAFETY: main thread, inside the step's transaction; both strings
+        // outlive the call, which copies them into transaction memory.
+        // A Postgres ERROR in it comes back as a Rust panic, as from SPI.
+        unsafe {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), payload.as_ptr()))
+        };
     }
-    client.update(
-        "SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n",
-        None,
-        &[channel.into(), payloads.into()],
-    )?;
     Ok(())
+}
+
+unsafe extern "C-unwind" {
+    /// From `commands/async.h`, which pgrx does not bind.
+    fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
 }
 
 /// Keeps logs that matched a filter but did not decode, so that none is lost silently.

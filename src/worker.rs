@@ -29,8 +29,9 @@ use crate::store;
 pub const RESTART_DELAY: Duration = Duration::from_secs(5);
 /// The longest the main thread sleeps; followers wake it sooner.
 const TICK: Duration = Duration::from_millis(100);
-/// How often the configuration version is compared.
-const CONFIG_POLL: Duration = Duration::from_millis(250);
+/// How often the configuration version is compared: one index read, and a
+/// new filter's backfill starts this soon after its commit.
+const CONFIG_POLL: Duration = Duration::from_millis(100);
 /// How often to look for the extension before it is created.
 const EXTENSION_POLL: Duration = Duration::from_secs(1);
 const FOLLOWER_QUEUE: usize = 64;

@@ -9,7 +9,7 @@ use alloy::primitives::{
 };
 use alloy::rpc::types::Log;
 use eventeum::decode::{decode_log, DecodeError, RawLog, RenderOptions};
-use eventeum::follow::decode_logs;
+use eventeum::follow::{decode_logs, split_into_pieces};
 use eventeum::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
 use eventeum::protocol::FilterConfig;
 use eventeum::spec::FilterDefinition;
@@ -249,6 +249,7 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
             id: "t".into(),
             topic0: definition.specification.topic0(),
             definition,
+            added_at: 0,
             backfill: None,
         }
     });
@@ -262,6 +263,7 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
             id: "w".into(),
             topic0: definition.specification.topic0(),
             definition,
+            added_at: 0,
             backfill: None,
         }
     });
@@ -297,6 +299,79 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
         failures[0].reason,
         "log has 3 topics but the specification expects 2"
     );
+}
+
+#[test]
+fn a_backfill_range_splits_into_block_aligned_pieces() {
+    let transfer = Arc::new({
+        let definition =
+            filter("Transfer(address indexed from, address indexed to, uint256 value)");
+        FilterConfig {
+            id: "t".into(),
+            topic0: definition.specification.topic0(),
+            definition,
+            added_at: 0,
+            backfill: None,
+        }
+    });
+    let good = |block, index| {
+        let topics = vec![
+            transfer.topic0,
+            topic(DynSolValue::Address(ALICE)),
+            topic(DynSolValue::Address(ALICE)),
+        ];
+        let data =
+            DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(5), 256)]).abi_encode_params();
+        rpc_log(topics, data, block, index)
+    };
+    // Blocks 10..=19: three logs in 11, two in 12, one undecodable in 12, two in 15.
+    let mut logs = vec![
+        good(11, 0),
+        good(11, 1),
+        good(11, 2),
+        good(12, 0),
+        good(12, 1),
+    ];
+    logs.push(rpc_log(vec![transfer.topic0], vec![], 12, 2));
+    logs.extend([good(15, 0), good(15, 1)]);
+    let (events, failures) = decode_logs(
+        std::slice::from_ref(&transfer),
+        &logs,
+        &BTreeMap::new(),
+        RenderOptions::default(),
+    );
+    assert_eq!((events.len(), failures.len()), (7, 1));
+
+    let pieces = split_into_pieces(10, 19, events.clone(), failures.clone(), 3);
+    let shape: Vec<_> = pieces
+        .iter()
+        .map(|p| (p.from, p.to, p.events.len(), p.failures.len()))
+        .collect();
+    // A block is never cut: block 12's three logs stay together.
+    assert_eq!(shape, [(10, 11, 3, 0), (12, 12, 2, 1), (13, 19, 2, 0)]);
+    let order: Vec<_> = pieces
+        .iter()
+        .flat_map(|p| &p.events)
+        .map(|e| (e.position.block_number, e.position.log_index))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (11, 0),
+            (11, 1),
+            (11, 2),
+            (12, 0),
+            (12, 1),
+            (15, 0),
+            (15, 1)
+        ]
+    );
+
+    // One piece when the range is small; an empty range is still one piece.
+    let whole = split_into_pieces(10, 19, events, failures, 100);
+    assert_eq!((whole.len(), whole[0].from, whole[0].to), (1, 10, 19));
+    let empty = split_into_pieces(20, 29, vec![], vec![], 100);
+    assert_eq!((empty.len(), empty[0].from, empty[0].to), (1, 20, 29));
 }
 
 fn record(non_indexed: &str) -> ContractEventRecord {
