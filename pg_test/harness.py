@@ -316,6 +316,7 @@ class HttpReceiver:
 
         self.port = free_port()
         self.status = 200
+        self.fail_once_at: int | None = None  # the request number answered 503, once
         self.requests: list[dict] = []  # {"path", "headers", "body", "status"}
         receiver = self
 
@@ -325,7 +326,7 @@ class HttpReceiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
-                status = receiver.status
+                status = 503 if len(receiver.requests) == receiver.fail_once_at else receiver.status
                 receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                           "body": json.loads(body), "status": status})
                 self.send_response(status)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 from conftest import wait_caught_up
-from harness import wait_until
+from harness import ROOT, Emitter, wait_until
 
 
 @pytest.fixture
@@ -55,3 +55,25 @@ def test_a_permanent_rejection_is_dead_lettered_then_replayed(db, emitter, recei
     assert delivered["headers"]["idempotency-key"] == dead[0][0]
     assert delivered["body"]["details"]["nonIndexedParameters"] == [{"type": "uint256", "value": 7}]
     assert db.execute("SELECT count(*) FROM eventeum.dead_letters WHERE broadcaster = 'hook'").fetchone() == (0,)
+
+
+def test_a_batch_read_behind_a_failed_one_does_not_overtake_its_retry(db, anvil, receiver, hook):
+    # More than one relay batch (5,000 rows): the second is read and queued
+    # while the first is in flight. The first fails at its 3,000th message,
+    # long after the second was queued; the second must wait for that retry
+    # instead of being delivered before it.
+    bench = Emitter(anvil, artifact=ROOT / "pg_test" / "contracts" / "Bench.json")
+    fid = db.execute("SELECT eventeum.add_filter(%s, 'Simple(address indexed who, uint256 value)')",
+                     (bench.address,)).fetchone()[0]
+    receiver.fail_once_at = 3_000
+    count = 6_500
+    receipt = anvil.send(bench.address, bench.calldata("emitMany(uint256,uint256)", count, 0))
+    got = wait_until(lambda: (m := mine(receiver, fid)) and len(m) >= count and m, timeout=120,
+                     what=f"{count} deliveries")
+    assert len(got) == count
+    assert [r["body"]["details"]["logIndex"] for r in got] == list(range(count)), "once each, in outbox order"
+    failed = [r for r in receiver.requests if r["status"] == 503]
+    assert len(failed) == 1 and failed[0]["body"]["details"]["logIndex"] == 3_000
+    assert got[3_000]["body"]["retries"] == 1
+    assert int(receipt["blockNumber"], 16) == got[-1]["body"]["details"]["blockNumber"]
+    db.execute("SELECT eventeum.remove_filter(%s)", (fid,))

@@ -316,6 +316,14 @@ fn add_broadcaster(name: &str, kind: &str, options: default!(JsonB, "'{}'")) -> 
 #[pg_extern(volatile)]
 fn remove_broadcaster(name: &str) {
     let deleted = Spi::connect_mut(|client| {
+        // The outbox rows first: the worker marks deliveries in that order
+        // (outbox rows, then the broadcaster's state), so removing in the
+        // other order could deadlock with it.
+        client.update(
+            "DELETE FROM eventeum.outbox WHERE broadcaster = $1 AND delivered_at IS NULL",
+            None,
+            &[name.into()],
+        )?;
         let deleted = client
             .update(
                 "DELETE FROM eventeum.broadcasters WHERE name = $1",
@@ -323,11 +331,6 @@ fn remove_broadcaster(name: &str) {
                 &[name.into()],
             )?
             .len();
-        client.update(
-            "DELETE FROM eventeum.outbox WHERE broadcaster = $1 AND delivered_at IS NULL",
-            None,
-            &[name.into()],
-        )?;
         Ok::<_, pgrx::spi::SpiError>(deleted)
     })
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove broadcaster: {e}"));

@@ -248,6 +248,9 @@ pub struct Publish {
     /// The broadcaster's normalized options.
     pub options: serde_json::Value,
     pub messages: Vec<OutboxMessage>,
+    /// Read while an earlier batch of the broadcaster was in flight: the relay
+    /// skips it if that batch failed, so that nothing overtakes a retry.
+    pub behind_another: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +272,20 @@ pub struct Delivery {
     pub delivered: Vec<i64>,
     /// The first message that failed; the rest of the batch was not sent.
     pub failure: Option<DeliveryFailure>,
+    /// Not sent at all: the batch ahead of it failed.
+    pub skipped: bool,
+}
+
+impl Delivery {
+    /// A delivery of nothing yet, to be filled in.
+    pub fn nothing(broadcaster: &str) -> Self {
+        Delivery {
+            broadcaster: broadcaster.to_string(),
+            delivered: vec![],
+            failure: None,
+            skipped: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! reports what each broker acknowledged. It never touches Postgres; the main
 //! thread marks rows delivered, retries or dead-letters them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,7 +24,23 @@ pub async fn run(mut batches: mpsc::Receiver<Publish>, deliveries: mpsc::Sender<
     // One client per broadcaster, made afresh when its options change (a
     // broadcaster removed and added again under the same name, say).
     let mut clients: HashMap<String, (Value, Scrubber, Client)> = HashMap::new();
+    // Broadcasters whose last batch failed: a batch read behind it is skipped,
+    // so that it cannot overtake the retry of the failed message.
+    let mut failed: HashSet<String> = HashSet::new();
     while let Some(batch) = batches.recv().await {
+        if !batch.behind_another {
+            failed.remove(&batch.broadcaster);
+        } else if failed.contains(&batch.broadcaster) {
+            let skipped = Delivery {
+                skipped: true,
+                ..Delivery::nothing(&batch.broadcaster)
+            };
+            if deliveries.send(skipped).await.is_err() {
+                break;
+            }
+            wake_main_thread();
+            continue;
+        }
         let current = clients
             .get(&batch.broadcaster)
             .is_some_and(|(options, _, _)| *options == batch.options);
@@ -39,6 +55,7 @@ pub async fn run(mut batches: mpsc::Receiver<Publish>, deliveries: mpsc::Sender<
         let (_, scrubber, client) = clients.get_mut(&batch.broadcaster).expect("inserted above");
         let mut delivery = client.publish(&batch).await;
         if let Some(failure) = &mut delivery.failure {
+            failed.insert(batch.broadcaster.clone());
             // Broker errors may quote a URL or a credential; they go to the log and the outbox.
             failure.error = scrubber.scrub(&failure.error);
             tracing::warn!(broadcaster = %batch.broadcaster, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
@@ -114,11 +131,7 @@ impl Client {
             Client::Kafka(kafka) => return kafka.publish(batch).await,
             _ => {}
         }
-        let mut delivery = Delivery {
-            broadcaster: batch.broadcaster.clone(),
-            delivered: vec![],
-            failure: None,
-        };
+        let mut delivery = Delivery::nothing(&batch.broadcaster);
         for message in &batch.messages {
             match self.send(message).await {
                 Ok(()) => delivery.delivered.push(message.id),
@@ -239,11 +252,7 @@ impl RabbitClient {
     }
 
     async fn publish(&mut self, batch: &Publish) -> Delivery {
-        let mut delivery = Delivery {
-            broadcaster: batch.broadcaster.clone(),
-            delivered: vec![],
-            failure: None,
-        };
+        let mut delivery = Delivery::nothing(&batch.broadcaster);
         let Some(first) = batch.messages.first() else {
             return delivery;
         };
@@ -408,11 +417,7 @@ impl KafkaClient {
         use rdkafka::message::{Header, OwnedHeaders};
         use rdkafka::producer::FutureRecord;
         use rdkafka::types::RDKafkaErrorCode;
-        let mut delivery = Delivery {
-            broadcaster: batch.broadcaster.clone(),
-            delivered: vec![],
-            failure: None,
-        };
+        let mut delivery = Delivery::nothing(&batch.broadcaster);
         let mut failure: Option<DeliveryFailure> = None;
         let mut pending = Vec::with_capacity(batch.messages.len());
         if self.producer.is_none() {

@@ -1033,7 +1033,12 @@ fn insert_undecodable(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult
 /// The next batch of each broadcaster's outbox that has one due, in outbox
 /// order: a broadcaster's batch is due when its oldest undelivered row is (a
 /// failed row holds back the rows behind it).
-pub fn due_batches(broadcasters: &[&BroadcasterConfig], limit: i64) -> SpiResult<Vec<Publish>> {
+/// Reads the next batch of each broadcaster: its oldest pending rows, or,
+/// when a batch of it is in flight, the rows after that batch's last id.
+pub fn due_batches(
+    broadcasters: &[(&BroadcasterConfig, Option<i64>)],
+    limit: i64,
+) -> SpiResult<Vec<Publish>> {
     Spi::connect(|client| {
         // Walk the pending index in id order and stop after `limit` rows. Right
         // after a burst the statistics still say the outbox is nearly empty,
@@ -1046,8 +1051,8 @@ pub fn due_batches(broadcasters: &[&BroadcasterConfig], limit: i64) -> SpiResult
             &[],
         )?;
         let mut batches = Vec::new();
-        for broadcaster in broadcasters {
-            batches.extend(due_batch(client, broadcaster, limit)?);
+        for &(broadcaster, after) in broadcasters {
+            batches.extend(due_batch(client, broadcaster, after, limit)?);
         }
         Ok(batches)
     })
@@ -1056,20 +1061,26 @@ pub fn due_batches(broadcasters: &[&BroadcasterConfig], limit: i64) -> SpiResult
 fn due_batch(
     client: &SpiClient<'_>,
     broadcaster: &BroadcasterConfig,
+    after: Option<i64>,
     limit: i64,
 ) -> SpiResult<Option<Publish>> {
     let rows = client.select(
         "SELECT o.id, o.message_id, o.type, o.destination, o.key,
-                    (CASE WHEN o.type = 'APP' THEN o.payload
+                    -- Stored with retries 0: only a retried message needs its count set.
+                    (CASE WHEN o.type = 'APP' OR o.attempts = 0 THEN o.payload
                           ELSE jsonb_set(o.payload, '{retries}', to_jsonb(o.attempts)) END)::text,
                     o.next_attempt_at <= now()
                FROM (SELECT * FROM eventeum.outbox
-                      WHERE broadcaster = $1 AND delivered_at IS NULL
+                      WHERE broadcaster = $1 AND delivered_at IS NULL AND id > $3
                       ORDER BY id
                       LIMIT $2) o
               ORDER BY o.id",
         None,
-        &[broadcaster.name.as_str().into(), limit.into()],
+        &[
+            broadcaster.name.as_str().into(),
+            limit.into(),
+            after.unwrap_or(0).into(),
+        ],
     )?;
     let mut messages = Vec::new();
     for (n, row) in rows.enumerate() {
@@ -1091,6 +1102,7 @@ fn due_batch(
         kind: broadcaster.kind,
         options: broadcaster.options.clone(),
         messages,
+        behind_another: after.is_some(),
     }))
 }
 
@@ -1102,31 +1114,18 @@ pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
     Spi::connect_mut(|client| {
         let broadcaster = delivery.broadcaster.as_str();
         if !delivery.delivered.is_empty() {
-            client.update(
-                "WITH done AS (
-                    UPDATE eventeum.outbox SET delivered_at = now()
-                     WHERE id = ANY ($1) AND delivered_at IS NULL
-                    RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS seconds),
-                 observed AS (
-                    SELECT 'latency_bucket' AS metric, jsonb_build_object('broadcaster', $2::text, 'le', le) AS labels,
-                           count(*) FILTER (WHERE le = '+Inf' OR seconds <= le::float8)::float8 AS value
-                      FROM done, unnest($3::text[]) AS le
-                     GROUP BY le
-                    UNION ALL
-                    SELECT m.metric, jsonb_build_object('broadcaster', $2::text), m.value
-                      FROM (SELECT count(*)::float8 AS n, COALESCE(sum(seconds), 0) AS total FROM done) d,
-                           LATERAL (VALUES ('delivered', d.n), ('latency_count', d.n), ('latency_sum', d.total)) AS m(metric, value)
-                     WHERE d.n > 0)
-                 INSERT INTO eventeum.counters AS c (metric, labels, value)
-                 SELECT metric, labels, value FROM observed
-                 ON CONFLICT (metric, labels) DO UPDATE SET value = c.value + EXCLUDED.value",
+            let done = client.update(
+                "UPDATE eventeum.outbox SET delivered_at = now()
+                  WHERE id = ANY ($1) AND delivered_at IS NULL
+                 RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8",
                 None,
-                &[
-                    delivery.delivered.clone().into(),
-                    broadcaster.into(),
-                    LATENCY_BUCKETS.map(str::to_string).to_vec().into(),
-                ],
+                &[delivery.delivered.clone().into()],
             )?;
+            let mut seconds = Vec::with_capacity(done.len());
+            for row in done {
+                seconds.push(row.get::<f64>(1)?.unwrap_or_default());
+            }
+            add_latencies(client, broadcaster, &seconds)?;
             client.update(
                 "INSERT INTO eventeum.broadcaster_state AS s (broadcaster, last_delivered_at)
                  SELECT name, clock_timestamp() FROM eventeum.broadcasters WHERE name = $1
@@ -1190,6 +1189,39 @@ const LATENCY_BUCKETS: [&str; 14] = [
 ];
 
 /// Adds `by` to the counter `metric` with `labels` (see the `counters` table).
+/// Counts delivered messages into the broadcaster's counters and its
+/// cumulative latency histogram, in one statement.
+fn add_latencies(client: &mut SpiClient<'_>, broadcaster: &str, seconds: &[f64]) -> SpiResult<()> {
+    if seconds.is_empty() {
+        return Ok(());
+    }
+    let (mut metrics, mut labels, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for le in LATENCY_BUCKETS {
+        let bound: f64 = le.parse().unwrap_or(f64::INFINITY); // "+Inf"
+        metrics.push("latency_bucket");
+        labels.push(json!({"broadcaster": broadcaster, "le": le}).to_string());
+        values.push(seconds.iter().filter(|&&s| s <= bound).count() as f64);
+    }
+    let count = seconds.len() as f64;
+    for (metric, value) in [
+        ("delivered", count),
+        ("latency_count", count),
+        ("latency_sum", seconds.iter().sum()),
+    ] {
+        metrics.push(metric);
+        labels.push(json!({"broadcaster": broadcaster}).to_string());
+        values.push(value);
+    }
+    client.update(
+        "INSERT INTO eventeum.counters AS c (metric, labels, value)
+         SELECT m, l::jsonb, v FROM unnest($1::text[], $2::text[], $3::float8[]) AS t(m, l, v)
+         ON CONFLICT (metric, labels) DO UPDATE SET value = c.value + EXCLUDED.value",
+        None,
+        &[metrics.into(), labels.into(), values.into()],
+    )?;
+    Ok(())
+}
+
 fn add_to_counter(
     client: &mut SpiClient<'_>,
     metric: &str,

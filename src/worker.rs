@@ -5,7 +5,7 @@
 //! short transaction each, acknowledging each after it committed. Network
 //! work happens on the tokio runtime it owns; the two talk over channels.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +39,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const RELAY_QUEUE: usize = 16;
 /// Most outbox rows handed to the relay at once per broadcaster.
 const RELAY_BATCH: i64 = 5_000;
+/// Batches a broadcaster may have in flight at once.
+const BATCHES_IN_FLIGHT: usize = 2;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Steps with at least this many events leave megabytes of freed heap behind.
 const LARGE_STEP: usize = 5_000;
@@ -90,7 +92,7 @@ fn run() {
     let mut outbox = Outbox {
         publish: publish_tx,
         deliveries: delivery_rx,
-        in_flight: HashSet::new(),
+        in_flight: HashMap::new(),
         last_prune: Instant::now(),
     };
     let mut metrics = Metrics::new();
@@ -234,19 +236,39 @@ impl Metrics {
 }
 
 /// The main thread's half of delivery: hands due outbox batches to the relay
-/// and records what the brokers acknowledged. One batch per broadcaster is in
-/// flight at a time, which keeps each broadcaster's messages in outbox order.
+/// and records what the brokers acknowledged. A broadcaster has up to
+/// [`BATCHES_IN_FLIGHT`] batches in flight, in outbox order: the next is read
+/// and queued while the broker takes the last. After a failure the relay skips
+/// the batch behind it, and nothing new is sent until both are back, so the
+/// next batch starts at the failed message.
 struct Outbox {
     publish: mpsc::Sender<Publish>,
     deliveries: mpsc::Receiver<Delivery>,
-    in_flight: HashSet<String>,
+    in_flight: HashMap<String, BatchesInFlight>,
     last_prune: Instant,
+}
+
+struct BatchesInFlight {
+    count: usize,
+    /// The outbox id the newest batch ends with.
+    last_id: i64,
+    /// One of them failed (or was skipped): wait for the rest before reading more.
+    halted: bool,
 }
 
 impl Outbox {
     fn relay(&mut self, snapshot: &ConfigSnapshot) {
         while let Ok(delivery) = self.deliveries.try_recv() {
-            self.in_flight.remove(&delivery.broadcaster);
+            if let Some(batches) = self.in_flight.get_mut(&delivery.broadcaster) {
+                batches.count -= 1;
+                batches.halted |= delivery.failure.is_some() || delivery.skipped;
+                if batches.count == 0 {
+                    self.in_flight.remove(&delivery.broadcaster);
+                }
+            }
+            if delivery.skipped {
+                continue;
+            }
             if let Err(e) = BackgroundWorker::transaction(|| store::record_delivery(&delivery)) {
                 pgrx::error!(
                     "eventeum: cannot record deliveries to \"{}\": {e}",
@@ -254,18 +276,30 @@ impl Outbox {
                 );
             }
         }
-        let idle: Vec<&BroadcasterConfig> = snapshot
+        // Each broadcaster with room for a batch, and the id its next batch starts after.
+        let ready: Vec<(&BroadcasterConfig, Option<i64>)> = snapshot
             .broadcasters
             .iter()
-            .filter(|b| !self.in_flight.contains(&b.name))
+            .filter_map(|b| match self.in_flight.get(&b.name) {
+                None => Some((b, None)),
+                Some(f) if !f.halted && f.count < BATCHES_IN_FLIGHT => Some((b, Some(f.last_id))),
+                Some(_) => None,
+            })
             .collect();
-        if !idle.is_empty() {
-            let batches = BackgroundWorker::transaction(|| store::due_batches(&idle, RELAY_BATCH))
+        if !ready.is_empty() {
+            let batches = BackgroundWorker::transaction(|| store::due_batches(&ready, RELAY_BATCH))
                 .unwrap_or_else(|e| pgrx::error!("eventeum: cannot read the outbox: {e}"));
             for batch in batches {
                 let name = batch.broadcaster.clone();
+                let last_id = batch.messages.last().map_or(0, |m| m.id);
                 if self.publish.try_send(batch).is_ok() {
-                    self.in_flight.insert(name);
+                    let batches = self.in_flight.entry(name).or_insert(BatchesInFlight {
+                        count: 0,
+                        last_id,
+                        halted: false,
+                    });
+                    batches.count += 1;
+                    batches.last_id = last_id;
                 }
             }
         }
