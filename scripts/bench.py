@@ -455,7 +455,8 @@ def filters(db, anvil, bench, proxy):
     report("rpc_calls_per_block_10k_filters", many, f"RPC calls per block, {FILTERS:,} filters", "")
     report("rpc_calls_ratio_10k_vs_1_filter", many / one, "RPC calls ratio", "", "(goal <= 2)")
     report("worker_rss_mb", memory_many["RssAnon"] + memory_many["RssFile"], f"worker RSS, {FILTERS:,} filters",
-           "MB", f"(goal <= 64; private+file; shared buffers touched {memory_many['RssShmem']:.0f} MB; "
+           "MB", f"(goal <= 64; private {memory_many['RssAnon']:.0f} + file {memory_many['RssFile']:.0f}; "
+                 f"shared buffers touched {memory_many['RssShmem']:.0f} MB; "
                  f"with 1 filter {memory_one['RssAnon'] + memory_one['RssFile']:.0f} MB)")
 
 

@@ -35,6 +35,8 @@ const CONFIG_POLL: Duration = Duration::from_millis(100);
 /// How often to look for the extension before it is created.
 const EXTENSION_POLL: Duration = Duration::from_secs(1);
 const FOLLOWER_QUEUE: usize = 64;
+/// How often freed memory is handed back to the system, besides after large steps.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const RELAY_QUEUE: usize = 16;
 /// Most outbox rows handed to the relay at once per broadcaster.
@@ -97,6 +99,7 @@ fn run() {
     };
     let mut metrics = Metrics::new();
     let mut last_check = Instant::now();
+    let mut last_trim = Instant::now();
     let mut reload = false;
 
     while BackgroundWorker::wait_latch(Some(TICK)) {
@@ -161,7 +164,10 @@ fn run() {
                 }
             }
         }
-        if trim {
+        // Also now and then: with thousands of filters every live step builds
+        // and drops large requests, and glibc would keep the freed pages.
+        if trim || last_trim.elapsed() >= TRIM_EVERY {
+            last_trim = Instant::now();
             release_free_memory();
         }
         outbox.relay(&snapshot);
@@ -375,6 +381,11 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     // SAFETY: mallopt only sets a glibc tunable, before the threads exist.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 3);
+        // A fixed threshold: buffers above it (RPC bodies, column arrays) are
+        // mapped and unmapped on their own. glibc's default threshold grows
+        // after the first large free, and later large buffers then fragment
+        // the heap, where they stay resident.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut previous: libc::sigset_t = unsafe { std::mem::zeroed() };
