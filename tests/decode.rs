@@ -240,33 +240,31 @@ fn rpc_log(topics: Vec<B256>, data: Vec<u8>, block: u64, index: u64) -> Log {
     }
 }
 
+fn filter_config(id: &str, signature: &str) -> Arc<FilterConfig> {
+    let definition = filter(signature);
+    Arc::new(FilterConfig {
+        id: id.into(),
+        topic0: definition.specification.topic0(),
+        definition,
+        added_at: 0,
+        backfill: None,
+    })
+}
+
 #[test]
 fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
-    let transfer = Arc::new({
-        let definition =
-            filter("Transfer(address indexed from, address indexed to, uint256 value)");
-        FilterConfig {
-            id: "t".into(),
-            topic0: definition.specification.topic0(),
-            definition,
-            added_at: 0,
-            backfill: None,
-        }
-    });
+    let transfer = filter_config(
+        "t",
+        "Transfer(address indexed from, address indexed to, uint256 value)",
+    );
     let twin = Arc::new(FilterConfig {
         id: "t2".into(),
         ..(*transfer).clone()
     });
-    let wrong = Arc::new({
-        let definition = filter("Transfer(address indexed from, address to, uint256 value)");
-        FilterConfig {
-            id: "w".into(),
-            topic0: definition.specification.topic0(),
-            definition,
-            added_at: 0,
-            backfill: None,
-        }
-    });
+    let wrong = filter_config(
+        "w",
+        "Transfer(address indexed from, address to, uint256 value)",
+    );
     let topics = vec![
         transfer.topic0,
         topic(DynSolValue::Address(ALICE)),
@@ -303,17 +301,10 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
 
 #[test]
 fn a_backfill_range_splits_into_block_aligned_pieces() {
-    let transfer = Arc::new({
-        let definition =
-            filter("Transfer(address indexed from, address indexed to, uint256 value)");
-        FilterConfig {
-            id: "t".into(),
-            topic0: definition.specification.topic0(),
-            definition,
-            added_at: 0,
-            backfill: None,
-        }
-    });
+    let transfer = filter_config(
+        "t",
+        "Transfer(address indexed from, address indexed to, uint256 value)",
+    );
     let good = |block, index| {
         let topics = vec![
             transfer.topic0,
