@@ -316,9 +316,14 @@ fn add_broadcaster(name: &str, kind: &str, options: default!(JsonB, "'{}'")) -> 
 #[pg_extern(volatile)]
 fn remove_broadcaster(name: &str) {
     let deleted = Spi::connect_mut(|client| {
-        // The outbox rows first: the worker marks deliveries in that order
-        // (outbox rows, then the broadcaster's state), so removing in the
-        // other order could deadlock with it.
+        // Wait for the worker's writes to the outbox to end, and hold off its
+        // next ones until this commits: it marks rows delivered by id while
+        // this deletes them in scan order, and the two could deadlock.
+        client.update(
+            "LOCK TABLE eventeum.outbox IN SHARE ROW EXCLUSIVE MODE",
+            None,
+            &[],
+        )?;
         client.update(
             "DELETE FROM eventeum.outbox WHERE broadcaster = $1 AND delivered_at IS NULL",
             None,
