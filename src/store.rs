@@ -792,22 +792,24 @@ fn insert_events(
 /// Whether the node has rows where the step's events could land: in the
 /// step's blocks, for the backfilled filter, or for any filter when live.
 fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<bool> {
-    // During a backfill the statistics still say the table is nearly empty,
-    // and the planner would scan the filter's rows instead of probing the
-    // key: a cost that grew with every piece. Make it probe, hash by hash.
-    client.select(
-        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
-        None,
-        &[],
-    )?;
     let found = match &step.kind {
         StepKind::Backfill { filter_id, .. } => {
+            // During a backfill the statistics still say the table is nearly
+            // empty, and the planner would scan the filter's rows instead of
+            // probing the key: a cost that grew with every piece. Make it
+            // probe, hash by hash, and put the settings back after.
+            client.select(
+                "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+                None,
+                &[],
+            )?;
             let hashes: BTreeSet<&str> = step
                 .events
                 .iter()
                 .map(|e| e.position.block_hash.as_str())
                 .collect();
-            client.select(
+            let found = client
+                .select(
                 "SELECT EXISTS (SELECT 1 FROM unnest($3::text[]) AS h(hash)
                                  CROSS JOIN LATERAL (
                                        SELECT 1 FROM eventeum.contract_events e
@@ -820,6 +822,14 @@ fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<
                     hashes.into_iter().collect::<Vec<_>>().into(),
                 ],
             )?
+            .first()
+            .get_one::<bool>()?;
+            client.select(
+                "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
+                None,
+                &[],
+            )?;
+            found
         }
         StepKind::Live { .. } => {
             let (first, last) = step
@@ -827,25 +837,22 @@ fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<
                 .iter()
                 .map(|e| e.position.block_number)
                 .fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
-            client.select(
-                "SELECT EXISTS (SELECT 1 FROM eventeum.contract_events
+            client
+                .select(
+                    "SELECT EXISTS (SELECT 1 FROM eventeum.contract_events
                                  WHERE node = $1 AND block_number BETWEEN $2 AND $3)",
-                None,
-                &[
-                    step.node.as_str().into(),
-                    (first as i64).into(),
-                    (last as i64).into(),
-                ],
-            )?
+                    None,
+                    &[
+                        step.node.as_str().into(),
+                        (first as i64).into(),
+                        (last as i64).into(),
+                    ],
+                )?
+                .first()
+                .get_one::<bool>()?
         }
     };
-    let found = found.first().get_one::<bool>()?.unwrap_or(true);
-    client.select(
-        "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
-        None,
-        &[],
-    )?;
-    Ok(found)
+    Ok(found.unwrap_or(true))
 }
 
 /// Promotes the node's events that are `wait` blocks deep to CONFIRMED.
@@ -949,10 +956,10 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
         )?;
     }
     notify(
-        client,
         ty.channel(),
         messages.into_iter().map(|m| m.notice).collect(),
-    )
+    );
+    Ok(())
 }
 
 /// Queues the NOTIFYs; Postgres delivers them when, and only if, the transaction commits.
@@ -960,7 +967,7 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
 /// Calls what `pg_notify` calls, without a query per batch: for a backfill
 /// piece the SQL detour (an array of every payload, unnested) cost as much as
 /// queueing the notifications themselves.
-fn notify(_client: &mut SpiClient<'_>, channel: &str, payloads: Vec<String>) -> SpiResult<()> {
+fn notify(channel: &str, payloads: Vec<String>) {
     let channel = CString::new(channel).expect("channel names have no NUL");
     for payload in payloads {
         // JSON escapes control characters, so a payload never holds a NUL.
@@ -972,7 +979,6 @@ fn notify(_client: &mut SpiClient<'_>, channel: &str, payloads: Vec<String>) -> 
             pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), payload.as_ptr()))
         };
     }
-    Ok(())
 }
 
 unsafe extern "C-unwind" {
