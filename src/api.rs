@@ -78,6 +78,7 @@ fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
     )
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add node: {e}"));
     warn_if_worker_absent();
+    wake_worker_at_commit();
     name.to_string()
 }
 
@@ -104,6 +105,7 @@ fn remove_node(name: &str) {
     }
     Spi::run_with_args("DELETE FROM eventeum.nodes WHERE name = $1", &[name.into()])
         .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove node: {e}"));
+    wake_worker_at_commit();
 }
 
 /// Adds a contract-event filter given as Eventeum's REST body, plus the optional
@@ -204,6 +206,7 @@ fn store_filter(filter: FilterDefinition) -> String {
     )
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add filter: {e}"));
     warn_if_worker_absent();
+    wake_worker_at_commit();
     id
 }
 
@@ -225,6 +228,7 @@ fn remove_filter(id: &str) {
     if deleted == 0 {
         raise(ApiError::not_found("filter", id));
     }
+    wake_worker_at_commit();
 }
 
 /// Adds a transaction monitor given as Eventeum's REST body: `type` (HASH,
@@ -265,6 +269,7 @@ fn add_transaction_monitor(monitor: JsonB) -> String {
     )
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add transaction monitor: {e}"));
     warn_if_worker_absent();
+    wake_worker_at_commit();
     id
 }
 
@@ -284,6 +289,7 @@ fn remove_transaction_monitor(id: &str) {
     if deleted == 0 {
         raise(ApiError::not_found("transaction monitor", id));
     }
+    wake_worker_at_commit();
 }
 
 /// Adds a broadcaster: `kind` kafka, rabbitmq or http, with its options
@@ -309,6 +315,7 @@ fn add_broadcaster(name: &str, kind: &str, options: default!(JsonB, "'{}'")) -> 
         &[name.into(), kind.as_str().into(), JsonB(options).into()],
     )
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add broadcaster: {e}"));
+    wake_worker_at_commit();
     name.to_string()
 }
 
@@ -342,6 +349,7 @@ fn remove_broadcaster(name: &str) {
     if deleted == 0 {
         raise(ApiError::not_found("broadcaster", name));
     }
+    wake_worker_at_commit();
 }
 
 /// Every broadcaster and consumer group, with passwords and URL credentials hidden.
@@ -366,7 +374,7 @@ fn list_broadcasters() -> SetOfIterator<'static, JsonB> {
 /// another attempt. Returns how many.
 #[pg_extern(volatile)]
 fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
-    Spi::connect_mut(|client| {
+    let replayed = Spi::connect_mut(|client| {
         let moved = client.update(
             "WITH dead AS (
                 DELETE FROM eventeum.dead_letters WHERE $1::text IS NULL OR broadcaster = $1 RETURNING *)
@@ -378,7 +386,11 @@ fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
         )?;
         Ok::<_, pgrx::spi::SpiError>(moved.len() as i64)
     })
-    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot replay dead letters: {e}"))
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot replay dead letters: {e}"));
+    if replayed > 0 {
+        wake_worker_at_commit();
+    }
+    replayed
 }
 
 /// Wakes the worker's relay when the calling transaction commits, so that
@@ -386,9 +398,17 @@ fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
 /// poll. Once per transaction; nothing happens on rollback.
 #[pg_extern(volatile)]
 fn wake_relay_at_commit() {
+    wake_worker_at_commit();
+}
+
+/// Wakes the worker when the calling transaction commits: it reads the
+/// configuration and the outbox on every wake, so a new filter's backfill or
+/// a published message starts within milliseconds instead of at the next poll.
+/// Once per transaction; nothing happens on rollback.
+fn wake_worker_at_commit() {
     use std::sync::atomic::{AtomicBool, Ordering};
     static ARMED: AtomicBool = AtomicBool::new(false);
-    if ARMED.swap(true, Ordering::Relaxed) {
+    if !crate::worker_registered() || ARMED.swap(true, Ordering::Relaxed) {
         return;
     }
     let worker = Spi::get_one::<i32>(

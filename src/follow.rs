@@ -3,6 +3,7 @@
 //! decodes them and hands each step to the main thread. It advances only
 //! once the main thread has committed the step. Runs on tokio threads only.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -148,6 +149,13 @@ impl Position {
         }
     }
 
+    /// A new backfill starts small again: ranges sized for the last filter's
+    /// logs may be far too large for this one, and its first rows would wait
+    /// for the whole first range.
+    fn restart_backfill_ranges(&mut self) {
+        self.backfill_range = BACKFILL_FIRST_RANGE.min(self.range);
+    }
+
     /// Sizes the next backfill range from the log density of the last one
     /// (`blocks` blocks, `logs` logs), toward two pieces per range: enough
     /// that one piece commits while the next range is fetched.
@@ -214,6 +222,8 @@ impl Follower {
                             }
                         }
                     }
+                    // Seen: a configuration published from now on ends the wait below.
+                    self.config.borrow_and_update();
                     self.step(client, &mut position).await
                 }
                 None => NodeClient::connect(&self.node.name, &self.node.url, &options)
@@ -227,7 +237,12 @@ impl Follower {
                 Ok(Progress::Advanced | Progress::Retry) => backoff = BACKOFF_START,
                 Ok(Progress::CaughtUp) => {
                     backoff = BACKOFF_START;
-                    position.wait_for_head(poll).await;
+                    // A new filter's backfill starts now, not at the next poll or head.
+                    let config = &mut self.config;
+                    tokio::select! {
+                        () = position.wait_for_head(poll) => {}
+                        Ok(()) = config.changed() => {}
+                    }
                 }
                 Err(error) if error.is_range_limit() => {
                     position.shrink_range();
@@ -276,10 +291,10 @@ impl Follower {
                 .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
             for filter in &node.filters {
                 if let Some(stored) = filter.backfill {
-                    position
-                        .backfills
-                        .entry(filter.id.clone())
-                        .or_insert((filter.added_at, stored));
+                    if let Entry::Vacant(entry) = position.backfills.entry(filter.id.clone()) {
+                        entry.insert((filter.added_at, stored));
+                        position.restart_backfill_ranges();
+                    }
                 }
             }
         }
@@ -588,6 +603,7 @@ impl Follower {
                 for (id, backfill) in started {
                     if let Some(filter) = node.filters.iter().find(|f| f.id == id) {
                         position.backfills.insert(id, (filter.added_at, backfill));
+                        position.restart_backfill_ranges();
                     }
                 }
                 position.cursor = Some(to);

@@ -15,6 +15,9 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
+mod copy;
+
+use self::copy::{copy_in, CopyText};
 use crate::broadcast::BroadcasterKind;
 use crate::message::{
     contract_event_id, BlockRecord, ContractEventRecord, Outgoing, TransactionRecord,
@@ -395,23 +398,54 @@ fn store_transactions(
         ended.extend(confirmed.iter().map(|r| r.monitor_id.clone()));
         records.extend(confirmed);
     }
-    // HASH monitors end with their transaction: final, or missing for
-    // numBlocksToWaitForMissingTx blocks after a fork took it away.
-    client.update(
-        "DELETE FROM eventeum.transaction_monitors m
-          WHERE m.node = $1 AND m.type = 'HASH'
-            AND (m.id = ANY ($2::text[])
-                 OR (SELECT bool_and(t.status = 'INVALIDATED') AND max(t.invalidated_at_block) + $3 <= $4
-                       FROM eventeum.transaction_states t WHERE t.monitor_id = m.id))",
-        None,
-        &[
-            step.node.as_str().into(),
-            ended.into(),
-            (node.options.num_blocks_to_wait_for_missing_tx as i64).into(),
-            (step.to as i64).into(),
-        ],
-    )?;
+    end_hash_monitors(client, step, node, ended)?;
     Ok(transaction_payloads(&records, &monitors))
+}
+
+/// Removes the HASH monitors whose transaction is final, or missing for
+/// numBlocksToWaitForMissingTx blocks after a fork took it away.
+///
+/// Only a DELETE that removes something may run: the table's statement
+/// trigger bumps `config_version` even for none, and that would make every
+/// step in flight stale and reload the configuration after each block.
+fn end_hash_monitors(
+    client: &mut SpiClient<'_>,
+    step: &ChainStep,
+    node: &NodeConfig,
+    ended: Vec<String>,
+) -> SpiResult<()> {
+    let watches_hashes = node
+        .monitors
+        .iter()
+        .any(|m| matches!(m.monitor.target, MonitorTarget::Hash(_)));
+    if !watches_hashes {
+        return Ok(());
+    }
+    let done: Vec<String> = client
+        .select(
+            "SELECT m.id FROM eventeum.transaction_monitors m
+              WHERE m.node = $1 AND m.type = 'HASH'
+                AND (m.id = ANY ($2::text[])
+                     OR (SELECT bool_and(t.status = 'INVALIDATED') AND max(t.invalidated_at_block) + $3 <= $4
+                           FROM eventeum.transaction_states t WHERE t.monitor_id = m.id))",
+            None,
+            &[
+                step.node.as_str().into(),
+                ended.into(),
+                (node.options.num_blocks_to_wait_for_missing_tx as i64).into(),
+                (step.to as i64).into(),
+            ],
+        )?
+        .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<SpiResult<_>>()?;
+    if !done.is_empty() {
+        client.update(
+            "DELETE FROM eventeum.transaction_monitors WHERE id = ANY ($1)",
+            None,
+            &[done.into()],
+        )?;
+    }
+    Ok(())
 }
 
 /// Payloads for the statuses each row's monitor asked for.
@@ -726,12 +760,85 @@ fn insert_events(
             &b.filter_id,
         ))
     });
+    // A replay meets rows it wrote before and must resolve conflicts; a first
+    // pass does not, and goes through COPY, at about twice the speed.
+    if !has_stored_events(client, step)? {
+        copy_events(client, &records)?;
+    } else {
+        upsert_events(client, step, &mut records)?;
+    }
+    for status in ["UNCONFIRMED", "CONFIRMED"] {
+        let written = records.iter().filter(|r| r.status == status).count();
+        count_events(client, &step.node, status, written)?;
+    }
+    Ok(records.iter().map(ContractEventRecord::outgoing).collect())
+}
+
+/// The columns a stored event fills; the rest take their defaults.
+const EVENT_COLUMNS: [&str; 15] = [
+    "id",
+    "filter_id",
+    "node",
+    "name",
+    "address",
+    "block_number",
+    "block_hash",
+    "transaction_hash",
+    "log_index",
+    "indexed_parameters",
+    "non_indexed_parameters",
+    "event_specification_signature",
+    "correlation_id",
+    "status",
+    "block_timestamp",
+];
+
+/// Writes events none of which is stored yet.
+fn copy_events(client: &mut SpiClient<'_>, records: &[ContractEventRecord]) -> SpiResult<()> {
+    let table = client
+        .select(
+            "SELECT 'eventeum.contract_events'::regclass::oid",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<pg_sys::Oid>()?
+        .expect("the extension's table exists");
+    // About 700 bytes a row, most of them parameters and hashes.
+    let mut rows = CopyText::with_capacity(records.len() * 768);
+    for r in records {
+        rows.field(&r.id)
+            .field(&r.filter_id)
+            .field(&r.node)
+            .field(&r.name)
+            .field(&r.address)
+            .number(r.block_number)
+            .field(&r.block_hash)
+            .field(&r.transaction_hash)
+            .number(r.log_index)
+            .field(r.indexed_parameters.get())
+            .field(r.non_indexed_parameters.get())
+            .field(&r.event_specification_signature)
+            .optional(r.correlation_id.as_deref())
+            .field(&r.status)
+            .optional(r.block_timestamp.map(|t| t.to_string()).as_deref());
+        rows.end_row();
+    }
+    copy_in(table, &EVENT_COLUMNS, rows);
+    Ok(())
+}
+
+/// Writes events some of which may be stored already (a replay): only rows
+/// that are new, or whose block is canonical again, are written, and
+/// `records` keeps just those.
+fn upsert_events(
+    client: &mut SpiClient<'_>,
+    step: &ChainStep,
+    records: &mut Vec<ContractEventRecord>,
+) -> SpiResult<()> {
     fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
         records.iter().map(f).collect()
     }
-    // A replay meets rows it wrote before; a first pass does not, and skips
-    // the conflict checks, which cost a third of a large insert.
-    let replay = has_stored_events(client, step)?;
     let insert = "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
                  log_index, indexed_parameters, non_indexed_parameters,
@@ -752,7 +859,7 @@ fn insert_events(
          RETURNING e.filter_id, e.id"
     );
     let written = client.update(
-        if replay { &upsert } else { insert },
+        &upsert,
         None,
         &[
             step.node.as_str().into(),
@@ -772,8 +879,8 @@ fn insert_events(
             column(&records, |r| r.block_timestamp).into(),
         ],
     )?;
-    if replay && written.len() < records.len() {
-        // A replay: only the rows written now are new.
+    if written.len() < records.len() {
+        // Only the rows written now are new.
         let mut fresh = std::collections::HashSet::with_capacity(written.len());
         for row in written {
             let filter_id: String = row.get(1)?.unwrap_or_default();
@@ -782,11 +889,7 @@ fn insert_events(
         }
         records.retain(|r| fresh.contains(&(r.filter_id.clone(), r.id.clone())));
     }
-    for status in ["UNCONFIRMED", "CONFIRMED"] {
-        let written = records.iter().filter(|r| r.status == status).count();
-        count_events(client, &step.node, status, written)?;
-    }
-    Ok(records.iter().map(ContractEventRecord::outgoing).collect())
+    Ok(())
 }
 
 /// Whether the node has rows where the step's events could land: in the
