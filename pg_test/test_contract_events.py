@@ -205,6 +205,22 @@ def test_oversized_notify_payload_becomes_a_reference(cluster, db, emitter):
     assert row[2] == [param("string", "x" * 9000)]
 
 
+def test_strings_with_tabs_newlines_and_backslashes_are_stored_and_notified_exactly(cluster, db, emitter):
+    # New rows reach the table through COPY's text format, which gives tab,
+    # newline, carriage return and backslash meanings of their own.
+    # (Strings are trimmed, as Eventeum does, so the specials sit inside.)
+    texts = ["tab\there", "two\nlines\r\nthree", "back\\slash \\N \\t", 'quote " and \\"', "naïve ✓ \\u0041"]
+    fid = add_filter(db, emitter, "Big")
+    with cluster.connect() as listener:
+        listener.execute("LISTEN eventeum_contract_events")
+        for text in texts:
+            emitter.call("say(string)", text.encode())
+        notes = [json.loads(n.payload) for n in listener.notifies(timeout=15, stop_after=len(texts))]
+    stored = [row[2] for row in wait_rows(db, fid, len(texts))]
+    assert stored == [[param("string", text)] for text in texts]
+    assert [n["details"]["nonIndexedParameters"] for n in notes] == stored
+
+
 def test_logs_that_do_not_decode_are_kept_with_a_reason(db, emitter):
     # Same topic0 as Transfer, but the filter says only one parameter is indexed.
     wrong = db.execute(

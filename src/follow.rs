@@ -23,6 +23,7 @@ use crate::protocol::{
     UndecodableLog,
 };
 use crate::redact::redact_url;
+use crate::rows::prepare_events;
 use crate::rpc::{HeadSubscription, NodeClient, RpcError};
 
 /// Blocks per `eth_getLogs` when the node sets no `maxBlocksToSync`.
@@ -442,6 +443,7 @@ impl Follower {
         let (Some((filter, backfill)), Some(checkpoint)) = (pending, position.cursor) else {
             return Ok(Progress::CaughtUp);
         };
+        let wait = node.options.num_blocks_to_wait;
         let turn_ends = Instant::now() + BACKFILL_TURN;
         let mut in_flight = InFlight::default();
         let mut next = backfill.current + 1;
@@ -465,6 +467,8 @@ impl Follower {
                     decode_logs(std::slice::from_ref(&filter), &logs, &timestamps, render);
                 drop(logs);
                 for piece in split_into_pieces(next, to, events, failures, BACKFILL_PIECE_LOGS) {
+                    // Built while the main thread still commits the last pieces.
+                    let prepared = prepare_events(&node.name, &piece.events, checkpoint, wait);
                     while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
                         in_flight.settle_oldest().await;
                     }
@@ -483,6 +487,7 @@ impl Follower {
                             checkpoint,
                         },
                         events: piece.events,
+                        prepared,
                         failures: piece.failures,
                         ack: in_flight.push(piece.to),
                     };
@@ -583,6 +588,7 @@ impl Follower {
             StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
         };
         let (ack, answer) = oneshot::channel();
+        let prepared = prepare_events(&node.name, &events, to, node.options.num_blocks_to_wait);
         let step = ChainStep {
             node: node.name.clone(),
             config_version: snapshot.version,
@@ -592,6 +598,7 @@ impl Follower {
             subscribed: position.heads.is_some(),
             kind,
             events,
+            prepared,
             failures,
             ack,
         };

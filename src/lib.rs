@@ -27,6 +27,7 @@ pub mod node;
 pub mod protocol;
 pub mod redact;
 pub mod relay;
+pub mod rows;
 pub mod rpc;
 pub mod spec;
 

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use crate::decode::DecodedParameters;
 use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
+use crate::rows::PreparedEvents;
 use crate::spec::FilterDefinition;
 
 /// Everything the followers need, read from the configuration tables in one
@@ -120,6 +121,9 @@ pub struct ChainStep {
     pub subscribed: bool,
     pub kind: StepKind,
     pub events: Vec<DecodedEvent>,
+    /// `events` as rows and messages, built by the follower; the main thread
+    /// takes them.
+    pub prepared: PreparedEvents,
     pub failures: Vec<UndecodableLog>,
     pub ack: oneshot::Sender<StepAck>,
 }

@@ -17,11 +17,11 @@ use serde_json::{json, Value};
 
 mod copy;
 
-use self::copy::{copy_in, CopyText};
+use self::copy::copy_in;
 use crate::broadcast::BroadcasterKind;
 use crate::message::{
-    contract_event_id, BlockRecord, ContractEventRecord, Outgoing, TransactionRecord,
-    BLOCK_EVENTS_CHANNEL, CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
+    BlockRecord, ContractEventRecord, Outgoing, TransactionRecord, BLOCK_EVENTS_CHANNEL,
+    CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
 };
 use crate::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
 use crate::node::NodeOptions;
@@ -30,6 +30,7 @@ use crate::protocol::{
     MatchedTransaction, MonitorConfig, NodeConfig, OutboxMessage, Publish, Rewind, StepAck,
     StepKind,
 };
+use crate::rows::{PreparedEvents, EVENT_COLUMNS};
 use crate::spec::FilterDefinition;
 
 /// The installed version of the extension, or None when it is not installed.
@@ -220,7 +221,7 @@ fn definitions<T>(
 
 /// Applies one follower step. Returns `Stale` without writing anything when
 /// the configuration changed after the step was fetched.
-pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
+pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
     let Some(node) = snapshot.nodes.get(&step.node) else {
         return Ok(StepAck::Stale);
     };
@@ -256,7 +257,7 @@ pub fn apply_step(step: &ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<Step
             client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
         }
         let wait = node.options.num_blocks_to_wait;
-        let mut payloads = insert_events(client, step, wait)?;
+        let mut payloads = insert_events(client, step)?;
         payloads.extend(confirm_events(client, &step.node, step.tip(), wait)?);
         emit(
             client,
@@ -710,134 +711,50 @@ pub fn record_node_error(node: &str, error: &str) -> SpiResult<()> {
 }
 
 /// Inserts the step's events; returns the messages of the rows that are new
-/// (or valid again after a fork). The rows travel as one array per column and
-/// the messages are rendered from the records in hand: no JSON document of
-/// the whole step is built, parsed or returned.
-fn insert_events(
-    client: &mut SpiClient<'_>,
-    step: &ChainStep,
-    wait: u64,
-) -> SpiResult<Vec<Outgoing>> {
-    if step.events.is_empty() {
+/// (or valid again after a fork). The follower built the rows, their
+/// messages and their COPY text; a first pass hands the text to COPY, a
+/// replay resolves conflicts row by row.
+fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) -> SpiResult<Vec<Outgoing>> {
+    let PreparedEvents { mut rows, copy } = std::mem::take(&mut step.prepared);
+    if rows.is_empty() {
         return Ok(vec![]);
     }
-    let mut records: Vec<ContractEventRecord> = step
-        .events
-        .iter()
-        .map(|e| {
-            let p = &e.position;
-            let confirmed = step.tip().saturating_sub(p.block_number) >= wait;
-            ContractEventRecord {
-                id: contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
-                filter_id: e.filter.id.clone(),
-                node: step.node.clone(),
-                name: e.filter.definition.specification.event_name.clone(),
-                address: p.address.clone(),
-                block_number: p.block_number as i64,
-                block_hash: p.block_hash.clone(),
-                transaction_hash: p.transaction_hash.clone(),
-                log_index: p.log_index as i64,
-                indexed_parameters: serde_json::value::to_raw_value(&e.parameters.indexed)
-                    .expect("parameters serialize"),
-                non_indexed_parameters: serde_json::value::to_raw_value(&e.parameters.non_indexed)
-                    .expect("parameters serialize"),
-                event_specification_signature: hex::encode_prefixed(e.filter.topic0),
-                status: if confirmed {
-                    "CONFIRMED"
-                } else {
-                    "UNCONFIRMED"
-                }
-                .to_string(),
-                block_timestamp: p.block_timestamp.map(|t| t as i64),
-                correlation_id: e.parameters.correlation_id.clone(),
-            }
-        })
-        .collect();
-    records.sort_by(|a, b| {
-        (a.block_number, a.log_index, &a.filter_id).cmp(&(
-            b.block_number,
-            b.log_index,
-            &b.filter_id,
-        ))
-    });
     // A replay meets rows it wrote before and must resolve conflicts; a first
     // pass does not, and goes through COPY, at about twice the speed.
     if !has_stored_events(client, step)? {
-        copy_events(client, &records)?;
+        let table = client
+            .select(
+                "SELECT 'eventeum.contract_events'::regclass::oid",
+                None,
+                &[],
+            )?
+            .first()
+            .get_one::<pg_sys::Oid>()?
+            .expect("the extension's table exists");
+        copy_in(table, &EVENT_COLUMNS, copy.into_bytes());
     } else {
-        upsert_events(client, step, &mut records)?;
+        upsert_events(client, step, &mut rows)?;
     }
     for status in ["UNCONFIRMED", "CONFIRMED"] {
-        let written = records.iter().filter(|r| r.status == status).count();
+        let written = rows.iter().filter(|(r, _)| r.status == status).count();
         count_events(client, &step.node, status, written)?;
     }
-    Ok(records.iter().map(ContractEventRecord::outgoing).collect())
-}
-
-/// The columns a stored event fills; the rest take their defaults.
-const EVENT_COLUMNS: [&str; 15] = [
-    "id",
-    "filter_id",
-    "node",
-    "name",
-    "address",
-    "block_number",
-    "block_hash",
-    "transaction_hash",
-    "log_index",
-    "indexed_parameters",
-    "non_indexed_parameters",
-    "event_specification_signature",
-    "correlation_id",
-    "status",
-    "block_timestamp",
-];
-
-/// Writes events none of which is stored yet.
-fn copy_events(client: &mut SpiClient<'_>, records: &[ContractEventRecord]) -> SpiResult<()> {
-    let table = client
-        .select(
-            "SELECT 'eventeum.contract_events'::regclass::oid",
-            None,
-            &[],
-        )?
-        .first()
-        .get_one::<pg_sys::Oid>()?
-        .expect("the extension's table exists");
-    // About 700 bytes a row, most of them parameters and hashes.
-    let mut rows = CopyText::with_capacity(records.len() * 768);
-    for r in records {
-        rows.field(&r.id)
-            .field(&r.filter_id)
-            .field(&r.node)
-            .field(&r.name)
-            .field(&r.address)
-            .number(r.block_number)
-            .field(&r.block_hash)
-            .field(&r.transaction_hash)
-            .number(r.log_index)
-            .field(r.indexed_parameters.get())
-            .field(r.non_indexed_parameters.get())
-            .field(&r.event_specification_signature)
-            .optional(r.correlation_id.as_deref())
-            .field(&r.status)
-            .optional(r.block_timestamp.map(|t| t.to_string()).as_deref());
-        rows.end_row();
-    }
-    copy_in(table, &EVENT_COLUMNS, rows);
-    Ok(())
+    Ok(rows.into_iter().map(|(_, outgoing)| outgoing).collect())
 }
 
 /// Writes events some of which may be stored already (a replay): only rows
-/// that are new, or whose block is canonical again, are written, and
-/// `records` keeps just those.
+/// that are new, or whose block is canonical again, are written, and `rows`
+/// keeps just those.
 fn upsert_events(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
-    records: &mut Vec<ContractEventRecord>,
+    rows: &mut Vec<(ContractEventRecord, Outgoing)>,
 ) -> SpiResult<()> {
-    fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
-        records.iter().map(f).collect()
+    fn column<T>(
+        rows: &[(ContractEventRecord, Outgoing)],
+        f: impl Fn(&ContractEventRecord) -> T,
+    ) -> Vec<T> {
+        rows.iter().map(|(r, _)| f(r)).collect()
     }
     let insert = "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
@@ -863,23 +780,23 @@ fn upsert_events(
         None,
         &[
             step.node.as_str().into(),
-            column(&records, |r| r.id.clone()).into(),
-            column(&records, |r| r.filter_id.clone()).into(),
-            column(&records, |r| r.name.clone()).into(),
-            column(&records, |r| r.address.clone()).into(),
-            column(&records, |r| r.block_number).into(),
-            column(&records, |r| r.block_hash.clone()).into(),
-            column(&records, |r| r.transaction_hash.clone()).into(),
-            column(&records, |r| r.log_index as i32).into(),
-            column(&records, |r| r.indexed_parameters.get().to_string()).into(),
-            column(&records, |r| r.non_indexed_parameters.get().to_string()).into(),
-            column(&records, |r| r.event_specification_signature.clone()).into(),
-            column(&records, |r| r.correlation_id.clone()).into(),
-            column(&records, |r| r.status.clone()).into(),
-            column(&records, |r| r.block_timestamp).into(),
+            column(rows, |r| r.id.clone()).into(),
+            column(rows, |r| r.filter_id.clone()).into(),
+            column(rows, |r| r.name.clone()).into(),
+            column(rows, |r| r.address.clone()).into(),
+            column(rows, |r| r.block_number).into(),
+            column(rows, |r| r.block_hash.clone()).into(),
+            column(rows, |r| r.transaction_hash.clone()).into(),
+            column(rows, |r| r.log_index as i32).into(),
+            column(rows, |r| r.indexed_parameters.get().to_string()).into(),
+            column(rows, |r| r.non_indexed_parameters.get().to_string()).into(),
+            column(rows, |r| r.event_specification_signature.clone()).into(),
+            column(rows, |r| r.correlation_id.clone()).into(),
+            column(rows, |r| r.status.clone()).into(),
+            column(rows, |r| r.block_timestamp).into(),
         ],
     )?;
-    if written.len() < records.len() {
+    if written.len() < rows.len() {
         // Only the rows written now are new.
         let mut fresh = std::collections::HashSet::with_capacity(written.len());
         for row in written {
@@ -887,7 +804,7 @@ fn upsert_events(
             let id: String = row.get(2)?.unwrap_or_default();
             fresh.insert((filter_id, id));
         }
-        records.retain(|r| fresh.contains(&(r.filter_id.clone(), r.id.clone())));
+        rows.retain(|(r, _)| fresh.contains(&(r.filter_id.clone(), r.id.clone())));
     }
     Ok(())
 }

@@ -123,11 +123,11 @@ fn run() {
         reload = false;
         loop {
             match from_followers.try_recv() {
-                Ok(FollowerMessage::Step(step)) => {
+                Ok(FollowerMessage::Step(mut step)) => {
                     if step.events.len() >= LARGE_STEP {
                         heap.large_step();
                     }
-                    let ack = apply(&step, &snapshot);
+                    let ack = apply(&mut step, &snapshot);
                     if ack == StepAck::Stale {
                         // Publish the new configuration before the follower retries.
                         snapshot = Arc::new(load_snapshot());
@@ -310,7 +310,7 @@ impl Outbox {
     }
 }
 
-fn apply(step: &ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
+fn apply(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
     // The step holds its ack channel, which is not UnwindSafe; an ERROR ends the worker anyway.
     BackgroundWorker::transaction(AssertUnwindSafe(|| store::apply_step(step, snapshot)))
         .unwrap_or_else(|e| {

@@ -12,6 +12,7 @@ use eventeum::decode::{decode_log, DecodeError, RawLog, RenderOptions};
 use eventeum::follow::{decode_logs, split_into_pieces};
 use eventeum::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
 use eventeum::protocol::FilterConfig;
+use eventeum::rows::{prepare_events, CopyText, EVENT_COLUMNS};
 use eventeum::spec::FilterDefinition;
 use serde_json::{json, Value};
 
@@ -415,4 +416,83 @@ fn oversized_messages_become_a_reference() {
     assert_eq!(reference["filterId"], "f");
     let small = record(r#"[]"#);
     assert_eq!(small.notify_payload(), small.message());
+}
+
+#[test]
+fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
+    let transfer = filter_config(
+        "t",
+        "Transfer(address indexed from, address indexed to, uint256 value)",
+    );
+    let log = |block, index| {
+        let topics = vec![
+            transfer.topic0,
+            topic(DynSolValue::Address(ALICE)),
+            topic(DynSolValue::Address(CONTRACT)),
+        ];
+        let data =
+            DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(7), 256)]).abi_encode_params();
+        rpc_log(topics, data, block, index)
+    };
+    // Handed over out of order; block 20 is the tip and 2 blocks make CONFIRMED.
+    let logs = vec![log(19, 1), log(18, 0), log(19, 0)];
+    let (events, _) = decode_logs(
+        std::slice::from_ref(&transfer),
+        &logs,
+        &BTreeMap::new(),
+        RenderOptions::default(),
+    );
+    let prepared = prepare_events("node\t1", &events, 20, 2);
+
+    let rows: Vec<_> = prepared
+        .rows
+        .iter()
+        .map(|(r, _)| (r.block_number, r.log_index, r.status.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (18, 0, "CONFIRMED"),
+            (19, 0, "UNCONFIRMED"),
+            (19, 1, "UNCONFIRMED")
+        ]
+    );
+    let (record, outgoing) = &prepared.rows[0];
+    assert_eq!(outgoing.message_id, format!("{}:CONFIRMED", record.id));
+    assert_eq!(outgoing.payload, record.message());
+    assert_eq!(outgoing.notice, outgoing.payload);
+
+    // One line per row, fields in EVENT_COLUMNS order; the tab in the node
+    // name is escaped, the missing correlation id is \N.
+    let text = String::from_utf8(prepared.copy.into_bytes()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let fields: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(fields.len(), EVENT_COLUMNS.len());
+    let field = |name| fields[EVENT_COLUMNS.iter().position(|c| *c == name).unwrap()];
+    assert_eq!(field("id"), record.id);
+    assert_eq!(field("node"), "node\\t1");
+    assert_eq!(field("block_number"), "18");
+    assert_eq!(field("log_index"), "0");
+    assert_eq!(field("correlation_id"), "\\N");
+    assert_eq!(field("status"), "CONFIRMED");
+    assert_eq!(
+        serde_json::from_str::<Value>(field("non_indexed_parameters")).unwrap(),
+        serde_json::from_str::<Value>(record.non_indexed_parameters.get()).unwrap()
+    );
+}
+
+#[test]
+fn copy_text_escapes_what_the_text_format_treats_specially() {
+    let mut text = CopyText::default();
+    text.field(r#"{"s":"a\\b"}"#)
+        .field("line\nfeed\rtab\t")
+        .optional(None)
+        .optional_number(Some(-5))
+        .number(0);
+    text.end_row();
+    assert_eq!(
+        String::from_utf8(text.into_bytes()).unwrap(),
+        "{\"s\":\"a\\\\\\\\b\"}\tline\\nfeed\\rtab\\t\t\\N\t-5\t0\n"
+    );
 }

@@ -76,6 +76,11 @@ contract EventEmitter {
         revert(reason);
     }
 
+    /// Emits `text` as it is: control characters, backslashes, quotes, UTF-8.
+    function say(string calldata text) external {
+        emit Big(text);
+    }
+
     /// Emits a string of `length` bytes, to exceed NOTIFY's payload limit.
     function big(uint256 length) external {
         bytes memory text = new bytes(length);

@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void, CString};
-use std::io::Write;
 use std::ptr;
 
 use pgrx::pg_sys;
@@ -23,72 +22,12 @@ thread_local! {
     static SOURCE: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
 }
 
-/// Rows in COPY's text format: tab-separated fields, one row per line.
-#[derive(Default)]
-pub struct CopyText {
-    buffer: Vec<u8>,
-    fields_in_row: usize,
-}
-
-impl CopyText {
-    pub fn with_capacity(bytes: usize) -> Self {
-        CopyText {
-            buffer: Vec::with_capacity(bytes),
-            fields_in_row: 0,
-        }
-    }
-
-    /// Appends a field, escaped as COPY's text format requires.
-    pub fn field(&mut self, value: &str) -> &mut Self {
-        self.separate();
-        for &byte in value.as_bytes() {
-            match byte {
-                b'\\' => self.buffer.extend_from_slice(b"\\\\"),
-                b'\t' => self.buffer.extend_from_slice(b"\\t"),
-                b'\n' => self.buffer.extend_from_slice(b"\\n"),
-                b'\r' => self.buffer.extend_from_slice(b"\\r"),
-                _ => self.buffer.push(byte),
-            }
-        }
-        self
-    }
-
-    pub fn number(&mut self, value: i64) -> &mut Self {
-        self.separate();
-        write!(self.buffer, "{value}").expect("writing to a Vec cannot fail");
-        self
-    }
-
-    pub fn optional(&mut self, value: Option<&str>) -> &mut Self {
-        match value {
-            Some(value) => self.field(value),
-            None => {
-                self.separate();
-                self.buffer.extend_from_slice(b"\\N");
-                self
-            }
-        }
-    }
-
-    pub fn end_row(&mut self) {
-        self.buffer.push(b'\n');
-        self.fields_in_row = 0;
-    }
-
-    fn separate(&mut self) {
-        if self.fields_in_row > 0 {
-            self.buffer.push(b'\t');
-        }
-        self.fields_in_row += 1;
-    }
-}
-
-/// COPYs `rows` into `columns` of the table with OID `table`, in the current
-/// transaction. Returns how many rows were written.
+/// COPYs `rows`, in COPY's text format, into `columns` of the table with OID
+/// `table`, in the current transaction. Returns how many rows were written.
 ///
 /// Main thread only, inside a transaction.
-pub fn copy_in(table: pg_sys::Oid, columns: &[&str], rows: CopyText) -> u64 {
-    SOURCE.with_borrow_mut(|source| *source = (rows.buffer, 0));
+pub fn copy_in(table: pg_sys::Oid, columns: &[&str], rows: Vec<u8>) -> u64 {
+    SOURCE.with_borrow_mut(|source| *source = (rows, 0));
     let written = unsafe {
         // SAFETY: main thread, in a transaction: what COPY FROM STDIN does
         // in a backend, with our callback standing in for the client. Every
