@@ -234,3 +234,32 @@ def test_a_confirmed_only_monitor_shows_the_transaction_once_confirmed(db, anvil
     anvil.mine(3)
     wait_caught_up(db, "deep", mined + 3)
     assert [(r[0], r[9]) for r in transactions(db, mid)] == [(receipt["transactionHash"], "CONFIRMED")]
+
+
+def test_following_blocks_leaves_the_configuration_version_alone(db, anvil):
+    # A step that changes no configuration must not move config_version: a
+    # move makes every step in flight stale, so each block was fetched twice
+    # and the whole configuration reloaded after it (a DELETE of ended HASH
+    # monitors ran on every step, and its statement trigger fires for none).
+    def version():
+        return db.execute("SELECT version FROM eventeum.config_version").fetchone()[0]
+
+    def follow(blocks):
+        anvil.mine(blocks)
+        for node in ("default", "deep"):
+            wait_caught_up(db, node, anvil.block_number())
+
+    follow(1)
+    before = version()
+    follow(3)
+    assert version() == before
+
+    # With a HASH monitor still waiting for its transaction, too.
+    mid = add_monitor(db, type="HASH", transactionIdentifierValue="0x" + "cd" * 32, nodeName="default")
+    try:
+        follow(1)
+        waiting = version()
+        follow(3)
+        assert version() == waiting
+    finally:
+        db.execute("SELECT eventeum.remove_transaction_monitor(%s)", (mid,))
