@@ -468,7 +468,7 @@ impl Follower {
                 drop(logs);
                 for piece in split_into_pieces(next, to, events, failures, BACKFILL_PIECE_LOGS) {
                     // Built while the main thread still commits the last pieces.
-                    let prepared = prepare_events(&node.name, &piece.events, checkpoint, wait);
+                    let prepared = prepare_events(&node.name, piece.events, checkpoint, wait);
                     while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
                         in_flight.settle_oldest().await;
                     }
@@ -486,7 +486,6 @@ impl Follower {
                             filter_id: filter.id.clone(),
                             checkpoint,
                         },
-                        events: piece.events,
                         prepared,
                         failures: piece.failures,
                         ack: in_flight.push(piece.to),
@@ -588,7 +587,7 @@ impl Follower {
             StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
         };
         let (ack, answer) = oneshot::channel();
-        let prepared = prepare_events(&node.name, &events, to, node.options.num_blocks_to_wait);
+        let prepared = prepare_events(&node.name, events, to, node.options.num_blocks_to_wait);
         let step = ChainStep {
             node: node.name.clone(),
             config_version: snapshot.version,
@@ -597,7 +596,6 @@ impl Follower {
             head,
             subscribed: position.heads.is_some(),
             kind,
-            events,
             prepared,
             failures,
             ack,

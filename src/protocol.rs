@@ -120,9 +120,8 @@ pub struct ChainStep {
     /// Whether a `newHeads` subscription is live (node status SUBSCRIBED).
     pub subscribed: bool,
     pub kind: StepKind,
-    pub events: Vec<DecodedEvent>,
-    /// `events` as rows and messages, built by the follower; the main thread
-    /// takes them.
+    /// The decoded events as rows and messages, built by the follower; the
+    /// main thread takes them.
     pub prepared: PreparedEvents,
     pub failures: Vec<UndecodableLog>,
     pub ack: oneshot::Sender<StepAck>,

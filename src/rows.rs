@@ -44,10 +44,16 @@ pub struct PreparedEvents {
 }
 
 /// Builds the rows of `events`, found on `node`; an event `wait` blocks
-/// below `tip` is CONFIRMED from the start.
-pub fn prepare_events(node: &str, events: &[DecodedEvent], tip: u64, wait: u64) -> PreparedEvents {
+/// below `tip` is CONFIRMED from the start. The events are consumed here,
+/// so that freeing them is not the main thread's work either.
+pub fn prepare_events(
+    node: &str,
+    events: Vec<DecodedEvent>,
+    tip: u64,
+    wait: u64,
+) -> PreparedEvents {
     let mut records: Vec<ContractEventRecord> = events
-        .iter()
+        .into_iter()
         .map(|event| record(node, event, tip, wait))
         .collect();
     records.sort_by(|a, b| {
@@ -87,18 +93,18 @@ pub fn prepare_events(node: &str, events: &[DecodedEvent], tip: u64, wait: u64) 
     PreparedEvents { rows, copy }
 }
 
-fn record(node: &str, event: &DecodedEvent, tip: u64, wait: u64) -> ContractEventRecord {
-    let p = &event.position;
+fn record(node: &str, event: DecodedEvent, tip: u64, wait: u64) -> ContractEventRecord {
+    let p = event.position;
     let confirmed = tip.saturating_sub(p.block_number) >= wait;
     ContractEventRecord {
         id: contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
         filter_id: event.filter.id.clone(),
         node: node.to_string(),
         name: event.filter.definition.specification.event_name.clone(),
-        address: p.address.clone(),
+        address: p.address,
         block_number: p.block_number as i64,
-        block_hash: p.block_hash.clone(),
-        transaction_hash: p.transaction_hash.clone(),
+        block_hash: p.block_hash,
+        transaction_hash: p.transaction_hash,
         log_index: p.log_index as i64,
         indexed_parameters: serde_json::value::to_raw_value(&event.parameters.indexed)
             .expect("parameters serialize"),
@@ -112,7 +118,7 @@ fn record(node: &str, event: &DecodedEvent, tip: u64, wait: u64) -> ContractEven
         }
         .to_string(),
         block_timestamp: p.block_timestamp.map(|t| t as i64),
-        correlation_id: event.parameters.correlation_id.clone(),
+        correlation_id: event.parameters.correlation_id,
     }
 }
 

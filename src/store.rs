@@ -252,7 +252,7 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                 return Ok(StepAck::Stale);
             }
         }
-        if step.events.len() > 10_000 {
+        if step.prepared.rows.len() > 10_000 {
             // Keep the large step's arrays and sorts in memory instead of temp files.
             client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
         }
@@ -721,7 +721,7 @@ fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) -> SpiResult<
     }
     // A replay meets rows it wrote before and must resolve conflicts; a first
     // pass does not, and goes through COPY, at about twice the speed.
-    if !has_stored_events(client, step)? {
+    if !has_stored_events(client, step, &rows)? {
         let table = client
             .select(
                 "SELECT 'eventeum.contract_events'::regclass::oid",
@@ -811,7 +811,11 @@ fn upsert_events(
 
 /// Whether the node has rows where the step's events could land: in the
 /// step's blocks, for the backfilled filter, or for any filter when live.
-fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<bool> {
+fn has_stored_events(
+    client: &mut SpiClient<'_>,
+    step: &ChainStep,
+    rows: &[(ContractEventRecord, Outgoing)],
+) -> SpiResult<bool> {
     let found = match &step.kind {
         StepKind::Backfill { filter_id, .. } => {
             // During a backfill the statistics still say the table is nearly
@@ -823,11 +827,7 @@ fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<
                 None,
                 &[],
             )?;
-            let hashes: BTreeSet<&str> = step
-                .events
-                .iter()
-                .map(|e| e.position.block_hash.as_str())
-                .collect();
+            let hashes: BTreeSet<&str> = rows.iter().map(|(r, _)| r.block_hash.as_str()).collect();
             let found = client
                 .select(
                 "SELECT EXISTS (SELECT 1 FROM unnest($3::text[]) AS h(hash)
@@ -852,21 +852,16 @@ fn has_stored_events(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult<
             found
         }
         StepKind::Live { .. } => {
-            let (first, last) = step
-                .events
+            let (first, last) = rows
                 .iter()
-                .map(|e| e.position.block_number)
-                .fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+                .map(|(r, _)| r.block_number)
+                .fold((i64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
             client
                 .select(
                     "SELECT EXISTS (SELECT 1 FROM eventeum.contract_events
                                  WHERE node = $1 AND block_number BETWEEN $2 AND $3)",
                     None,
-                    &[
-                        step.node.as_str().into(),
-                        (first as i64).into(),
-                        (last as i64).into(),
-                    ],
+                    &[step.node.as_str().into(), first.into(), last.into()],
                 )?
                 .first()
                 .get_one::<bool>()?

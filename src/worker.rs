@@ -124,7 +124,7 @@ fn run() {
         loop {
             match from_followers.try_recv() {
                 Ok(FollowerMessage::Step(mut step)) => {
-                    if step.events.len() >= LARGE_STEP {
+                    if step.prepared.rows.len() >= LARGE_STEP {
                         heap.large_step();
                     }
                     let ack = apply(&mut step, &snapshot);

@@ -442,7 +442,7 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
         &BTreeMap::new(),
         RenderOptions::default(),
     );
-    let prepared = prepare_events("node\t1", &events, 20, 2);
+    let prepared = prepare_events("node\t1", events, 20, 2);
 
     let rows: Vec<_> = prepared
         .rows
