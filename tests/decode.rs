@@ -300,22 +300,28 @@ fn one_merged_log_list_is_split_per_filter_and_failures_are_kept() {
     );
 }
 
-#[test]
-fn a_backfill_range_splits_into_block_aligned_pieces() {
-    let transfer = filter_config(
+fn transfer_filter() -> Arc<FilterConfig> {
+    filter_config(
         "t",
         "Transfer(address indexed from, address indexed to, uint256 value)",
-    );
-    let good = |block, index| {
-        let topics = vec![
-            transfer.topic0,
-            topic(DynSolValue::Address(ALICE)),
-            topic(DynSolValue::Address(ALICE)),
-        ];
-        let data =
-            DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(5), 256)]).abi_encode_params();
-        rpc_log(topics, data, block, index)
-    };
+    )
+}
+
+/// A Transfer of 5 from ALICE to ALICE at `block`, log `index`.
+fn transfer_log(transfer: &FilterConfig, block: u64, index: u64) -> Log {
+    let topics = vec![
+        transfer.topic0,
+        topic(DynSolValue::Address(ALICE)),
+        topic(DynSolValue::Address(ALICE)),
+    ];
+    let data = DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(5), 256)]).abi_encode_params();
+    rpc_log(topics, data, block, index)
+}
+
+#[test]
+fn a_backfill_range_splits_into_block_aligned_pieces() {
+    let transfer = transfer_filter();
+    let good = |block, index| transfer_log(&transfer, block, index);
     // Blocks 10..=19: three logs in 11, two in 12, one undecodable in 12, two in 15.
     let mut logs = vec![
         good(11, 0),
@@ -420,20 +426,8 @@ fn oversized_messages_become_a_reference() {
 
 #[test]
 fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
-    let transfer = filter_config(
-        "t",
-        "Transfer(address indexed from, address indexed to, uint256 value)",
-    );
-    let log = |block, index| {
-        let topics = vec![
-            transfer.topic0,
-            topic(DynSolValue::Address(ALICE)),
-            topic(DynSolValue::Address(CONTRACT)),
-        ];
-        let data =
-            DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(7), 256)]).abi_encode_params();
-        rpc_log(topics, data, block, index)
-    };
+    let transfer = transfer_filter();
+    let log = |block, index| transfer_log(&transfer, block, index);
     // Handed over out of order; block 20 is the tip and 2 blocks make CONFIRMED.
     let logs = vec![log(19, 1), log(18, 0), log(19, 0)];
     let (events, _) = decode_logs(
