@@ -32,7 +32,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// How often to look for the extension before it is created.
 const EXTENSION_POLL: Duration = Duration::from_secs(1);
 const FOLLOWER_QUEUE: usize = 64;
-/// How often freed memory is handed back to the system, besides after large steps.
+/// How often freed memory is handed back to the system while following live
+/// (see `Heap`).
 const TRIM_EVERY: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const RELAY_QUEUE: usize = 16;
