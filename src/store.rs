@@ -722,16 +722,7 @@ fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) -> SpiResult<
     // A replay meets rows it wrote before and must resolve conflicts; a first
     // pass does not, and goes through COPY, at about twice the speed.
     if !has_stored_events(client, step, &rows)? {
-        let table = client
-            .select(
-                "SELECT 'eventeum.contract_events'::regclass::oid",
-                None,
-                &[],
-            )?
-            .first()
-            .get_one::<pg_sys::Oid>()?
-            .expect("the extension's table exists");
-        copy_in(table, &EVENT_COLUMNS, copy.into_bytes());
+        copy_in(c"contract_events", &EVENT_COLUMNS, copy.into_bytes());
     } else {
         upsert_events(client, step, &mut rows)?;
     }
@@ -756,7 +747,8 @@ fn upsert_events(
     ) -> Vec<T> {
         rows.iter().map(|(r, _)| f(r)).collect()
     }
-    let insert = "INSERT INTO eventeum.contract_events AS e
+    let written = client.update(
+        "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
                  log_index, indexed_parameters, non_indexed_parameters,
                  event_specification_signature, correlation_id, status, block_timestamp)
@@ -767,16 +759,11 @@ fn upsert_events(
                        $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[],
                        $14::text[], $15::bigint[])
              AS r(id, filter_id, name, address, block_number, block_hash, transaction_hash, log_index,
-                  indexed, non_indexed, signature, correlation_id, status, block_timestamp)";
-    let upsert = format!(
-        "{insert}
+                  indexed, non_indexed, signature, correlation_id, status, block_timestamp)
          ON CONFLICT (filter_id, node, block_hash, transaction_hash, log_index) DO UPDATE
             SET status = EXCLUDED.status, updated_at = now()
           WHERE e.status = 'INVALIDATED'  -- its block is canonical again
-         RETURNING e.filter_id, e.id"
-    );
-    let written = client.update(
-        &upsert,
+         RETURNING e.filter_id, e.id",
         None,
         &[
             step.node.as_str().into(),
@@ -1051,11 +1038,10 @@ fn insert_undecodable(client: &mut SpiClient<'_>, step: &ChainStep) -> SpiResult
     Ok(())
 }
 
-/// The next batch of each broadcaster's outbox that has one due, in outbox
-/// order: a broadcaster's batch is due when its oldest undelivered row is (a
-/// failed row holds back the rows behind it).
-/// Reads the next batch of each broadcaster: its oldest pending rows, or,
-/// when a batch of it is in flight, the rows after that batch's last id.
+/// The next batch of each broadcaster that has one due, in outbox order: its
+/// oldest pending rows, or, when a batch of it is in flight, the rows after
+/// that batch's last id. A batch is due when its first row is (a failed row
+/// holds back the rows behind it).
 pub fn due_batches(
     broadcasters: &[(&BroadcasterConfig, Option<i64>)],
     limit: i64,
@@ -1209,7 +1195,6 @@ const LATENCY_BUCKETS: [&str; 14] = [
     "+Inf",
 ];
 
-/// Adds `by` to the counter `metric` with `labels` (see the `counters` table).
 /// Counts delivered messages into the broadcaster's counters and its
 /// cumulative latency histogram, in one statement.
 fn add_latencies(client: &mut SpiClient<'_>, broadcaster: &str, seconds: &[f64]) -> SpiResult<()> {
@@ -1243,6 +1228,7 @@ fn add_latencies(client: &mut SpiClient<'_>, broadcaster: &str, seconds: &[f64])
     Ok(())
 }
 
+/// Adds `by` to the counter `metric` with `labels` (see the `counters` table).
 fn add_to_counter(
     client: &mut SpiClient<'_>,
     metric: &str,

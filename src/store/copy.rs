@@ -10,7 +10,7 @@
 //! new come this way.
 
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::ptr;
 
 use pgrx::pg_sys;
@@ -22,18 +22,24 @@ thread_local! {
     static SOURCE: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
 }
 
-/// COPYs `rows`, in COPY's text format, into `columns` of the table with OID
-/// `table`, in the current transaction. Returns how many rows were written.
+/// COPYs `rows`, in COPY's text format, into `columns` of `eventeum.<table>`,
+/// in the current transaction. Returns how many rows were written.
 ///
 /// Main thread only, inside a transaction.
-pub fn copy_in(table: pg_sys::Oid, columns: &[&str], rows: Vec<u8>) -> u64 {
+pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
     SOURCE.with_borrow_mut(|source| *source = (rows, 0));
     let written = unsafe {
         // SAFETY: main thread, in a transaction: what COPY FROM STDIN does
         // in a backend, with our callback standing in for the client. Every
         // pg_sys call is guarded: an ERROR unwinds as a Rust panic, and
         // aborting the transaction closes the relation and frees the rest.
-        let relation = pg_sys::table_open(table, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        // Opened by name here, as COPY does, rather than looked up in a query first.
+        let target = pg_sys::makeRangeVar(
+            pg_sys::pstrdup(c"eventeum".as_ptr()),
+            pg_sys::pstrdup(table.as_ptr()),
+            -1,
+        );
+        let relation = pg_sys::table_openrv(target, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let mut names: *mut pg_sys::List = ptr::null_mut();
         for column in columns {
             let name = CString::new(*column).expect("column names have no NUL");
