@@ -32,6 +32,7 @@ pub mod rpc;
 pub mod spec;
 
 mod api;
+mod discard;
 mod guc;
 mod store;
 mod worker;

@@ -4,13 +4,11 @@
 //! The main thread is the pipeline's one serial stage: it owns Postgres. What
 //! needs no Postgres is done on the tokio side, while the main thread commits
 //! the previous step: the rows, their messages (rendered once, for NOTIFY and
-//! the outbox), and the same rows in COPY's text format.
-
-use std::io::Write;
+//! the outbox), and the same rows in COPY's binary format.
 
 use alloy::primitives::hex;
 
-use crate::message::{contract_event_id, ContractEventRecord, Outgoing};
+use crate::message::{contract_event_id, Batch, ContractEventRecord};
 use crate::protocol::DecodedEvent;
 
 /// The columns of `eventeum.contract_events` a stored event fills, in the
@@ -36,11 +34,23 @@ pub const EVENT_COLUMNS: [&str; 15] = [
 /// A step's events, ready to store.
 #[derive(Debug, Default)]
 pub struct PreparedEvents {
-    /// Each row with its message, by block, log index and filter.
-    pub rows: Vec<(ContractEventRecord, Outgoing)>,
-    /// The same rows in COPY's text format, for a step none of whose rows is
-    /// stored yet.
-    pub copy: CopyText,
+    /// The rows, by block, log index and filter.
+    pub records: Vec<ContractEventRecord>,
+    /// Their messages, in the same order.
+    pub messages: Batch,
+    /// The same rows in COPY's binary format, for a step none of whose rows
+    /// is stored yet.
+    pub copy: Vec<u8>,
+}
+
+impl PreparedEvents {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
 }
 
 /// Builds the rows of `events`, found on `node`; an event `wait` blocks
@@ -64,33 +74,31 @@ pub fn prepare_events(
         ))
     });
     // About 700 bytes a row, most of them parameters and hashes.
-    let mut copy = CopyText::with_capacity(records.len() * 768);
+    let mut copy = BinaryCopy::with_capacity(records.len() * 768);
     for r in &records {
-        copy.field(&r.id)
-            .field(&r.filter_id)
-            .field(&r.node)
-            .field(&r.name)
-            .field(&r.address)
-            .number(r.block_number)
-            .field(&r.block_hash)
-            .field(&r.transaction_hash)
-            .number(r.log_index)
-            .field(r.indexed_parameters.get())
-            .field(r.non_indexed_parameters.get())
-            .field(&r.event_specification_signature)
-            .optional(r.correlation_id.as_deref())
-            .field(&r.status)
-            .optional_number(r.block_timestamp);
-        copy.end_row();
+        copy.row(EVENT_COLUMNS.len())
+            .text(&r.id)
+            .text(&r.filter_id)
+            .text(&r.node)
+            .text(&r.name)
+            .text(&r.address)
+            .bigint(r.block_number)
+            .text(&r.block_hash)
+            .text(&r.transaction_hash)
+            .integer(r.log_index as i32)
+            .jsonb(r.indexed_parameters.get())
+            .jsonb(r.non_indexed_parameters.get())
+            .text(&r.event_specification_signature)
+            .optional_text(r.correlation_id.as_deref())
+            .text(&r.status)
+            .optional_bigint(r.block_timestamp);
     }
-    let rows = records
-        .into_iter()
-        .map(|record| {
-            let outgoing = record.outgoing();
-            (record, outgoing)
-        })
-        .collect();
-    PreparedEvents { rows, copy }
+    let messages = records.iter().map(ContractEventRecord::outgoing).collect();
+    PreparedEvents {
+        records,
+        messages,
+        copy: copy.finish(),
+    }
 }
 
 fn record(node: &str, event: DecodedEvent, tip: u64, wait: u64) -> ContractEventRecord {
@@ -122,81 +130,90 @@ fn record(node: &str, event: DecodedEvent, tip: u64, wait: u64) -> ContractEvent
     }
 }
 
-/// Rows in COPY's text format: tab-separated fields, a row per line.
-#[derive(Debug, Default)]
-pub struct CopyText {
+/// Rows in COPY's binary format: a header, then per row its number of
+/// fields and each field as a length and its bytes (the type's binary
+/// input), then a trailer. Nothing is escaped, and Postgres parses no text
+/// but the JSON.
+#[derive(Debug)]
+pub struct BinaryCopy {
     bytes: Vec<u8>,
-    fields_in_row: usize,
 }
 
-impl CopyText {
+/// COPY's binary signature, then the flags and the header extension length (both 0).
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// A field's length that stands for NULL.
+const NULL_FIELD: i32 = -1;
+/// The field count that ends the data.
+const TRAILER: i16 = -1;
+/// The jsonb binary format's version byte, before the JSON text.
+const JSONB_VERSION: u8 = 1;
+
+impl BinaryCopy {
     pub fn with_capacity(bytes: usize) -> Self {
-        CopyText {
-            bytes: Vec::with_capacity(bytes),
-            fields_in_row: 0,
-        }
+        let mut buffer = Vec::with_capacity(BINARY_HEADER.len() + bytes + 2);
+        buffer.extend_from_slice(BINARY_HEADER);
+        BinaryCopy { bytes: buffer }
     }
 
-    /// Appends a field, escaped as COPY's text format requires.
-    pub fn field(&mut self, value: &str) -> &mut Self {
-        self.separate();
-        let special = |byte: &u8| matches!(byte, b'\\' | b'\t' | b'\n' | b'\r');
-        if !value.as_bytes().iter().any(special) {
-            // Hashes, names, and parameters without escapes: as they are.
-            self.bytes.extend_from_slice(value.as_bytes());
-            return self;
-        }
-        for &byte in value.as_bytes() {
-            match byte {
-                b'\\' => self.bytes.extend_from_slice(b"\\\\"),
-                b'\t' => self.bytes.extend_from_slice(b"\\t"),
-                b'\n' => self.bytes.extend_from_slice(b"\\n"),
-                b'\r' => self.bytes.extend_from_slice(b"\\r"),
-                _ => self.bytes.push(byte),
-            }
-        }
+    /// Starts a row of `fields` fields, which must follow.
+    pub fn row(&mut self, fields: usize) -> &mut Self {
+        let fields = i16::try_from(fields).expect("a table has at most 1,600 columns");
+        self.bytes.extend_from_slice(&fields.to_be_bytes());
         self
     }
 
-    pub fn number(&mut self, value: i64) -> &mut Self {
-        self.separate();
-        write!(self.bytes, "{value}").expect("writing to a Vec cannot fail");
-        self
+    /// A `text` field (or any type whose binary input is its text, such as an enum).
+    pub fn text(&mut self, value: &str) -> &mut Self {
+        self.field(&[value.as_bytes()])
     }
 
-    pub fn optional(&mut self, value: Option<&str>) -> &mut Self {
+    /// A `jsonb` field, from its JSON text.
+    pub fn jsonb(&mut self, json: &str) -> &mut Self {
+        self.field(&[&[JSONB_VERSION], json.as_bytes()])
+    }
+
+    pub fn bigint(&mut self, value: i64) -> &mut Self {
+        self.field(&[&value.to_be_bytes()])
+    }
+
+    pub fn integer(&mut self, value: i32) -> &mut Self {
+        self.field(&[&value.to_be_bytes()])
+    }
+
+    pub fn optional_text(&mut self, value: Option<&str>) -> &mut Self {
         match value {
-            Some(value) => self.field(value),
+            Some(value) => self.text(value),
             None => self.null(),
         }
     }
 
-    pub fn optional_number(&mut self, value: Option<i64>) -> &mut Self {
+    pub fn optional_bigint(&mut self, value: Option<i64>) -> &mut Self {
         match value {
-            Some(value) => self.number(value),
+            Some(value) => self.bigint(value),
             None => self.null(),
         }
     }
 
-    pub fn end_row(&mut self) {
-        self.bytes.push(b'\n');
-        self.fields_in_row = 0;
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The data, with its trailer.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.bytes.extend_from_slice(&TRAILER.to_be_bytes());
         self.bytes
     }
 
     fn null(&mut self) -> &mut Self {
-        self.separate();
-        self.bytes.extend_from_slice(b"\\N");
+        self.bytes.extend_from_slice(&NULL_FIELD.to_be_bytes());
         self
     }
 
-    fn separate(&mut self) {
-        if self.fields_in_row > 0 {
-            self.bytes.push(b'\t');
+    /// A field made of `parts`, one after the other.
+    fn field(&mut self, parts: &[&[u8]]) -> &mut Self {
+        let length: usize = parts.iter().map(|part| part.len()).sum();
+        // A field is at most 1 GB, and events are far smaller.
+        let length = i32::try_from(length).expect("a field is under 1 GB");
+        self.bytes.extend_from_slice(&length.to_be_bytes());
+        for part in parts {
+            self.bytes.extend_from_slice(part);
         }
-        self.fields_in_row += 1;
+        self
     }
 }

@@ -19,8 +19,9 @@ mod copy;
 
 use self::copy::copy_in;
 use crate::broadcast::BroadcasterKind;
+use crate::discard::discard;
 use crate::message::{
-    BlockRecord, ContractEventRecord, Outgoing, TransactionRecord, BLOCK_EVENTS_CHANNEL,
+    Batch, BlockRecord, ContractEventRecord, Outgoing, TransactionRecord, BLOCK_EVENTS_CHANNEL,
     CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL,
 };
 use crate::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
@@ -252,18 +253,20 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                 return Ok(StepAck::Stale);
             }
         }
-        if step.prepared.rows.len() > 10_000 {
+        if step.prepared.len() > 10_000 {
             // Keep the large step's arrays and sorts in memory instead of temp files.
             client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
         }
         let wait = node.options.num_blocks_to_wait;
-        let mut payloads = insert_events(client, step)?;
-        payloads.extend(confirm_events(client, &step.node, step.tip(), wait)?);
-        emit(
-            client,
-            MessageType::ContractEvent,
-            with_filter_targets(payloads, node),
-        )?;
+        let inserted = insert_events(client, step)?;
+        let confirmed = confirm_events(client, &step.node, step.tip(), wait)?;
+        for messages in [inserted, confirmed.into()] {
+            emit(
+                client,
+                MessageType::ContractEvent,
+                with_filter_targets(messages, node),
+            )?;
+        }
         insert_undecodable(client, step)?;
         match &step.kind {
             StepKind::Live {
@@ -273,9 +276,9 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                 transactions,
             } => {
                 let payloads = store_transactions(client, step, node, transactions)?;
-                emit(client, MessageType::Transaction, payloads)?;
+                emit(client, MessageType::Transaction, payloads.into())?;
                 let payloads = store_blocks(client, &step.node, blocks)?;
-                emit(client, MessageType::Block, payloads)?;
+                emit(client, MessageType::Block, payloads.into())?;
                 remember_blocks(
                     client,
                     &step.node,
@@ -475,14 +478,20 @@ fn transaction_payloads(
 }
 
 /// Restricts contract-event messages to the broadcasters their filter names.
-fn with_filter_targets(mut messages: Vec<Outgoing>, node: &NodeConfig) -> Vec<Outgoing> {
-    for message in &mut messages {
+fn with_filter_targets(mut messages: Batch, node: &NodeConfig) -> Batch {
+    let named: HashMap<&str, &Vec<String>> = node
+        .filters
+        .iter()
+        .filter_map(|f| Some((f.id.as_str(), f.definition.broadcasters.as_ref()?)))
+        .collect();
+    if named.is_empty() {
+        return messages; // every message goes to every broadcaster
+    }
+    for message in &mut messages.messages {
         // A contract event's route is its filter id.
-        message.targets = node
-            .filters
-            .iter()
-            .find(|f| f.id == message.route)
-            .and_then(|f| f.definition.broadcasters.clone());
+        message.targets = named
+            .get(message.route.as_str())
+            .map(|names| (*names).clone());
     }
     messages
 }
@@ -567,7 +576,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
         emit(
             client,
             MessageType::Transaction,
-            transaction_payloads(&orphaned_transactions, &monitors),
+            transaction_payloads(&orphaned_transactions, &monitors).into(),
         )?;
         client.update(
             "UPDATE eventeum.blocks SET status = 'INVALIDATED'
@@ -592,7 +601,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
         rows.sort_by_key(|r| (r.block_number, r.log_index));
         let count = rows.len();
         count_events(client, &rewind.node, "INVALIDATED", count)?;
-        let messages = rows.iter().map(ContractEventRecord::outgoing).collect();
+        let messages: Batch = rows.iter().map(ContractEventRecord::outgoing).collect();
         let messages = match snapshot.nodes.get(&rewind.node) {
             Some(node) => with_filter_targets(messages, node),
             None => messages,
@@ -712,41 +721,47 @@ pub fn record_node_error(node: &str, error: &str) -> SpiResult<()> {
 
 /// Inserts the step's events; returns the messages of the rows that are new
 /// (or valid again after a fork). The follower built the rows, their
-/// messages and their COPY text; a first pass hands the text to COPY, a
+/// messages and their COPY data; a first pass hands the data to COPY, a
 /// replay resolves conflicts row by row.
-fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) -> SpiResult<Vec<Outgoing>> {
-    let PreparedEvents { mut rows, copy } = std::mem::take(&mut step.prepared);
-    if rows.is_empty() {
-        return Ok(vec![]);
+fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) -> SpiResult<Batch> {
+    let PreparedEvents {
+        records,
+        messages,
+        copy,
+    } = std::mem::take(&mut step.prepared);
+    if records.is_empty() {
+        return Ok(Batch::default());
     }
     // A replay meets rows it wrote before and must resolve conflicts; a first
     // pass does not, and goes through COPY, at about twice the speed.
-    if !has_stored_events(client, step, &rows)? {
-        copy_in(c"contract_events", &EVENT_COLUMNS, copy.into_bytes());
+    let (records, messages) = if !has_stored_events(client, step, &records)? {
+        copy_in(c"contract_events", &EVENT_COLUMNS, copy);
+        (records, messages)
     } else {
-        upsert_events(client, step, &mut rows)?;
-    }
+        discard(copy);
+        upsert_events(client, step, records, messages)?
+    };
     for status in ["UNCONFIRMED", "CONFIRMED"] {
-        let written = rows.iter().filter(|(r, _)| r.status == status).count();
+        let written = records.iter().filter(|r| r.status == status).count();
         count_events(client, &step.node, status, written)?;
     }
-    Ok(rows.into_iter().map(|(_, outgoing)| outgoing).collect())
+    discard(records);
+    Ok(messages)
 }
 
 /// Writes events some of which may be stored already (a replay): only rows
-/// that are new, or whose block is canonical again, are written, and `rows`
-/// keeps just those.
+/// that are new, or whose block is canonical again, are written; returns
+/// those, with their messages.
 fn upsert_events(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
-    rows: &mut Vec<(ContractEventRecord, Outgoing)>,
-) -> SpiResult<()> {
-    fn column<T>(
-        rows: &[(ContractEventRecord, Outgoing)],
-        f: impl Fn(&ContractEventRecord) -> T,
-    ) -> Vec<T> {
-        rows.iter().map(|(r, _)| f(r)).collect()
+    records: Vec<ContractEventRecord>,
+    messages: Batch,
+) -> SpiResult<(Vec<ContractEventRecord>, Batch)> {
+    fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
+        records.iter().map(f).collect()
     }
+    let rows = &records;
     let written = client.update(
         "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
@@ -783,17 +798,26 @@ fn upsert_events(
             column(rows, |r| r.block_timestamp).into(),
         ],
     )?;
-    if written.len() < rows.len() {
-        // Only the rows written now are new.
-        let mut fresh = std::collections::HashSet::with_capacity(written.len());
-        for row in written {
-            let filter_id: String = row.get(1)?.unwrap_or_default();
-            let id: String = row.get(2)?.unwrap_or_default();
-            fresh.insert((filter_id, id));
-        }
-        rows.retain(|(r, _)| fresh.contains(&(r.filter_id.clone(), r.id.clone())));
+    if written.len() == records.len() {
+        return Ok((records, messages));
     }
-    Ok(())
+    // Only the rows written now are new.
+    let mut fresh = std::collections::HashSet::with_capacity(written.len());
+    for row in written {
+        let filter_id: String = row.get(1)?.unwrap_or_default();
+        let id: String = row.get(2)?.unwrap_or_default();
+        fresh.insert((filter_id, id));
+    }
+    let is_fresh = |r: &ContractEventRecord| fresh.contains(&(r.filter_id.clone(), r.id.clone()));
+    let kept: Vec<bool> = records.iter().map(is_fresh).collect();
+    let mut keep = kept.iter().copied();
+    let messages = messages.retain(|_| keep.next().unwrap_or(false));
+    let mut keep = kept.into_iter();
+    let records = records
+        .into_iter()
+        .filter(|_| keep.next().unwrap_or(false))
+        .collect();
+    Ok((records, messages))
 }
 
 /// Whether the node has rows where the step's events could land: in the
@@ -801,7 +825,7 @@ fn upsert_events(
 fn has_stored_events(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
-    rows: &[(ContractEventRecord, Outgoing)],
+    rows: &[ContractEventRecord],
 ) -> SpiResult<bool> {
     let found = match &step.kind {
         StepKind::Backfill { filter_id, .. } => {
@@ -814,7 +838,7 @@ fn has_stored_events(
                 None,
                 &[],
             )?;
-            let hashes: BTreeSet<&str> = rows.iter().map(|(r, _)| r.block_hash.as_str()).collect();
+            let hashes: BTreeSet<&str> = rows.iter().map(|r| r.block_hash.as_str()).collect();
             let found = client
                 .select(
                 "SELECT EXISTS (SELECT 1 FROM unnest($3::text[]) AS h(hash)
@@ -841,7 +865,7 @@ fn has_stored_events(
         StepKind::Live { .. } => {
             let (first, last) = rows
                 .iter()
-                .map(|(r, _)| r.block_number)
+                .map(|r| r.block_number)
                 .fold((i64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
             client
                 .select(
@@ -910,8 +934,8 @@ impl MessageType {
 /// Sends messages out, in the caller's transaction: a NOTIFY each, and an
 /// outbox row for every broadcaster that takes their type. Both happen at
 /// commit, or not at all.
-fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) -> SpiResult<()> {
-    if messages.is_empty() {
+fn emit(client: &mut SpiClient<'_>, ty: MessageType, batch: Batch) -> SpiResult<()> {
+    if batch.is_empty() {
         return Ok(());
     }
     let has_broadcasters = client
@@ -930,6 +954,7 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
         ) -> Vec<Option<String>> {
             messages.iter().map(f).collect()
         }
+        let messages = &batch.messages;
         client.update(
             "INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
              SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload::jsonb
@@ -944,23 +969,21 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
             None,
             &[
                 ty.name().into(),
-                column(&messages, |m| Some(m.message_id.clone())).into(),
-                column(&messages, |m| Some(m.key.clone())).into(),
-                column(&messages, |m| Some(m.route.clone())).into(),
-                column(&messages, |m| {
+                column(messages, |m| Some(m.message_id.clone())).into(),
+                column(messages, |m| Some(m.key.clone())).into(),
+                column(messages, |m| Some(m.route.clone())).into(),
+                column(messages, |m| {
                     m.targets
                         .as_ref()
                         .map(|t| serde_json::to_string(t).expect("names serialize"))
                 })
                 .into(),
-                column(&messages, |m| Some(m.payload.clone())).into(),
+                column(messages, |m| Some(m.payload.clone())).into(),
             ],
         )?;
     }
-    notify(
-        ty.channel(),
-        messages.into_iter().map(|m| m.notice).collect(),
-    );
+    notify(ty.channel(), &batch);
+    discard(batch);
     Ok(())
 }
 
@@ -969,16 +992,14 @@ fn emit(client: &mut SpiClient<'_>, ty: MessageType, messages: Vec<Outgoing>) ->
 /// Calls what `pg_notify` calls, without a query per batch: for a backfill
 /// piece the SQL detour (an array of every payload, unnested) cost as much as
 /// queueing the notifications themselves.
-fn notify(channel: &str, payloads: Vec<String>) {
+fn notify(channel: &str, batch: &Batch) {
     let channel = CString::new(channel).expect("channel names have no NUL");
-    for payload in payloads {
-        // JSON escapes control characters, so a payload never holds a NUL.
-        let payload = CString::new(payload).expect("JSON has no NUL");
+    for notice in batch.notices() {
         // SAFETY: main thread, inside the step's transaction; both strings
         // outlive the call, which copies them into transaction memory.
         // A Postgres ERROR in it comes back as a Rust panic, as from SPI.
         unsafe {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), payload.as_ptr()))
+            pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), notice.as_ptr()))
         };
     }
 }

@@ -15,6 +15,7 @@ use pgrx::prelude::*;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
+use crate::discard;
 use crate::follow;
 use crate::guc;
 use crate::metrics::{self, Pages};
@@ -84,6 +85,11 @@ fn run() {
             return;
         }
     };
+    discard::start(&runtime);
+    // COPY reads binary text fields in the client encoding; ours are UTF-8.
+    if let Err(e) = BackgroundWorker::transaction(|| Spi::run("SET client_encoding = 'UTF8'")) {
+        pgrx::error!("eventeum: cannot set the worker's client encoding: {e}");
+    }
     let mut snapshot = Arc::new(load_snapshot());
     let (config_tx, config_rx) = watch::channel(snapshot.clone());
     let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
@@ -125,7 +131,7 @@ fn run() {
         loop {
             match from_followers.try_recv() {
                 Ok(FollowerMessage::Step(mut step)) => {
-                    if step.prepared.rows.len() >= LARGE_STEP {
+                    if step.prepared.len() >= LARGE_STEP {
                         heap.large_step();
                     }
                     let ack = apply(&mut step, &snapshot);

@@ -12,7 +12,7 @@ use eventeum::decode::{decode_log, DecodeError, RawLog, RenderOptions};
 use eventeum::follow::{decode_logs, split_into_pieces};
 use eventeum::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
 use eventeum::protocol::FilterConfig;
-use eventeum::rows::{prepare_events, CopyText, EVENT_COLUMNS};
+use eventeum::rows::{prepare_events, BinaryCopy, EVENT_COLUMNS};
 use eventeum::spec::FilterDefinition;
 use serde_json::{json, Value};
 
@@ -439,9 +439,9 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
     let prepared = prepare_events("node\t1", events, 20, 2);
 
     let rows: Vec<_> = prepared
-        .rows
+        .records
         .iter()
-        .map(|(r, _)| (r.block_number, r.log_index, r.status.as_str()))
+        .map(|r| (r.block_number, r.log_index, r.status.as_str()))
         .collect();
     assert_eq!(
         rows,
@@ -451,42 +451,106 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
             (19, 1, "UNCONFIRMED")
         ]
     );
-    let (record, outgoing) = &prepared.rows[0];
+    let record = &prepared.records[0];
+    let outgoing = &prepared.messages.messages[0];
+    assert_eq!(prepared.messages.len(), 3);
     assert_eq!(outgoing.message_id, format!("{}:CONFIRMED", record.id));
     assert_eq!(outgoing.payload, record.message());
-    assert_eq!(outgoing.notice, outgoing.payload);
+    assert_eq!(outgoing.notice(), outgoing.payload);
+    let notices: Vec<String> = prepared
+        .messages
+        .notices()
+        .map(|n| n.to_str().unwrap().to_string())
+        .collect();
+    let payloads: Vec<String> = prepared
+        .messages
+        .messages
+        .iter()
+        .map(|m| m.payload.clone())
+        .collect();
+    assert_eq!(notices, payloads);
 
-    // One line per row, fields in EVENT_COLUMNS order; the tab in the node
-    // name is escaped, the missing correlation id is \N.
-    let text = String::from_utf8(prepared.copy.into_bytes()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3);
-    let fields: Vec<&str> = lines[0].split('\t').collect();
+    // One row per record, fields in EVENT_COLUMNS order, each in its
+    // type's binary form; the tab in the node name goes as it is, the
+    // missing correlation id is NULL.
+    let copied = read_binary_copy(&prepared.copy);
+    assert_eq!(copied.len(), 3);
+    let fields = &copied[0];
     assert_eq!(fields.len(), EVENT_COLUMNS.len());
-    let field = |name| fields[EVENT_COLUMNS.iter().position(|c| *c == name).unwrap()];
-    assert_eq!(field("id"), record.id);
-    assert_eq!(field("node"), "node\\t1");
-    assert_eq!(field("block_number"), "18");
-    assert_eq!(field("log_index"), "0");
-    assert_eq!(field("correlation_id"), "\\N");
-    assert_eq!(field("status"), "CONFIRMED");
+    let field = |name| {
+        fields[EVENT_COLUMNS.iter().position(|c| *c == name).unwrap()]
+            .clone()
+            .unwrap()
+    };
+    let text = |name| String::from_utf8(field(name)).unwrap();
+    assert_eq!(text("id"), record.id);
+    assert_eq!(text("node"), "node\t1");
+    assert_eq!(text("status"), "CONFIRMED");
+    assert_eq!(field("block_number"), 18i64.to_be_bytes());
+    assert_eq!(field("log_index"), 0i32.to_be_bytes());
     assert_eq!(
-        serde_json::from_str::<Value>(field("non_indexed_parameters")).unwrap(),
+        fields[EVENT_COLUMNS
+            .iter()
+            .position(|c| *c == "correlation_id")
+            .unwrap()],
+        None
+    );
+    let jsonb = field("non_indexed_parameters");
+    assert_eq!(jsonb[0], 1, "jsonb's binary format starts with its version");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&jsonb[1..]).unwrap(),
         serde_json::from_str::<Value>(record.non_indexed_parameters.get()).unwrap()
     );
 }
 
+/// Reads COPY's binary format back: the rows, each a list of fields (None for NULL).
+fn read_binary_copy(data: &[u8]) -> Vec<Vec<Option<Vec<u8>>>> {
+    let (header, mut rest) = data.split_at(19);
+    assert_eq!(&header[..11], b"PGCOPY\n\xff\r\n\0");
+    assert_eq!(&header[11..], [0; 8], "no flags, no header extension");
+    let mut take = |n: usize| {
+        let (bytes, tail) = rest.split_at(n);
+        rest = tail;
+        bytes.to_vec()
+    };
+    let mut rows = vec![];
+    loop {
+        let count = i16::from_be_bytes(take(2).try_into().unwrap());
+        if count == -1 {
+            break;
+        }
+        let row = (0..count)
+            .map(|_| {
+                let length = i32::from_be_bytes(take(4).try_into().unwrap());
+                (length >= 0).then(|| take(length as usize))
+            })
+            .collect();
+        rows.push(row);
+    }
+    assert!(take(0).is_empty());
+    rows
+}
+
 #[test]
-fn copy_text_escapes_what_the_text_format_treats_specially() {
-    let mut text = CopyText::default();
-    text.field(r#"{"s":"a\\b"}"#)
-        .field("line\nfeed\rtab\t")
-        .optional(None)
-        .optional_number(Some(-5))
-        .number(0);
-    text.end_row();
+fn binary_copy_writes_each_type_as_postgres_reads_it() {
+    let mut copy = BinaryCopy::with_capacity(0);
+    copy.row(6)
+        .text("line\nfeed\ttab\\")
+        .jsonb(r#"{"s":"a"}"#)
+        .bigint(-5)
+        .integer(7)
+        .optional_text(None)
+        .optional_bigint(None);
+    let rows = read_binary_copy(&copy.finish());
     assert_eq!(
-        String::from_utf8(text.into_bytes()).unwrap(),
-        "{\"s\":\"a\\\\\\\\b\"}\tline\\nfeed\\rtab\\t\t\\N\t-5\t0\n"
+        rows,
+        [vec![
+            Some(b"line\nfeed\ttab\\".to_vec()),
+            Some(b"\x01{\"s\":\"a\"}".to_vec()),
+            Some((-5i64).to_be_bytes().to_vec()),
+            Some(7i32.to_be_bytes().to_vec()),
+            None,
+            None,
+        ]]
     );
 }

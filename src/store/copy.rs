@@ -3,7 +3,7 @@
 //! A backfill piece of 10,000 events written with `INSERT ... SELECT FROM
 //! unnest(...)` costs nearly twice what COPY does: fifteen arrays are built,
 //! copied into the plan as constants, unnested into a tuplestore and inserted
-//! a row at a time. COPY parses the rows straight from a buffer and writes
+//! a row at a time. COPY reads the rows straight from a buffer and writes
 //! them a page at a time (`heap_multi_insert`). It runs in the caller's
 //! transaction, fires the table's triggers, and raises on the first bad row
 //! like any statement. It cannot resolve conflicts, so only rows known to be
@@ -17,13 +17,16 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 thread_local! {
-    /// The text COPY is reading, and how far it got. Only the main thread
+    /// The data COPY is reading, and how far it got. Only the main thread
     /// runs COPY, one at a time.
     static SOURCE: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
 }
 
-/// COPYs `rows`, in COPY's text format, into `columns` of `eventeum.<table>`,
+/// COPYs `rows`, in COPY's binary format, into `columns` of `eventeum.<table>`,
 /// in the current transaction. Returns how many rows were written.
+///
+/// Text fields pass through the worker's client encoding, which the worker
+/// sets to UTF-8 at start: COPY converts them as it would a client's.
 ///
 /// Main thread only, inside a transaction.
 pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
@@ -48,13 +51,12 @@ pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
                 pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast(),
             );
         }
-        // Our text is UTF-8 whatever the worker's client_encoding says.
-        let encoding = pg_sys::makeDefElem(
-            pg_sys::pstrdup(c"encoding".as_ptr()),
-            pg_sys::makeString(pg_sys::pstrdup(c"UTF8".as_ptr())).cast(),
+        let binary = pg_sys::makeDefElem(
+            pg_sys::pstrdup(c"format".as_ptr()),
+            pg_sys::makeString(pg_sys::pstrdup(c"binary".as_ptr())).cast(),
             -1,
         );
-        let options = pg_sys::lappend(ptr::null_mut(), encoding.cast());
+        let options = pg_sys::lappend(ptr::null_mut(), binary.cast());
         let parse_state = pg_sys::make_parsestate(ptr::null_mut());
         // COPY finds its target in the range table, as DoCopy sets it up.
         let item = pg_sys::addRangeTableEntryForRelation(
@@ -89,7 +91,7 @@ pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
         pg_sys::CommandCounterIncrement();
         written
     };
-    SOURCE.with_borrow_mut(|source| *source = (Vec::new(), 0));
+    crate::discard::discard(SOURCE.take().0);
     written
 }
 
