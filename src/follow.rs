@@ -953,7 +953,7 @@ async fn find_fork(
 
 impl From<ChainStep> for FollowerMessage {
     fn from(step: ChainStep) -> Self {
-        FollowerMessage::Step(step)
+        FollowerMessage::Step(Box::new(step))
     }
 }
 

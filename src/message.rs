@@ -2,6 +2,7 @@
 //! NOTIFY now, the outbox and brokers later.
 
 use std::ffi::CStr;
+use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -90,9 +91,12 @@ impl Batch {
 
     /// The NOTIFY payloads, in the messages' order.
     pub fn notices(&self) -> impl Iterator<Item = &CStr> {
-        self.notices
-            .split_inclusive(|byte| *byte == 0)
-            .map(|notice| CStr::from_bytes_with_nul(notice).expect("one NUL, at the end"))
+        let mut rest = self.notices.as_slice();
+        std::iter::from_fn(move || {
+            let notice = CStr::from_bytes_until_nul(rest).ok()?;
+            rest = &rest[notice.count_bytes() + 1..];
+            Some(notice)
+        })
     }
 
     /// Keeps only the messages `keep` says yes to, in order.
@@ -230,7 +234,7 @@ impl ContractEventRecord {
 impl ContractEventRecord {
     /// Keyed by the filter's correlation id, as Eventeum does, else by the message id.
     pub fn outgoing(&self) -> Outgoing {
-        let message_id = format!("{}:{}", self.id, self.status);
+        let message_id = [self.id.as_str(), ":", self.status.as_str()].concat();
         let payload = self.message();
         Outgoing {
             key: self
@@ -248,7 +252,14 @@ impl ContractEventRecord {
 
 /// Eventeum's event id: `<txHash>-<blockHash>-<logIndex>`.
 pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: u64) -> String {
-    format!("{transaction_hash}-{block_hash}-{log_index}")
+    // Built in place: format! would grow the string a few times on the way.
+    let mut id = String::with_capacity(transaction_hash.len() + block_hash.len() + 22);
+    id.push_str(transaction_hash);
+    id.push('-');
+    id.push_str(block_hash);
+    id.push('-');
+    write!(id, "{log_index}").expect("writing to a String cannot fail");
+    id
 }
 
 /// A row of `eventeum.transactions`, as `to_jsonb(row)` returns it.

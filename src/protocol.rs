@@ -96,7 +96,7 @@ impl Backfill {
 /// What a follower reports to the main thread.
 #[derive(Debug)]
 pub enum FollowerMessage {
-    Step(ChainStep),
+    Step(Box<ChainStep>),
     /// The chain forked below the follower's cursor.
     Rewind(Rewind),
     /// The node failed to answer; recorded in `node_state` without a checkpoint move.
