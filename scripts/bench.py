@@ -4,9 +4,9 @@ as its last line, one JSON object with every figure.
 Each figure is measured in this run next to its baseline (raw eth_getLogs,
 Postgres COPY of the same rows), since the machines are noisy. Sizes come from
 the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
-(10000), BENCH_RPC_BLOCKS (50), BENCH_BACKFILL_ROUNDS (3). BENCH_ONLY picks phases, for profiling: a
-comma list of live, filters and relay (the backfill always runs; "backfill"
-alone runs only it).
+(10000), BENCH_RPC_BLOCKS (50), BENCH_BACKFILL_ROUNDS (3). BENCH_ONLY picks
+phases, for profiling: a comma list of live, filters and relay (the backfill
+always runs; "backfill" alone runs only it).
 """
 
 import json

@@ -98,11 +98,6 @@ impl Batch {
             Some(notice)
         })
     }
-
-    /// Keeps only the messages `keep` says yes to, in order.
-    pub fn retain(self, mut keep: impl FnMut(&Outgoing) -> bool) -> Batch {
-        self.messages.into_iter().filter(|m| keep(m)).collect()
-    }
 }
 
 impl FromIterator<Outgoing> for Batch {

@@ -761,7 +761,6 @@ fn upsert_events(
     fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
         records.iter().map(f).collect()
     }
-    let rows = &records;
     let written = client.update(
         "INSERT INTO eventeum.contract_events AS e
                 (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
@@ -782,20 +781,20 @@ fn upsert_events(
         None,
         &[
             step.node.as_str().into(),
-            column(rows, |r| r.id.clone()).into(),
-            column(rows, |r| r.filter_id.clone()).into(),
-            column(rows, |r| r.name.clone()).into(),
-            column(rows, |r| r.address.clone()).into(),
-            column(rows, |r| r.block_number).into(),
-            column(rows, |r| r.block_hash.clone()).into(),
-            column(rows, |r| r.transaction_hash.clone()).into(),
-            column(rows, |r| r.log_index as i32).into(),
-            column(rows, |r| r.indexed_parameters.get().to_string()).into(),
-            column(rows, |r| r.non_indexed_parameters.get().to_string()).into(),
-            column(rows, |r| r.event_specification_signature.clone()).into(),
-            column(rows, |r| r.correlation_id.clone()).into(),
-            column(rows, |r| r.status.clone()).into(),
-            column(rows, |r| r.block_timestamp).into(),
+            column(&records, |r| r.id.clone()).into(),
+            column(&records, |r| r.filter_id.clone()).into(),
+            column(&records, |r| r.name.clone()).into(),
+            column(&records, |r| r.address.clone()).into(),
+            column(&records, |r| r.block_number).into(),
+            column(&records, |r| r.block_hash.clone()).into(),
+            column(&records, |r| r.transaction_hash.clone()).into(),
+            column(&records, |r| r.log_index as i32).into(),
+            column(&records, |r| r.indexed_parameters.get().to_string()).into(),
+            column(&records, |r| r.non_indexed_parameters.get().to_string()).into(),
+            column(&records, |r| r.event_specification_signature.clone()).into(),
+            column(&records, |r| r.correlation_id.clone()).into(),
+            column(&records, |r| r.status.clone()).into(),
+            column(&records, |r| r.block_timestamp).into(),
         ],
     )?;
     if written.len() == records.len() {
@@ -808,16 +807,12 @@ fn upsert_events(
         let id: String = row.get(2)?.unwrap_or_default();
         fresh.insert((filter_id, id));
     }
-    let is_fresh = |r: &ContractEventRecord| fresh.contains(&(r.filter_id.clone(), r.id.clone()));
-    let kept: Vec<bool> = records.iter().map(is_fresh).collect();
-    let mut keep = kept.iter().copied();
-    let messages = messages.retain(|_| keep.next().unwrap_or(false));
-    let mut keep = kept.into_iter();
-    let records = records
+    let (records, messages): (Vec<_>, Vec<_>) = records
         .into_iter()
-        .filter(|_| keep.next().unwrap_or(false))
-        .collect();
-    Ok((records, messages))
+        .zip(messages.messages)
+        .filter(|(r, _)| fresh.contains(&(r.filter_id.clone(), r.id.clone())))
+        .unzip();
+    Ok((records, messages.into()))
 }
 
 /// Whether the node has rows where the step's events could land: in the

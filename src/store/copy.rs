@@ -16,6 +16,8 @@ use std::ptr;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+use crate::discard::discard;
+
 thread_local! {
     /// The data COPY is reading, and how far it got. Only the main thread
     /// runs COPY, one at a time.
@@ -91,7 +93,7 @@ pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
         pg_sys::CommandCounterIncrement();
         written
     };
-    crate::discard::discard(SOURCE.take().0);
+    discard(SOURCE.take().0);
     written
 }
 
