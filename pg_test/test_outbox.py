@@ -107,6 +107,29 @@ def test_an_unacked_message_is_given_out_again_after_its_timeout(db):
     assert (again[0], again[4]) == (first[0], 2), "the same message, on its second attempt"
 
 
+def test_delivery_leaves_the_queue_and_marks_the_outbox_row_in_place(cluster, db):
+    """Delivered rows leave eventeum.outbox_pending, and their outbox rows are
+    marked with a HOT update (no index entries, no new page): the relay's
+    main cost before 0.3.0."""
+    group(db, "hot", ["APP"])
+    for n in range(3):
+        db.execute("SELECT eventeum.publish('jobs', %s, %s, 'hot')", (f"k{n}", json.dumps({"n": n})))
+    pending = "SELECT count(*) FROM eventeum.outbox_pending WHERE broadcaster = 'hot'"
+    assert db.execute(pending).fetchone()[0] == 3
+    taken = [m[0] for m in poll(db, "hot")]
+    assert len(taken) == 3
+    with cluster.connect() as conn:
+        conn.autocommit = False
+        assert ack(conn, "hot", taken) == 3
+        hot = conn.execute("SELECT pg_stat_get_xact_tuples_hot_updated('eventeum.outbox'::regclass)").fetchone()[0]
+        assert hot == 3, "ack marks each row with a HOT update"
+        conn.commit()
+    assert db.execute(pending).fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'hot' AND delivered_at IS NOT NULL"
+                      ).fetchone()[0] == 3
+    assert poll(db, "hot") == []
+
+
 def test_broadcaster_management_and_redaction(db, emitter):
     db.execute("SELECT eventeum.add_broadcaster('rabbit', 'rabbitmq', %s)",
                (json.dumps({"url": "amqp://guest:s3cret@127.0.0.1:5672/%2f", "exchange": "eventeum-test"}),))

@@ -114,6 +114,23 @@ def test_update_from_a_previous_release_equals_a_fresh_install(released_scripts,
         assert upgraded[part] == expected[part], f"{part} differ after ALTER EXTENSION UPDATE from {previous}"
 
 
+def test_pending_messages_stay_queued_across_the_update_to_0_3_0(released_scripts, scratch_databases):
+    """0.3.0 moved the list of pending outbox rows into eventeum.outbox_pending:
+    what 0.2.0 had not delivered is still given out after the update, and
+    nothing already delivered comes back."""
+    with scratch_databases("upgrade_queue") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.2.0'")
+        conn.execute("SELECT eventeum.create_consumer_group('readers', ARRAY['APP'])")
+        for n in range(3):
+            conn.execute("SELECT eventeum.publish('jobs', %s, %s)", (f"k{n}", f'{{"n": {n}}}'))
+        first = conn.execute("SELECT message_id FROM eventeum.poll('readers', 1)").fetchone()[0]
+        assert conn.execute("SELECT eventeum.ack('readers', %s)", ([first],)).fetchone()[0] == 1
+        conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.3.0'")
+        left = conn.execute("SELECT key, payload FROM eventeum.poll('readers') ORDER BY key").fetchall()
+        assert left == [("k1", {"n": 1}), ("k2", {"n": 2})]
+        assert conn.execute("SELECT count(*) FROM eventeum.outbox_pending").fetchone()[0] == 2
+
+
 def psql_literal(text):
     assert text.replace(".", "").isalnum()
     return f"'{text}'"

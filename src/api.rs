@@ -325,14 +325,16 @@ fn remove_broadcaster(name: &str) {
     let deleted = Spi::connect_mut(|client| {
         // Wait for the worker's writes to the outbox to end, and hold off its
         // next ones until this commits: it marks rows delivered by id while
-        // this deletes them in scan order, and the two could deadlock.
+        // this deletes them in scan order, and the two could deadlock. Every
+        // writer locks the outbox before its queue.
         client.update(
-            "LOCK TABLE eventeum.outbox IN SHARE ROW EXCLUSIVE MODE",
+            "LOCK TABLE eventeum.outbox, eventeum.outbox_pending IN SHARE ROW EXCLUSIVE MODE",
             None,
             &[],
         )?;
         client.update(
-            "DELETE FROM eventeum.outbox WHERE broadcaster = $1 AND delivered_at IS NULL",
+            "WITH dequeued AS (DELETE FROM eventeum.outbox_pending WHERE broadcaster = $1 RETURNING id)
+             DELETE FROM eventeum.outbox WHERE id IN (SELECT id FROM dequeued)",
             None,
             &[name.into()],
         )?;
@@ -377,10 +379,14 @@ fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
     let replayed = Spi::connect_mut(|client| {
         let moved = client.update(
             "WITH dead AS (
-                DELETE FROM eventeum.dead_letters WHERE $1::text IS NULL OR broadcaster = $1 RETURNING *)
-             INSERT INTO eventeum.outbox (id, message_id, type, broadcaster, destination, key, payload, created_at, attempts)
-             SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, 0 FROM dead
-             ON CONFLICT DO NOTHING",
+                DELETE FROM eventeum.dead_letters WHERE $1::text IS NULL OR broadcaster = $1 RETURNING *
+             ), added AS (
+                INSERT INTO eventeum.outbox (id, message_id, type, broadcaster, destination, key, payload, created_at, attempts)
+                SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, 0 FROM dead
+                ON CONFLICT DO NOTHING
+                RETURNING broadcaster, id, created_at)
+             INSERT INTO eventeum.outbox_pending (broadcaster, id, created_at)
+             SELECT broadcaster, id, created_at FROM added",
             None,
             &[broadcaster.into()],
         )?;

@@ -40,11 +40,18 @@ mod worker;
 pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-// Every release's upgrade script is also the end of a fresh install, so that
-// an upgraded database and a new one have the same schema (pg_test checks it).
+// Every release's upgrade script is also the end of a fresh install, in
+// release order, so that an upgraded database and a new one have the same
+// schema (pg_test checks it). The first needs every function in place, as the
+// function comments do; the newest is the finalize step.
 pgrx::extension_sql_file!(
     "../sql/eventeum--0.1.0--0.2.0.sql",
     name = "release_0_2_0",
+    requires = ["function_comments"]
+);
+pgrx::extension_sql_file!(
+    "../sql/eventeum--0.2.0--0.3.0.sql",
+    name = "release_0_3_0",
     finalize
 );
 

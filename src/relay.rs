@@ -3,31 +3,58 @@
 //! thread marks rows delivered, retries or dead-letters them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::broadcast::BroadcasterKind;
 use crate::follow::wake_main_thread;
-use crate::protocol::{Delivery, DeliveryFailure, OutboxMessage, Publish};
+use crate::protocol::{
+    BroadcasterConfig, ConfigSnapshot, Delivery, DeliveryFailure, OutboxMessage, Publish,
+};
 use crate::redact::{redact_url, Scrubber};
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs until the main thread drops its sender.
-pub async fn run(mut batches: mpsc::Receiver<Publish>, deliveries: mpsc::Sender<Delivery>) {
-    let http = reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .expect("an HTTP client builds");
-    // One client per broadcaster, made afresh when its options change (a
-    // broadcaster removed and added again under the same name, say).
-    let mut clients: HashMap<String, (Value, Scrubber, Client)> = HashMap::new();
+/// How long connecting to a broadcaster ahead of its first batch may take. A
+/// broker that is down then is tried again, and its failure recorded, when a
+/// batch comes.
+const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs until the main thread drops its sender. It connects to every
+/// configured broadcaster as soon as it appears in the configuration, so that
+/// the first message does not wait for a producer id, a topic or a channel.
+pub async fn run(
+    mut batches: mpsc::Receiver<Publish>,
+    deliveries: mpsc::Sender<Delivery>,
+    mut config: watch::Receiver<Arc<ConfigSnapshot>>,
+) {
+    let mut clients = Clients::new();
     // Broadcasters whose last batch failed: a batch read behind it is skipped,
     // so that it cannot overtake the retry of the failed message.
     let mut failed: HashSet<String> = HashSet::new();
-    while let Some(batch) = batches.recv().await {
+    config.mark_changed();
+    let mut watching = true;
+    loop {
+        let batch = tokio::select! {
+            biased;
+            batch = batches.recv() => match batch {
+                Some(batch) => batch,
+                None => break,
+            },
+            changed = config.changed(), if watching => {
+                match changed {
+                    Ok(()) => {
+                        let snapshot = config.borrow_and_update().clone();
+                        clients.connect_ahead(&snapshot.broadcasters).await;
+                    }
+                    Err(_) => watching = false,
+                }
+                continue;
+            }
+        };
         if !batch.behind_another {
             failed.remove(&batch.broadcaster);
         } else if failed.contains(&batch.broadcaster) {
@@ -41,29 +68,94 @@ pub async fn run(mut batches: mpsc::Receiver<Publish>, deliveries: mpsc::Sender<
             wake_main_thread();
             continue;
         }
-        let current = clients
-            .get(&batch.broadcaster)
-            .is_some_and(|(options, _, _)| *options == batch.options);
-        if !current {
-            let scrubber = Scrubber::for_options(&batch.options);
-            let client = Client::new(&batch, http.clone(), &scrubber);
-            clients.insert(
-                batch.broadcaster.clone(),
-                (batch.options.clone(), scrubber, client),
-            );
-        }
-        let (_, scrubber, client) = clients.get_mut(&batch.broadcaster).expect("inserted above");
-        let mut delivery = client.publish(&batch).await;
+        let connection = clients.get(&batch.broadcaster, batch.kind, &batch.options);
+        let mut delivery = connection.client.publish(&batch).await;
         if let Some(failure) = &mut delivery.failure {
             failed.insert(batch.broadcaster.clone());
             // Broker errors may quote a URL or a credential; they go to the log and the outbox.
-            failure.error = scrubber.scrub(&failure.error);
+            failure.error = connection.scrubber.scrub(&failure.error);
             tracing::warn!(broadcaster = %batch.broadcaster, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
         }
         if deliveries.send(delivery).await.is_err() {
             break;
         }
         wake_main_thread();
+    }
+}
+
+/// One client per broadcaster, made afresh when its options change (a
+/// broadcaster removed and added again under the same name, say).
+struct Clients {
+    http: reqwest::Client,
+    by_name: HashMap<String, Connection>,
+}
+
+struct Connection {
+    options: Value,
+    scrubber: Scrubber,
+    client: Client,
+}
+
+impl Clients {
+    fn new() -> Self {
+        Clients {
+            http: reqwest::Client::builder()
+                .timeout(HTTP_TIMEOUT)
+                .build()
+                .expect("an HTTP client builds"),
+            by_name: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, name: &str, kind: BroadcasterKind, options: &Value) -> &mut Connection {
+        let current = self
+            .by_name
+            .get(name)
+            .is_some_and(|c| c.options == *options);
+        if !current {
+            let scrubber = Scrubber::for_options(options);
+            let client = Client::new(name, kind, options, self.http.clone(), &scrubber);
+            let connection = Connection {
+                options: options.clone(),
+                scrubber,
+                client,
+            };
+            self.by_name.insert(name.to_string(), connection);
+        }
+        self.by_name.get_mut(name).expect("inserted above")
+    }
+
+    /// Drops the clients of removed broadcasters and makes those of new ones,
+    /// connecting them all at once. A failure is only logged: the first batch
+    /// tries again, and reports it.
+    async fn connect_ahead(&mut self, broadcasters: &[BroadcasterConfig]) {
+        self.by_name
+            .retain(|name, _| broadcasters.iter().any(|b| b.name == *name));
+        let mut new = Vec::new();
+        for b in broadcasters {
+            let known = self
+                .by_name
+                .get(&b.name)
+                .is_some_and(|c| c.options == b.options);
+            if !known {
+                self.get(&b.name, b.kind, &b.options);
+                new.push(b.name.as_str());
+            }
+        }
+        let connecting = self
+            .by_name
+            .iter_mut()
+            .filter(|(name, _)| new.contains(&name.as_str()))
+            .map(|(name, connection)| async move {
+                let attempt = connection.client.connect(&connection.options);
+                let error = match tokio::time::timeout(CONNECT_AHEAD_TIMEOUT, attempt).await {
+                    Ok(Ok(())) => return,
+                    Ok(Err(error)) => connection.scrubber.scrub(&error),
+                    Err(_) => "timed out".to_string(),
+                };
+                tracing::info!(broadcaster = %name, %error, "cannot connect ahead of the first batch");
+            });
+        futures::future::join_all(connecting).await;
     }
 }
 
@@ -79,10 +171,16 @@ enum Client {
 }
 
 impl Client {
-    fn new(batch: &Publish, http: reqwest::Client, scrubber: &Scrubber) -> Self {
-        match batch.kind {
+    fn new(
+        name: &str,
+        kind: BroadcasterKind,
+        options: &Value,
+        http: reqwest::Client,
+        scrubber: &Scrubber,
+    ) -> Self {
+        match kind {
             BroadcasterKind::Http => {
-                let headers = match &batch.options["headers"] {
+                let headers = match &options["headers"] {
                     Value::Object(map) => map
                         .iter()
                         .map(|(k, v)| {
@@ -98,30 +196,34 @@ impl Client {
                 };
                 Client::Http { http, headers }
             }
-            BroadcasterKind::Kafka => match KafkaClient::new(&batch.options) {
+            BroadcasterKind::Kafka => match KafkaClient::new(options) {
                 Ok(kafka) => Client::Kafka(Box::new(kafka)),
                 Err(error) => {
                     let error = scrubber.scrub(&error);
-                    tracing::error!(broadcaster = %batch.broadcaster, %error, "cannot make a Kafka producer");
+                    tracing::error!(broadcaster = %name, %error, "cannot make a Kafka producer");
                     Client::Unsupported(
                         "the Kafka producer could not be configured; see the server log",
                     )
                 }
             },
             BroadcasterKind::Rabbitmq => Client::Rabbit(Box::new(RabbitClient {
-                url: batch.options["url"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                exchange: batch.options["exchange"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                url: options["url"].as_str().unwrap_or_default().to_string(),
+                exchange: options["exchange"].as_str().unwrap_or_default().to_string(),
                 channel: None,
             })),
             BroadcasterKind::Group => {
                 Client::Unsupported("consumer groups are read with eventeum.poll")
             }
+        }
+    }
+
+    /// Opens what the first batch would: RabbitMQ's channel, or Kafka's
+    /// producer and configured topics.
+    async fn connect(&mut self, options: &Value) -> Result<(), String> {
+        match self {
+            Client::Rabbit(rabbit) => rabbit.channel().await.map(drop),
+            Client::Kafka(kafka) => kafka.connect(options).await,
+            _ => Ok(()),
         }
     }
 
@@ -389,6 +491,30 @@ impl KafkaClient {
         })
     }
 
+    /// The producer, made when there is none: creating it starts the fetch of
+    /// the broker's metadata and of the idempotent producer's id.
+    fn producer(&mut self) -> Result<&rdkafka::producer::FutureProducer, String> {
+        if self.producer.is_none() {
+            let producer = self
+                .config
+                .create()
+                .map_err(|e| format!("cannot make a Kafka producer: {e}"))?;
+            self.producer = Some(producer);
+        }
+        Ok(self.producer.as_ref().expect("made above"))
+    }
+
+    /// Makes the producer and the topics the options name.
+    async fn connect(&mut self, options: &Value) -> Result<(), String> {
+        self.producer()?;
+        for topic in ["contractEvents", "transactionEvents", "blockEvents"] {
+            if let Some(topic) = options[topic].as_str() {
+                self.ensure_topic(topic).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the topic unless it exists: many brokers do not auto-create.
     async fn ensure_topic(&mut self, topic: &str) -> Result<(), String> {
         use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
@@ -420,21 +546,18 @@ impl KafkaClient {
         let mut delivery = Delivery::nothing(&batch.broadcaster);
         let mut failure: Option<DeliveryFailure> = None;
         let mut pending = Vec::with_capacity(batch.messages.len());
-        if self.producer.is_none() {
-            match self.config.create() {
-                Ok(producer) => self.producer = Some(producer),
-                Err(e) => {
-                    let id = batch.messages.first().map(|m| m.id).unwrap_or_default();
-                    delivery.failure = Some(DeliveryFailure {
-                        id,
-                        error: format!("cannot make a Kafka producer: {e}"),
-                        permanent: false,
-                    });
-                    return delivery;
-                }
+        let producer = match self.producer() {
+            Ok(producer) => producer.clone(),
+            Err(error) => {
+                let id = batch.messages.first().map(|m| m.id).unwrap_or_default();
+                delivery.failure = Some(DeliveryFailure {
+                    id,
+                    error,
+                    permanent: false,
+                });
+                return delivery;
             }
-        }
-        let producer = self.producer.clone().expect("made above");
+        };
         for message in &batch.messages {
             if let Err(error) = self.ensure_topic(&message.destination).await {
                 failure = Some(DeliveryFailure {

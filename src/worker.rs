@@ -93,10 +93,10 @@ fn run() {
     let mut snapshot = Arc::new(load_snapshot());
     let (config_tx, config_rx) = watch::channel(snapshot.clone());
     let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
-    runtime.spawn(follow::supervise(config_rx, to_main));
+    runtime.spawn(follow::supervise(config_rx.clone(), to_main));
     let (publish_tx, publish_rx) = mpsc::channel(RELAY_QUEUE);
     let (delivery_tx, delivery_rx) = mpsc::channel(RELAY_QUEUE);
-    runtime.spawn(relay::run(publish_rx, delivery_tx));
+    runtime.spawn(relay::run(publish_rx, delivery_tx, config_rx));
     let mut outbox = Outbox {
         publish: publish_tx,
         deliveries: delivery_rx,
