@@ -130,6 +130,19 @@ def test_delivery_leaves_the_queue_and_marks_the_outbox_row_in_place(cluster, db
     assert poll(db, "hot") == []
 
 
+def test_removing_a_broadcaster_drops_its_undelivered_messages_and_queue(db):
+    group(db, "dropped", ["APP"])
+    group(db, "stays", ["APP"])
+    for n in range(2):
+        db.execute("SELECT eventeum.publish('jobs', %s, '{}')", (f"d{n}",))
+    db.execute("SELECT eventeum.remove_broadcaster('dropped')")
+    for table in ("outbox", "outbox_pending"):
+        counts = dict(db.execute(f"SELECT broadcaster, count(*) FROM eventeum.{table} "
+                                 "WHERE broadcaster IN ('dropped', 'stays') GROUP BY 1").fetchall())
+        assert counts == {"stays": 2}, table
+    assert [m[2] for m in poll(db, "stays")] == ["d0", "d1"]
+
+
 def test_broadcaster_management_and_redaction(db, emitter):
     db.execute("SELECT eventeum.add_broadcaster('rabbit', 'rabbitmq', %s)",
                (json.dumps({"url": "amqp://guest:s3cret@127.0.0.1:5672/%2f", "exchange": "eventeum-test"}),))

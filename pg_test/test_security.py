@@ -121,7 +121,7 @@ def test_reader_reads_events_and_status_but_no_secrets(cluster, roles, db):
             denied(reader, "SELECT url FROM eventeum.nodes")
             denied(reader, "SELECT * FROM eventeum.nodes")
             denied(reader, "SELECT options FROM eventeum.broadcasters")
-            for relation in ("outbox", "dead_letters", "counters", "broadcaster_state"):
+            for relation in ("outbox", "outbox_pending", "dead_letters", "counters", "broadcaster_state"):
                 denied(reader, f"SELECT * FROM eventeum.{relation}")
             shown = json.dumps(reader.execute("SELECT eventeum.health()").fetchone()[0])
             assert SECRET not in shown
@@ -130,6 +130,7 @@ def test_reader_reads_events_and_status_but_no_secrets(cluster, roles, db):
             assert urls["default"].startswith("http://127.0.0.1:")
             options = admin.execute("SELECT options FROM eventeum.broadcasters WHERE name = 'sec_rabbit'").fetchone()[0]
             assert SECRET in options["url"], "the admin reads the secret itself"
+            admin.execute("SELECT count(*) FROM eventeum.outbox_pending").fetchone()
             listed = admin.execute("SELECT b FROM eventeum.list_broadcasters() b WHERE b->>'name' = 'sec_rabbit'")
             assert SECRET not in json.dumps(listed.fetchone()[0]), "listings redact it even for the admin"
     finally:
