@@ -1,6 +1,8 @@
 """The outbox relayed over HTTP: retries through an outage, dead letters and replay."""
 
 import json
+import socket
+import time
 
 import pytest
 from conftest import wait_caught_up
@@ -77,3 +79,28 @@ def test_a_batch_read_behind_a_failed_one_does_not_overtake_its_retry(db, anvil,
     assert got[3_000]["body"]["retries"] == 1
     assert int(receipt["blockNumber"], 16) == got[-1]["body"]["details"]["blockNumber"]
     db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
+
+
+def test_a_hung_broker_holds_back_only_its_own_messages(db, receiver):
+    """Each broadcaster has its own lane in the relay: while one endpoint
+    takes a request and never answers (the relay waits up to 30 s for it),
+    another broadcaster's messages still go out at once."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # connections complete, nothing is ever read or answered
+    hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/hung"
+    for name, url in (("hung", hung_url), ("alive", receiver.url + "/alive")):
+        db.execute("SELECT eventeum.add_broadcaster(%s, 'http', %s)", (name, json.dumps({"contractEventsUrl": url})))
+    try:
+        db.execute("SELECT eventeum.publish(%s, 'k', '{\"to\": \"hung\"}', 'hung')", (hung_url,))
+        time.sleep(0.5)  # the relay is now inside the hung request
+        db.execute("SELECT eventeum.publish(%s, 'k', '{\"to\": \"alive\"}', 'alive')", (receiver.url + "/alive",))
+        got = wait_until(lambda: [r for r in receiver.accepted() if r["path"] == "/alive"], timeout=10,
+                         what="the live broadcaster's message while the other hangs")
+        assert got[0]["body"] == {"to": "alive"}
+        pending = db.execute("SELECT count(*) FROM eventeum.outbox_pending WHERE broadcaster = 'hung'").fetchone()[0]
+        assert pending == 1, "the hung one is still waiting for its answer"
+    finally:
+        db.execute("SELECT eventeum.remove_broadcaster('hung')")
+        db.execute("SELECT eventeum.remove_broadcaster('alive')")
+        hung.close()

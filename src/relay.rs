@@ -1,19 +1,22 @@
 //! The relay: publishes outbox batches to brokers on tokio threads, and
 //! reports what each broker acknowledged. It never touches Postgres; the main
 //! thread marks rows delivered, retries or dead-letters them.
+//!
+//! Each broadcaster has a lane of its own, a task with its client, so that a
+//! broker that is slow or down (a Kafka delivery waits up to its
+//! `requestTimeoutMs`) holds back only its own messages.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::broadcast::BroadcasterKind;
 use crate::follow::wake_main_thread;
-use crate::protocol::{
-    BroadcasterConfig, ConfigSnapshot, Delivery, DeliveryFailure, OutboxMessage, Publish,
-};
+use crate::protocol::{ConfigSnapshot, Delivery, DeliveryFailure, OutboxMessage, Publish};
 use crate::redact::{redact_url, Scrubber};
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,139 +26,154 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// batch comes.
 const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs until the main thread drops its sender. It connects to every
-/// configured broadcaster as soon as it appears in the configuration, so that
-/// the first message does not wait for a producer id, a topic or a channel.
+/// Batches queued for one lane; the main thread has at most two in flight
+/// per broadcaster, so handing one over never waits.
+const LANE_QUEUE: usize = 4;
+
+/// Runs until the main thread drops its sender: hands each batch to its
+/// broadcaster's lane. A lane starts as soon as its broadcaster appears in
+/// the configuration, and connects then, so that the first message does not
+/// wait for a producer id, a topic or a channel.
 pub async fn run(
     mut batches: mpsc::Receiver<Publish>,
     deliveries: mpsc::Sender<Delivery>,
     mut config: watch::Receiver<Arc<ConfigSnapshot>>,
 ) {
-    let mut clients = Clients::new();
-    // Broadcasters whose last batch failed: a batch read behind it is skipped,
-    // so that it cannot overtake the retry of the failed message.
-    let mut failed: HashSet<String> = HashSet::new();
+    let http = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("an HTTP client builds");
+    let mut lanes: HashMap<String, Lane> = HashMap::new();
+    let open =
+        |lanes: &mut HashMap<String, Lane>, name: &str, kind: BroadcasterKind, options: &Value| {
+            let current = lanes.get(name).is_some_and(|l| l.options == *options);
+            if !current {
+                // Options changed (removed and added again under the name, say):
+                // the new lane starts when the old one has sent what it holds.
+                let before = lanes.remove(name).map(Lane::close);
+                let lane = Lane::open(
+                    name,
+                    kind,
+                    options,
+                    http.clone(),
+                    deliveries.clone(),
+                    before,
+                );
+                lanes.insert(name.to_string(), lane);
+            }
+            lanes.get(name).expect("inserted above").batches.clone()
+        };
     config.mark_changed();
     let mut watching = true;
     loop {
-        let batch = tokio::select! {
+        tokio::select! {
             biased;
-            batch = batches.recv() => match batch {
-                Some(batch) => batch,
-                None => break,
-            },
-            changed = config.changed(), if watching => {
-                match changed {
-                    Ok(()) => {
-                        let snapshot = config.borrow_and_update().clone();
-                        clients.connect_ahead(&snapshot.broadcasters).await;
-                    }
-                    Err(_) => watching = false,
+            batch = batches.recv() => {
+                let Some(batch) = batch else { break };
+                let lane = open(&mut lanes, &batch.broadcaster, batch.kind, &batch.options);
+                if lane.send(batch).await.is_err() {
+                    break; // the lane ended: the worker is stopping
                 }
-                continue;
             }
-        };
-        if !batch.behind_another {
-            failed.remove(&batch.broadcaster);
-        } else if failed.contains(&batch.broadcaster) {
-            let skipped = Delivery {
+            changed = config.changed(), if watching => match changed {
+                Ok(()) => {
+                    let snapshot = config.borrow_and_update().clone();
+                    lanes.retain(|name, _| snapshot.broadcasters.iter().any(|b| b.name == *name));
+                    for b in &snapshot.broadcasters {
+                        open(&mut lanes, &b.name, b.kind, &b.options);
+                    }
+                }
+                Err(_) => watching = false,
+            },
+        }
+    }
+}
+
+/// One broadcaster's task and its queue.
+struct Lane {
+    options: Value,
+    batches: mpsc::Sender<Publish>,
+    task: JoinHandle<()>,
+}
+
+impl Lane {
+    fn open(
+        name: &str,
+        kind: BroadcasterKind,
+        options: &Value,
+        http: reqwest::Client,
+        deliveries: mpsc::Sender<Delivery>,
+        before: Option<JoinHandle<()>>,
+    ) -> Self {
+        let (batches, queue) = mpsc::channel(LANE_QUEUE);
+        let scrubber = Scrubber::for_options(options);
+        let client = Client::new(name, kind, options, http, &scrubber);
+        let serve = serve(
+            name.to_string(),
+            options.clone(),
+            scrubber,
+            client,
+            queue,
+            deliveries,
+            before,
+        );
+        Lane {
+            options: options.clone(),
+            batches,
+            task: tokio::spawn(serve),
+        }
+    }
+
+    /// Ends the lane once it has sent what it holds; its task, to wait for.
+    fn close(self) -> JoinHandle<()> {
+        self.task
+    }
+}
+
+/// A lane's task: publishes its broadcaster's batches in order. After a
+/// failure, a batch read behind the failed one is skipped, so that it cannot
+/// overtake the retry of the failed message.
+async fn serve(
+    name: String,
+    options: Value,
+    scrubber: Scrubber,
+    mut client: Client,
+    mut batches: mpsc::Receiver<Publish>,
+    deliveries: mpsc::Sender<Delivery>,
+    before: Option<JoinHandle<()>>,
+) {
+    if let Some(before) = before {
+        let _ = before.await;
+    }
+    let error = match tokio::time::timeout(CONNECT_AHEAD_TIMEOUT, client.connect(&options)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(scrubber.scrub(&error)),
+        Err(_) => Some("timed out".to_string()),
+    };
+    if let Some(error) = error {
+        tracing::info!(broadcaster = %name, %error, "cannot connect ahead of the first batch");
+    }
+    let mut failed = false;
+    while let Some(batch) = batches.recv().await {
+        let delivery = if batch.behind_another && failed {
+            Delivery {
                 skipped: true,
                 ..Delivery::nothing(&batch.broadcaster)
-            };
-            if deliveries.send(skipped).await.is_err() {
-                break;
             }
-            wake_main_thread();
-            continue;
-        }
-        let connection = clients.get(&batch.broadcaster, batch.kind, &batch.options);
-        let mut delivery = connection.client.publish(&batch).await;
-        if let Some(failure) = &mut delivery.failure {
-            failed.insert(batch.broadcaster.clone());
-            // Broker errors may quote a URL or a credential; they go to the log and the outbox.
-            failure.error = connection.scrubber.scrub(&failure.error);
-            tracing::warn!(broadcaster = %batch.broadcaster, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
-        }
+        } else {
+            let mut delivery = client.publish(&batch).await;
+            failed = delivery.failure.is_some();
+            if let Some(failure) = &mut delivery.failure {
+                // Broker errors may quote a URL or a credential; they go to the log and the outbox.
+                failure.error = scrubber.scrub(&failure.error);
+                tracing::warn!(broadcaster = %name, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
+            }
+            delivery
+        };
         if deliveries.send(delivery).await.is_err() {
             break;
         }
         wake_main_thread();
-    }
-}
-
-/// One client per broadcaster, made afresh when its options change (a
-/// broadcaster removed and added again under the same name, say).
-struct Clients {
-    http: reqwest::Client,
-    by_name: HashMap<String, Connection>,
-}
-
-struct Connection {
-    options: Value,
-    scrubber: Scrubber,
-    client: Client,
-}
-
-impl Clients {
-    fn new() -> Self {
-        Clients {
-            http: reqwest::Client::builder()
-                .timeout(HTTP_TIMEOUT)
-                .build()
-                .expect("an HTTP client builds"),
-            by_name: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, name: &str, kind: BroadcasterKind, options: &Value) -> &mut Connection {
-        let current = self
-            .by_name
-            .get(name)
-            .is_some_and(|c| c.options == *options);
-        if !current {
-            let scrubber = Scrubber::for_options(options);
-            let client = Client::new(name, kind, options, self.http.clone(), &scrubber);
-            let connection = Connection {
-                options: options.clone(),
-                scrubber,
-                client,
-            };
-            self.by_name.insert(name.to_string(), connection);
-        }
-        self.by_name.get_mut(name).expect("inserted above")
-    }
-
-    /// Drops the clients of removed broadcasters and makes those of new ones,
-    /// connecting them all at once. A failure is only logged: the first batch
-    /// tries again, and reports it.
-    async fn connect_ahead(&mut self, broadcasters: &[BroadcasterConfig]) {
-        self.by_name
-            .retain(|name, _| broadcasters.iter().any(|b| b.name == *name));
-        let mut new = Vec::new();
-        for b in broadcasters {
-            let known = self
-                .by_name
-                .get(&b.name)
-                .is_some_and(|c| c.options == b.options);
-            if !known {
-                self.get(&b.name, b.kind, &b.options);
-                new.push(b.name.as_str());
-            }
-        }
-        let connecting = self
-            .by_name
-            .iter_mut()
-            .filter(|(name, _)| new.contains(&name.as_str()))
-            .map(|(name, connection)| async move {
-                let attempt = connection.client.connect(&connection.options);
-                let error = match tokio::time::timeout(CONNECT_AHEAD_TIMEOUT, attempt).await {
-                    Ok(Ok(())) => return,
-                    Ok(Err(error)) => connection.scrubber.scrub(&error),
-                    Err(_) => "timed out".to_string(),
-                };
-                tracing::info!(broadcaster = %name, %error, "cannot connect ahead of the first batch");
-            });
-        futures::future::join_all(connecting).await;
     }
 }
 
