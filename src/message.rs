@@ -89,6 +89,12 @@ impl Batch {
         self.messages.is_empty()
     }
 
+    /// Adds `other`'s messages after these.
+    pub fn append(&mut self, other: Batch) {
+        self.messages.extend(other.messages);
+        self.notices.extend_from_slice(&other.notices);
+    }
+
     /// The NOTIFY payloads, in the messages' order.
     pub fn notices(&self) -> impl Iterator<Item = &CStr> {
         let mut rest = self.notices.as_slice();

@@ -49,8 +49,9 @@ pub async fn run(
             let current = lanes.get(name).is_some_and(|l| l.options == *options);
             if !current {
                 // Options changed (removed and added again under the name, say):
-                // the new lane starts when the old one has sent what it holds.
-                let before = lanes.remove(name).map(Lane::close);
+                // dropping the old lane's sender ends it once it has sent what
+                // it holds, and the new lane starts after that.
+                let before = lanes.remove(name).map(|old| old.task);
                 let lane = Lane::open(
                     name,
                     kind,
@@ -110,7 +111,6 @@ impl Lane {
         let client = Client::new(name, kind, options, http, &scrubber);
         let serve = serve(
             name.to_string(),
-            options.clone(),
             scrubber,
             client,
             queue,
@@ -123,11 +123,6 @@ impl Lane {
             task: tokio::spawn(serve),
         }
     }
-
-    /// Ends the lane once it has sent what it holds; its task, to wait for.
-    fn close(self) -> JoinHandle<()> {
-        self.task
-    }
 }
 
 /// A lane's task: publishes its broadcaster's batches in order. After a
@@ -135,7 +130,6 @@ impl Lane {
 /// overtake the retry of the failed message.
 async fn serve(
     name: String,
-    options: Value,
     scrubber: Scrubber,
     mut client: Client,
     mut batches: mpsc::Receiver<Publish>,
@@ -145,7 +139,7 @@ async fn serve(
     if let Some(before) = before {
         let _ = before.await;
     }
-    let error = match tokio::time::timeout(CONNECT_AHEAD_TIMEOUT, client.connect(&options)).await {
+    let error = match tokio::time::timeout(CONNECT_AHEAD_TIMEOUT, client.connect()).await {
         Ok(Ok(())) => None,
         Ok(Err(error)) => Some(scrubber.scrub(&error)),
         Err(_) => Some("timed out".to_string()),
@@ -237,10 +231,10 @@ impl Client {
 
     /// Opens what the first batch would: RabbitMQ's channel, or Kafka's
     /// producer and configured topics.
-    async fn connect(&mut self, options: &Value) -> Result<(), String> {
+    async fn connect(&mut self) -> Result<(), String> {
         match self {
             Client::Rabbit(rabbit) => rabbit.channel().await.map(drop),
-            Client::Kafka(kafka) => kafka.connect(options).await,
+            Client::Kafka(kafka) => kafka.connect().await,
             _ => Ok(()),
         }
     }
@@ -462,6 +456,8 @@ struct KafkaClient {
     /// idempotent producer's id any more, and would refuse it forever.
     producer: Option<rdkafka::producer::FutureProducer>,
     admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    /// The topics the options name, made when the broadcaster is added.
+    configured_topics: Vec<String>,
     known_topics: std::collections::HashSet<String>,
     timeout: Duration,
 }
@@ -504,6 +500,10 @@ impl KafkaClient {
             producer: None,
             admin: config.create().map_err(|e| e.to_string())?,
             config,
+            configured_topics: ["contractEvents", "transactionEvents", "blockEvents"]
+                .iter()
+                .filter_map(|key| options[*key].as_str().map(str::to_string))
+                .collect(),
             known_topics: Default::default(),
             timeout: Duration::from_millis(timeout_ms),
         })
@@ -522,13 +522,11 @@ impl KafkaClient {
         Ok(self.producer.as_ref().expect("made above"))
     }
 
-    /// Makes the producer and the topics the options name.
-    async fn connect(&mut self, options: &Value) -> Result<(), String> {
+    /// Makes the producer and the configured topics.
+    async fn connect(&mut self) -> Result<(), String> {
         self.producer()?;
-        for topic in ["contractEvents", "transactionEvents", "blockEvents"] {
-            if let Some(topic) = options[topic].as_str() {
-                self.ensure_topic(topic).await?;
-            }
+        for topic in std::mem::take(&mut self.configured_topics) {
+            self.ensure_topic(&topic).await?;
         }
         Ok(())
     }

@@ -258,15 +258,13 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
             client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
         }
         let wait = node.options.num_blocks_to_wait;
-        let inserted = insert_events(client, step)?;
-        let confirmed = confirm_events(client, &step.node, step.tip(), wait)?;
-        for messages in [inserted, confirmed.into()] {
-            emit(
-                client,
-                MessageType::ContractEvent,
-                with_filter_targets(messages, node),
-            )?;
-        }
+        let mut messages = insert_events(client, step)?;
+        messages.append(confirm_events(client, &step.node, step.tip(), wait)?.into());
+        emit(
+            client,
+            MessageType::ContractEvent,
+            with_filter_targets(messages, node),
+        )?;
         insert_undecodable(client, step)?;
         match &step.kind {
             StepKind::Live {
@@ -1144,15 +1142,14 @@ pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
         let broadcaster = delivery.broadcaster.as_str();
         if !delivery.delivered.is_empty() {
             // Marked in place, a HOT update as no index of the outbox names
-            // delivered_at, then out of the queue. The outbox is locked before
-            // the queue everywhere, so that remove_broadcaster cannot deadlock with us.
-            client.update(
-                "UPDATE eventeum.outbox SET delivered_at = now() WHERE id = ANY ($1) AND delivered_at IS NULL",
-                None,
-                &[delivery.delivered.clone().into()],
-            )?;
+            // delivered_at, and out of the queue. The outbox is locked first
+            // (the CTE comes first), as everywhere, so that remove_broadcaster
+            // cannot deadlock with us.
             let done = client.update(
-                "DELETE FROM eventeum.outbox_pending WHERE broadcaster = $1 AND id = ANY ($2)
+                "WITH marked AS (
+                     UPDATE eventeum.outbox SET delivered_at = now()
+                      WHERE id = ANY ($2) AND delivered_at IS NULL)
+                 DELETE FROM eventeum.outbox_pending WHERE broadcaster = $1 AND id = ANY ($2)
                  RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8",
                 None,
                 &[broadcaster.into(), delivery.delivered.clone().into()],
