@@ -16,6 +16,7 @@ COPY scripts/setup scripts/setup
 RUN EVENTEUM_SETUP=build bash scripts/setup
 COPY Cargo.toml Cargo.lock eventeum.control ./
 COPY src src
+COPY core core
 COPY sql sql
 COPY scripts/package scripts/package
 RUN bash scripts/package

@@ -1,6 +1,7 @@
 """Fixtures: one real cluster with eventeum preloaded and one anvil per test session."""
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -11,6 +12,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harness import Anvil, Cluster, Emitter, HttpReceiver, free_port, wait_until  # noqa: E402
 
 POLL_MS = 100
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "kills(*signals): the test kills a server process with these signals on purpose")
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +55,44 @@ def cluster(workdir, anvil):
             # Following starts where the worker first reaches a node; wait for that.
             for node in ("default", "deep"):
                 wait_caught_up(conn, node, anvil.block_number(), timeout=60)
+        found = crashes(c.log_text(), set())
+        assert not found, "the server log shows a crash at start:\n" + "\n".join(found[:20])
         yield c
     finally:
         c.stop(missing_ok=True)
-        log = c.log_text()
-        if "PANIC" in log or "panicked" in log:
-            print(log[-5000:])
+
+
+# What the server log shows when something crashed: a Rust panic (eventeum's
+# hook prints "panicked at" for every thread), a Postgres PANIC, or a server
+# process that died of a signal or an exception. A test that kills a process
+# on purpose says so with @pytest.mark.kills(signal_number).
+CRASH = re.compile(r"panicked at|PANIC:|terminated by signal (\d+)|terminated by exception")
+
+
+def crashes(text: str, expected_signals: set[int]) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        m = CRASH.search(line)
+        if m and not (m.group(1) and int(m.group(1)) in expected_signals):
+            found.append(line)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_crash_in_the_server_log(request):
+    """Fails the test when the server log shows a panic or a crash while it ran."""
+    if "cluster" not in request.fixturenames:
+        yield
+        return
+    c = request.getfixturevalue("cluster")
+    start = c.log.stat().st_size if c.log.exists() else 0
+    yield
+    expected = {s for m in request.node.iter_markers("kills") for s in m.args}
+    with open(c.log, "rb") as f:
+        f.seek(start)
+        new = f.read().decode(errors="replace")
+    found = crashes(new, expected)
+    assert not found, "the server log shows a crash:\n" + "\n".join(found[:20])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -381,6 +382,14 @@ class Tansu:
             except OSError:
                 return False
         wait_until(listening, timeout=30, what="tansu to listen")
+
+    def freeze(self):
+        """An outage: the broker stops answering but keeps its topics (a
+        restart of the memory engine would drop them and still ack writes)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self):
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self):
         if self.process and self.process.poll() is None:

@@ -184,9 +184,15 @@ def test_broadcaster_management_and_redaction(db, emitter):
                           "ORDER BY broadcaster", (fid,)).fetchall()
         assert rows == [("hooks", "CONTRACT_EVENT", "http://127.0.0.1:9/events"),
                         ("rabbit", "CONTRACT_EVENT", f"contractEvents.{fid}")]
-        block_rows = db.execute("SELECT DISTINCT broadcaster, destination FROM eventeum.outbox WHERE type = 'BLOCK' "
-                                "AND broadcaster IN ('hooks', 'rabbit')").fetchall()
-        assert block_rows in ([], [("rabbit", "blockEvents")]), "hooks has no blockEventsUrl: no BLOCK rows"
+        wait_caught_up(db, "deep", int(receipt["blockNumber"], 16))
+        # The transfer's block, on each node that follows the chain, went to
+        # rabbit (routing key blockEvents) and not to hooks (no blockEventsUrl).
+        block_rows = db.execute("SELECT broadcaster, destination, payload -> 'details' ->> 'nodeName' "
+                                "FROM eventeum.outbox WHERE type = 'BLOCK' AND broadcaster IN ('hooks', 'rabbit') "
+                                "AND payload -> 'details' ->> 'hash' = %s "
+                                "AND payload -> 'details' ->> 'nodeName' IN ('default', 'deep') ORDER BY 3",
+                                (receipt["blockHash"],)).fetchall()
+        assert block_rows == [("rabbit", "blockEvents", "deep"), ("rabbit", "blockEvents", "default")]
     finally:
         db.execute("SELECT eventeum.remove_broadcaster('rabbit')")
         db.execute("SELECT eventeum.remove_broadcaster('hooks')")

@@ -3,7 +3,6 @@
 import json
 import socket
 import subprocess
-import time
 import uuid
 
 import pika
@@ -76,9 +75,15 @@ def test_messages_reach_rabbitmq_in_order_through_an_outage(db, emitter, exchang
         try:
             second = emitter.call("burst(uint256)", 5)
             wait_caught_up(db, "default", int(second["blockNumber"], 16))
-            time.sleep(1)  # the relay fails and backs off meanwhile
-            assert db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'rabbit' "
-                              "AND type = 'CONTRACT_EVENT' AND delivered_at IS NULL").fetchone()[0] == 5
+            # The relay tries, fails and records it: the first of the five is
+            # retried (the rest wait behind it, in order), and none is delivered.
+            wait_until(lambda: db.execute(
+                "SELECT count(*) FILTER (WHERE attempts > 0), count(*) FILTER (WHERE delivered_at IS NULL) "
+                "FROM eventeum.outbox WHERE broadcaster = 'rabbit' AND type = 'CONTRACT_EVENT' "
+                "AND payload -> 'details' ->> 'transactionHash' = %s", (second["transactionHash"],)
+            ).fetchone() == (1, 5), timeout=30, what="failed attempts while RabbitMQ is down")
+            assert "RabbitMQ" in db.execute("SELECT last_error FROM eventeum.broadcaster_state "
+                                            "WHERE broadcaster = 'rabbit'").fetchone()[0]
         finally:
             rabbitmqctl("start_app")
         wait_until(rabbit_up, timeout=60, what="RabbitMQ to come back")

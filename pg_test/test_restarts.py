@@ -70,6 +70,7 @@ def add_pings(cluster, emitter):
                           (emitter.address, emitter.signature("Ping"))).fetchone()[0]
 
 
+@pytest.mark.kills(9)
 def test_kill_9_of_the_worker_mid_stream(cluster, emitter):
     fid = add_pings(cluster, emitter)
     with cluster.connect() as db:
@@ -114,6 +115,7 @@ def test_a_replay_after_restart_sends_no_duplicate_notify(cluster, emitter):
     assert mine == [(after["transactionHash"], 0)], "only the new event is notified"
 
 
+@pytest.mark.kills(9)
 def test_kill_9_with_a_non_empty_outbox_loses_no_message(cluster, emitter):
     receiver = HttpReceiver()
     receiver.status = 503

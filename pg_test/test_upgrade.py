@@ -136,9 +136,17 @@ def psql_literal(text):
     return f"'{text}'"
 
 
-def test_every_upgrade_script_is_part_of_a_fresh_install():
-    """src/lib.rs includes each upgrade script in the fresh install; a script
-    it forgets would make fresh and upgraded databases differ."""
-    lib = (ROOT / "src" / "lib.rs").read_text()
-    for script in (ROOT / "sql").glob("eventeum--*--*.sql"):
-        assert f'"../sql/{script.name}"' in lib, f"{script.name} is not included in src/lib.rs"
+def test_upgrade_scripts_lead_from_every_release_to_the_current_version():
+    """A chain of sql/eventeum--<old>--<new>.sql from each frozen release to
+    the version in Cargo.toml, one script per release and no stray one."""
+    current = next(line.split('"')[1] for line in (ROOT / "Cargo.toml").read_text().splitlines()
+                   if line.startswith("version = "))
+    steps = dict(p.name.removesuffix(".sql").split("--")[1:] for p in (ROOT / "sql").glob("eventeum--*--*.sql"))
+    released = versions()
+    assert sorted(steps) == released, "one upgrade script from each release"
+    for version in released:
+        seen = {version}
+        while version != current:
+            version = steps[version]
+            assert version not in seen, "the upgrade scripts loop"
+            seen.add(version)

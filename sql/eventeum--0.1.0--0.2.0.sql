@@ -1,9 +1,8 @@
 -- eventeum 0.1.0 -> 0.2.0: roles and grants, health, metrics.
 --
--- This file is both the upgrade script (ALTER EXTENSION eventeum UPDATE) and
--- the last part of a fresh install (src/lib.rs includes it as the finalize
--- step), so that the two cannot drift apart. It runs with search_path set to
--- the extension's schema.
+-- The upgrade script (ALTER EXTENSION eventeum UPDATE); a fresh install reads
+-- sql/current/ instead, and pg_test/test_upgrade.py checks that both give the
+-- same catalog. It runs with search_path set to the extension's schema.
 
 -- Roles ----------------------------------------------------------------------
 -- Cluster-wide, so they may exist already (another database, an earlier install).

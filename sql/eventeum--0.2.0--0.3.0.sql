@@ -12,9 +12,9 @@
 -- statement (publish, replay_dead_letters, the worker); everything that
 -- delivers, dead-letters or drops a message deletes its row there.
 --
--- This file is both the upgrade script and the last part of a fresh install
--- (src/lib.rs), like the one before it. It runs with search_path set to the
--- extension's schema.
+-- The upgrade script (ALTER EXTENSION eventeum UPDATE); a fresh install reads
+-- sql/current/ instead, and pg_test/test_upgrade.py checks that both give the
+-- same catalog. It runs with search_path set to the extension's schema.
 
 -- The queue --------------------------------------------------------------------
 DROP INDEX outbox_pending;

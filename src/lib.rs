@@ -1,57 +1,42 @@
-//! eventeum: Ethereum contract events into PostgreSQL tables and NOTIFY.
+//! eventeum: Ethereum contract events into PostgreSQL tables and NOTIFY, and
+//! out to brokers, from one `CREATE EXTENSION`.
 //!
-//! The pipeline, one module per stage:
-//! - [`rpc`]: node RPC calls (tokio threads);
-//! - [`follow`]: per-node followers that fetch merged `eth_getLogs` ranges (tokio threads);
-//! - [`decode`]: raw logs to Eventeum's typed parameters (alloy dyn-abi);
-//! - [`protocol`]: the messages between the two halves;
-//! - [`store`]: a decoded log becomes a row, with its NOTIFY and the checkpoint (main thread);
-//! - [`message`]: Eventeum's message JSON, rendered in one place;
-//! - [`worker`]: the background worker's main loop; [`metrics`]: its HTTP endpoint;
-//! - [`redact`]: secrets out of lists, logs and errors;
-//! - [`api`]: the SQL functions; [`spec`] and [`node`] validate what they are given.
+//! This crate is what runs inside Postgres on the worker's main thread or in
+//! backends: `_PG_init` and GUCs (`guc`), the SQL API (`api`), the worker
+//! loop (`worker`) and the store (`store`), where a decoded log becomes a row.
+//! Everything that runs on tokio threads (node RPC, following, decoding,
+//! rows, messages, the relay, the metrics endpoint) is in `eventeum-core`,
+//! which does not depend on pgrx; its modules are re-exported here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::prelude::*;
 
-pub mod broadcast;
-pub mod decode;
-pub mod error;
-pub mod follow;
-pub mod message;
-pub mod metrics;
-pub mod monitor;
-pub mod node;
-pub mod protocol;
-pub mod redact;
-pub mod relay;
-pub mod rows;
-pub mod rpc;
-pub mod spec;
+// The stages that run off the main thread, from the pgrx-free core crate.
+pub use eventeum_core::{
+    broadcast, decode, discard, error, follow, limits, message, metrics, monitor, node, protocol,
+    redact, relay, rows, rpc, spec, states,
+};
 
 mod api;
-mod discard;
 mod guc;
+mod panic;
 mod store;
 mod worker;
 
 pgrx::pg_module_magic!();
 
-pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-// Every release's upgrade script is also the end of a fresh install, in
-// release order, so that an upgraded database and a new one have the same
-// schema (pg_test checks it). The first needs every function in place, as the
-// function comments do; the newest is the finalize step.
+// A fresh install: the current schema (tables, types, views, SQL functions),
+// then the functions written in Rust with their comments, then roles and
+// privileges, which need every function in place. The upgrade scripts
+// (sql/eventeum--<old>--<new>.sql) are only for ALTER EXTENSION UPDATE;
+// pg_test/test_upgrade.py checks that both paths give the same catalog.
+pgrx::extension_sql_file!("../sql/current/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!(
-    "../sql/eventeum--0.1.0--0.2.0.sql",
-    name = "release_0_2_0",
-    requires = ["function_comments"]
-);
-pgrx::extension_sql_file!(
-    "../sql/eventeum--0.2.0--0.3.0.sql",
-    name = "release_0_3_0",
+    "../sql/current/privileges.sql",
+    name = "privileges",
+    requires = ["function_comments"],
     finalize
 );
 
@@ -67,7 +52,10 @@ pub(crate) fn worker_registered() -> bool {
 pub extern "C-unwind" fn _PG_init() {
     // Only the postmaster, loading shared_preload_libraries, may register a
     // static worker or a postmaster-level setting.
+    // SAFETY: a plain global Postgres sets before it loads libraries; read on
+    // the loading (main) thread.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    panic::install();
     guc::register(preloading);
     if !preloading {
         return;

@@ -129,6 +129,16 @@ impl NodeClient {
         })
     }
 
+    /// A client over a provider made elsewhere: alloy's mocked transport in tests.
+    pub fn from_provider(name: &str, provider: DynProvider, read_timeout: Duration) -> Self {
+        NodeClient {
+            provider,
+            read_timeout,
+            counts: counts_of(name),
+            scrubber: Arc::new(Scrubber::for_url("")),
+        }
+    }
+
     /// The node's latest block number.
     pub async fn head(&self) -> Result<u64, RpcError> {
         self.call("eth_blockNumber", self.provider.get_block_number())

@@ -1,4 +1,5 @@
-//! Frees the main thread's large leftovers on a tokio thread.
+//! Frees the main thread's large leftovers on a tokio thread (called from
+//! the main thread, runs on tokio).
 //!
 //! A backfill piece arrives with about 200,000 small allocations made on the
 //! tokio side (rows, messages, their strings). Freed on the main thread they
@@ -10,8 +11,7 @@ use std::sync::OnceLock;
 
 use tokio::sync::mpsc;
 
-/// Leftovers waiting to be freed; when full, the main thread frees them itself.
-const QUEUE: usize = 16;
+use crate::limits::DISCARD_QUEUE;
 
 type Leftovers = Box<dyn Send>;
 
@@ -20,7 +20,7 @@ static BIN: OnceLock<mpsc::Sender<Leftovers>> = OnceLock::new();
 /// Starts the task that frees what [`discard`] is given. Call once, from the
 /// worker, with its runtime.
 pub fn start(runtime: &tokio::runtime::Runtime) {
-    let (bin, mut leftovers) = mpsc::channel::<Leftovers>(QUEUE);
+    let (bin, mut leftovers) = mpsc::channel::<Leftovers>(DISCARD_QUEUE);
     if BIN.set(bin).is_ok() {
         runtime.spawn(async move {
             while let Some(leftover) = leftovers.recv().await {

@@ -1,6 +1,6 @@
 //! Node options and URLs: what add_node accepts and rejects.
 
-use eventeum::node::{validate_name, validate_url, BlockStrategy, NodeOptions};
+use eventeum_core::node::{validate_name, validate_url, BlockStrategy, NodeOptions};
 use serde_json::json;
 
 #[test]

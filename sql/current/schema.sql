@@ -1,5 +1,11 @@
--- eventeum schema: configuration, chain state and events.
--- Loaded first by CREATE EXTENSION (see src/lib.rs); the SQL functions follow it.
+-- eventeum's schema as it is now: every table, type, view and SQL function,
+-- each in its current definition. CREATE EXTENSION runs this file first (see
+-- src/lib.rs), then the functions written in Rust, then privileges.sql.
+--
+-- An upgrade is a script sql/eventeum--<old>--<new>.sql that turns the last
+-- release's schema into this one; pg_test/test_upgrade.py checks that an
+-- upgraded database and a fresh install have the same catalog. A change here
+-- needs its upgrade script, and a change there its counterpart here.
 
 CREATE TYPE event_status AS ENUM ('UNCONFIRMED', 'CONFIRMED', 'INVALIDATED');
 COMMENT ON TYPE event_status IS
@@ -265,10 +271,25 @@ CREATE TABLE outbox (
     last_error      text,
     delivered_at    timestamptz,
     UNIQUE (broadcaster, message_id, destination)
-);
-CREATE INDEX outbox_pending ON outbox (broadcaster, id) WHERE delivered_at IS NULL;
+)
+-- Room on every page for each row's delivered version (rows are about 1 kB),
+-- so that marking a row delivered is a HOT update in place.
+WITH (fillfactor = 50);
 COMMENT ON TABLE outbox IS
   'One row per (message, broadcaster), written in the same transaction as the state change it reports. message_id is stable across replays.';
+
+-- The outbox's undelivered rows, in delivery order. Every writer of the
+-- outbox writes its row here in the same statement (publish,
+-- replay_dead_letters, the worker); delivering, dead-lettering, ack and
+-- remove_broadcaster delete it, each locking outbox before outbox_pending.
+CREATE TABLE outbox_pending (
+    broadcaster text NOT NULL,
+    id          bigint NOT NULL,
+    created_at  timestamptz NOT NULL,
+    PRIMARY KEY (broadcaster, id)
+);
+COMMENT ON TABLE outbox_pending IS
+  'Internal: the outbox rows still to be delivered (or acked, for consumer groups), by broadcaster in outbox order. Write outbox rows through publish(); a row inserted straight into eventeum.outbox is not sent.';
 
 CREATE TABLE dead_letters (
     id          bigint PRIMARY KEY,
@@ -311,7 +332,7 @@ COMMENT ON FUNCTION destination(text, jsonb, text, text) IS
 CREATE SEQUENCE app_message_seq;
 
 CREATE FUNCTION publish(destination text, key text, payload jsonb, broadcaster text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
 DECLARE
     seq bigint := nextval('eventeum.app_message_seq');
     targets int;
@@ -325,11 +346,15 @@ BEGIN
     IF publish.broadcaster IS NOT NULL AND NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = publish.broadcaster) THEN
         RAISE EXCEPTION 'broadcaster "%" does not exist', publish.broadcaster USING ERRCODE = '42704';
     END IF;
-    INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
-    SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload
-      FROM eventeum.broadcasters b
-     WHERE (publish.broadcaster IS NULL OR b.name = publish.broadcaster)
-       AND (b.kind <> 'group' OR eventeum.destination(b.kind, b.options, 'APP', NULL) IS NOT NULL);
+    WITH added AS (
+        INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
+        SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload
+          FROM eventeum.broadcasters b
+         WHERE (publish.broadcaster IS NULL OR b.name = publish.broadcaster)
+           AND (b.kind <> 'group' OR eventeum.destination(b.kind, b.options, 'APP', NULL) IS NOT NULL)
+        RETURNING outbox.broadcaster, outbox.id, outbox.created_at)
+    INSERT INTO eventeum.outbox_pending (broadcaster, id, created_at)
+    SELECT a.broadcaster, a.id, a.created_at FROM added a;
     GET DIAGNOSTICS targets = ROW_COUNT;
     IF targets > 0 THEN
         PERFORM eventeum.wake_relay_at_commit();
@@ -363,7 +388,7 @@ COMMENT ON FUNCTION create_consumer_group(text, text[]) IS
 
 CREATE FUNCTION poll("group" text, max int DEFAULT 100, visibility_timeout interval DEFAULT '30 seconds')
 RETURNS TABLE (message_id text, type text, key text, payload jsonb, attempts int)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = poll."group" AND b.kind = 'group') THEN
         RAISE EXCEPTION 'consumer group "%" does not exist', poll."group" USING ERRCODE = '42704';
@@ -372,9 +397,9 @@ BEGIN
     WITH taken AS (
         UPDATE eventeum.outbox o
            SET next_attempt_at = now() + visibility_timeout, attempts = o.attempts + 1
-         WHERE o.id IN (SELECT p.id FROM eventeum.outbox p
-                         WHERE p.broadcaster = poll."group" AND p.delivered_at IS NULL AND p.next_attempt_at <= now()
-                         ORDER BY p.id LIMIT max FOR UPDATE SKIP LOCKED)
+         WHERE o.id IN (SELECT p.id FROM eventeum.outbox_pending q JOIN eventeum.outbox p ON p.id = q.id
+                         WHERE q.broadcaster = poll."group" AND p.next_attempt_at <= now()
+                         ORDER BY q.id LIMIT max FOR UPDATE OF p SKIP LOCKED)
         RETURNING o.id, o.message_id, o.type, o.key, o.payload, o.attempts)
     SELECT t.message_id, t.type, t.key, t.payload, t.attempts FROM taken t ORDER BY t.id;
 END
@@ -383,14 +408,175 @@ COMMENT ON FUNCTION poll(text, int, interval) IS
   'Takes up to max messages of a consumer group. Pollers of one group compete: no message goes to two at once. A message not acked within visibility_timeout is given out again.';
 
 CREATE FUNCTION ack("group" text, message_ids text[]) RETURNS int
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
     WITH done AS (
         UPDATE eventeum.outbox o SET delivered_at = now()
          WHERE o.broadcaster = ack."group" AND o.message_id = ANY (message_ids) AND o.delivered_at IS NULL
-        RETURNING 1)
+        RETURNING o.id
+    ), dequeued AS (
+        DELETE FROM eventeum.outbox_pending q USING done
+         WHERE q.broadcaster = ack."group" AND q.id = done.id
+    )
     SELECT count(*)::int FROM done
 $$;
 COMMENT ON FUNCTION ack(text, text[]) IS 'Marks messages of a consumer group as done; returns how many were pending.';
+
+-- Counters ---------------------------------------------------------------------
+-- Monotonic counters behind the metrics, kept in the same transactions as the
+-- changes they count (by the worker), so that they survive restarts and never
+-- double count.
+CREATE TABLE counters (
+    metric text NOT NULL,
+    labels jsonb NOT NULL DEFAULT '{}',
+    value  double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (metric, labels)
+);
+COMMENT ON TABLE counters IS
+  'Internal: monotonic counters behind eventeum.metrics (events stored per status, RPC calls and errors, deliveries, reorgs, delivery latency buckets).';
+
+-- Per broadcaster: the last success and failure, for health().
+CREATE TABLE broadcaster_state (
+    broadcaster       text PRIMARY KEY REFERENCES broadcasters (name) ON DELETE CASCADE,
+    last_delivered_at timestamptz,
+    last_failed_at    timestamptz,
+    last_error        text
+);
+COMMENT ON TABLE broadcaster_state IS
+  'Per broadcaster: when a broker last acknowledged a message, when it last failed, and why (credentials scrubbed).';
+
+-- Health -----------------------------------------------------------------------
+CREATE FUNCTION health() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
+    WITH worker AS (
+        SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = 'eventeum') AS running
+    ), node_health AS (
+        SELECT s.name,
+               jsonb_build_object(
+                   'status', CASE WHEN s.status = 'DOWN' THEN 'DOWN' ELSE 'UP' END,
+                   'nodeStatus', s.status,
+                   'latestBlock', s.latest_block,
+                   'currentBlock', s.current_block,
+                   'syncing', s.syncing,
+                   'lastError', s.last_error) AS detail,
+               s.status = 'DOWN' AS down
+          FROM eventeum.node_status s
+    ), pending AS (
+        SELECT q.broadcaster, count(*) AS backlog, min(q.created_at) AS oldest
+          FROM eventeum.outbox_pending q
+         GROUP BY q.broadcaster
+    ), broadcaster_health AS (
+        SELECT b.name,
+               jsonb_build_object(
+                   'status', CASE WHEN b.kind = 'group' THEN 'UP'
+                                  WHEN st.last_failed_at > COALESCE(st.last_delivered_at, '-infinity') THEN 'DOWN'
+                                  WHEN st.last_delivered_at IS NULL THEN 'UNKNOWN'
+                                  ELSE 'UP' END,
+                   'kind', b.kind,
+                   'lastDelivery', st.last_delivered_at,
+                   'lastError', st.last_error,
+                   'backlog', COALESCE(p.backlog, 0)) AS detail,
+               b.kind <> 'group' AND st.last_failed_at > COALESCE(st.last_delivered_at, '-infinity') AS down
+          FROM eventeum.broadcasters b
+          LEFT JOIN eventeum.broadcaster_state st ON st.broadcaster = b.name
+          LEFT JOIN pending p ON p.broadcaster = b.name
+    )
+    SELECT jsonb_build_object(
+        'status', CASE WHEN NOT w.running
+                         OR EXISTS (SELECT 1 FROM node_health WHERE down)
+                         OR EXISTS (SELECT 1 FROM broadcaster_health WHERE down)
+                       THEN 'DOWN' ELSE 'UP' END,
+        'details', jsonb_build_object(
+            'worker', jsonb_build_object('status', CASE WHEN w.running THEN 'UP' ELSE 'DOWN' END),
+            'nodes', COALESCE((SELECT jsonb_object_agg(name, detail) FROM node_health), '{}'),
+            'broadcasters', COALESCE((SELECT jsonb_object_agg(name, detail) FROM broadcaster_health), '{}'),
+            'outbox', jsonb_build_object(
+                'backlog', COALESCE((SELECT sum(backlog) FROM pending), 0),
+                'oldestAgeSeconds', (SELECT round(extract(epoch FROM now() - min(oldest))::numeric, 3) FROM pending)),
+            'deadLetters', (SELECT count(*) FROM eventeum.dead_letters)))
+      FROM worker w
+$$;
+COMMENT ON FUNCTION health() IS
+  'Eventeum''s /monitoring/health as jsonb: {"status": "UP"|"DOWN", "details": {worker, nodes, broadcasters, outbox, deadLetters}}. DOWN when the worker is not running, a node is DOWN or a broker''s last attempt failed.';
+
+-- Metrics ----------------------------------------------------------------------
+CREATE VIEW metrics AS
+WITH eventeum_labels AS (
+    SELECT jsonb_build_object('application', 'Eventeum',
+                              'environment', COALESCE(NULLIF(current_setting('eventeum.environment', true), ''), 'default')) AS labels
+), node_gauges AS (
+    -- Prometheus metric names may hold [a-zA-Z0-9_:] only.
+    SELECT 'eventeum_' || regexp_replace(s.name, '[^a-zA-Z0-9_]', '_', 'g') || '_' || g.suffix AS family, g.value, g.help
+      FROM eventeum.node_status s,
+           LATERAL (VALUES
+               ('syncing', s.syncing::int::float8, 'Whether the node is more than syncingThreshold blocks behind its head (1) or not (0).'),
+               ('latestBlock', s.latest_block::float8, 'The last block processed.'),
+               ('currentBlock', s.current_block::float8, 'The node''s head.'),
+               ('status', CASE s.status WHEN 'SUBSCRIBED' THEN 0 WHEN 'CONNECTED' THEN 1 ELSE 2 END::float8,
+                          'Node status: 0 subscribed, 1 connected, 2 down.')) AS g(suffix, value, help)
+)
+SELECT g.family AS name, g.family, 'gauge' AS type, l.labels, g.value, g.help
+  FROM node_gauges g, eventeum_labels l
+ WHERE g.value IS NOT NULL
+UNION ALL
+SELECT m.name, m.family, m.type, c.labels, c.value, m.help
+  FROM eventeum.counters c
+  JOIN (VALUES
+      ('events', 'eventeum_events_total', 'eventeum_events_total', 'counter', 'Contract events stored or re-stated, per node and the status they took.'),
+      ('rpc_calls', 'eventeum_rpc_calls_total', 'eventeum_rpc_calls_total', 'counter', 'JSON-RPC calls made to a node.'),
+      ('rpc_errors', 'eventeum_rpc_errors_total', 'eventeum_rpc_errors_total', 'counter', 'JSON-RPC calls to a node that failed or timed out.'),
+      ('delivered', 'eventeum_messages_delivered_total', 'eventeum_messages_delivered_total', 'counter', 'Messages a broker acknowledged, per broadcaster.'),
+      ('failed', 'eventeum_messages_failed_total', 'eventeum_messages_failed_total', 'counter', 'Delivery attempts that failed, per broadcaster.'),
+      ('dead_lettered', 'eventeum_messages_dead_lettered_total', 'eventeum_messages_dead_lettered_total', 'counter', 'Messages moved to dead_letters, per broadcaster.'),
+      ('reorgs', 'eventeum_reorgs_total', 'eventeum_reorgs_total', 'counter', 'Forks detected and rewound, per node.'),
+      ('latency_bucket', 'eventeum_delivery_latency_seconds_bucket', 'eventeum_delivery_latency_seconds', 'histogram',
+       'Seconds from a message''s commit (with the block it reports) to the broker''s acknowledgement.'),
+      ('latency_sum', 'eventeum_delivery_latency_seconds_sum', 'eventeum_delivery_latency_seconds', 'histogram', NULL),
+      ('latency_count', 'eventeum_delivery_latency_seconds_count', 'eventeum_delivery_latency_seconds', 'histogram', NULL)
+  ) AS m(metric, name, family, type, help) ON m.metric = c.metric
+UNION ALL
+SELECT 'eventeum_outbox_backlog', 'eventeum_outbox_backlog', 'gauge', jsonb_build_object('broadcaster', q.broadcaster),
+       count(*)::float8, 'Messages waiting to be delivered, per broadcaster.'
+  FROM eventeum.outbox_pending q
+ GROUP BY q.broadcaster
+UNION ALL
+SELECT 'eventeum_outbox_oldest_age_seconds', 'eventeum_outbox_oldest_age_seconds', 'gauge', '{}',
+       COALESCE(extract(epoch FROM now() - min(q.created_at)), 0)::float8,
+       'Age of the oldest undelivered message.'
+  FROM eventeum.outbox_pending q
+UNION ALL
+SELECT 'eventeum_dead_letters', 'eventeum_dead_letters', 'gauge', '{}', count(*)::float8,
+       'Messages in dead_letters.'
+  FROM eventeum.dead_letters;
+COMMENT ON VIEW metrics IS
+  'Every metric the worker serves at eventeum.metrics_address, one row per sample: name, family (for HELP and TYPE), type, labels, value, help. For scraping Postgres with postgres_exporter.';
+
+CREATE FUNCTION prometheus() RETURNS text
+LANGUAGE sql STABLE AS $$
+    WITH samples AS (
+        SELECT m.*,
+               (SELECT string_agg(format('%s="%s"', l.key,
+                                         replace(replace(replace(l.value, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')),
+                                  ',' ORDER BY l.key = 'le', l.key)
+                  FROM jsonb_each_text(m.labels) AS l) AS label_text
+          FROM eventeum.metrics m
+    ), families AS (
+        SELECT s.family,
+               max(s.help) AS help,
+               min(s.type) AS type,
+               string_agg(s.name || COALESCE('{' || s.label_text || '}', '') || ' ' ||
+                          s.value::text,
+                          E'\n' ORDER BY s.name, (s.labels - 'le')::text,
+                                          (CASE s.labels ->> 'le' WHEN '+Inf' THEN 'Infinity' ELSE s.labels ->> 'le' END)::float8)
+                   AS lines
+          FROM samples s
+         GROUP BY s.family
+    )
+    SELECT COALESCE(string_agg(format(E'# HELP %s %s\n# TYPE %s %s\n%s\n', f.family, f.help, f.family, f.type, f.lines),
+                               '' ORDER BY f.family), '')
+      FROM families f
+$$;
+COMMENT ON FUNCTION prometheus() IS
+  'The metrics view in Prometheus'' text exposition format: what the worker serves at http://<eventeum.metrics_address>/metrics.';
 
 -- pg_dump keeps the user's configuration and data.
 SELECT pg_catalog.pg_extension_config_dump('nodes', '');
@@ -407,3 +593,4 @@ SELECT pg_catalog.pg_extension_config_dump('outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('config_version', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox_pending', '');

@@ -1,7 +1,7 @@
 //! Broadcaster options: defaults, validation, and secrets kept out of listings.
 
-use eventeum::broadcast::{normalize_options, BroadcasterKind};
-use eventeum::redact::{redact_options, redact_url};
+use eventeum_core::broadcast::{normalize_options, BroadcasterKind};
+use eventeum_core::redact::{redact_options, redact_url};
 use serde_json::json;
 
 #[test]

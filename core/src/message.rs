@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::fmt::Write;
 
+use crate::states::{EventStatus, MessageType, TransactionStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -39,7 +40,7 @@ pub struct ContractEventRecord {
     pub indexed_parameters: Box<RawValue>,
     pub non_indexed_parameters: Box<RawValue>,
     pub event_specification_signature: String,
-    pub status: String,
+    pub status: EventStatus,
     pub block_timestamp: Option<i64>,
     #[serde(default)]
     pub correlation_id: Option<String>,
@@ -184,7 +185,7 @@ impl ContractEventRecord {
             block_number: self.block_number,
             block_hash: &self.block_hash,
             address: &self.address,
-            status: &self.status,
+            status: self.status.as_str(),
             event_specification_signature: &self.event_specification_signature,
             network_name: &self.node,
             timestamp: self.block_timestamp,
@@ -192,7 +193,7 @@ impl ContractEventRecord {
         };
         let envelope = Envelope {
             id: &self.id,
-            kind: "CONTRACT_EVENT",
+            kind: MessageType::ContractEvent.as_str(),
             details,
             retries: 0,
         };
@@ -221,12 +222,12 @@ impl ContractEventRecord {
         }
         let reference = Reference {
             id: &self.id,
-            kind: "CONTRACT_EVENT",
+            kind: MessageType::ContractEvent.as_str(),
             truncated: true,
             filter_id: &self.filter_id,
             node_name: &self.node,
             block_hash: &self.block_hash,
-            status: &self.status,
+            status: self.status.as_str(),
         };
         Some(serde_json::to_string(&reference).expect("reference fields always serialize"))
     }
@@ -278,7 +279,7 @@ pub struct TransactionRecord {
     pub block_number: u64,
     pub block_hash: String,
     pub transaction_index: u64,
-    pub status: String,
+    pub status: TransactionStatus,
     pub revert_reason: Option<String>,
 }
 
@@ -316,13 +317,13 @@ impl TransactionRecord {
             to: self.to_address.as_deref(),
             value: format!("{value:#x}"),
             node_name: &self.node,
-            status: &self.status,
+            status: self.status.as_str(),
             contract_address: self.contract_address.as_deref(),
             revert_reason: self.revert_reason.as_deref(),
         };
         let envelope = Envelope {
             id: &self.hash,
-            kind: "TRANSACTION",
+            kind: MessageType::Transaction.as_str(),
             details,
             retries: 0,
         };
@@ -387,7 +388,7 @@ impl BlockRecord {
         };
         let envelope = Envelope {
             id: &self.hash,
-            kind: "BLOCK",
+            kind: MessageType::Block.as_str(),
             details,
             retries: 0,
         };

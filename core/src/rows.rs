@@ -10,6 +10,7 @@ use alloy::primitives::hex;
 
 use crate::message::{contract_event_id, Batch, ContractEventRecord};
 use crate::protocol::DecodedEvent;
+use crate::states::EventStatus;
 
 /// The columns of `eventeum.contract_events` a stored event fills, in the
 /// order of [`PreparedEvents::copy`]; the rest take their defaults.
@@ -90,7 +91,7 @@ pub fn prepare_events(
             .jsonb(r.non_indexed_parameters.get())
             .text(&r.event_specification_signature)
             .optional_text(r.correlation_id.as_deref())
-            .text(&r.status)
+            .text(r.status.as_str())
             .optional_bigint(r.block_timestamp);
     }
     let messages = records.iter().map(ContractEventRecord::outgoing).collect();
@@ -120,11 +121,10 @@ fn record(node: &str, event: DecodedEvent, tip: u64, wait: u64) -> ContractEvent
             .expect("parameters serialize"),
         event_specification_signature: hex::encode_prefixed(event.filter.topic0),
         status: if confirmed {
-            "CONFIRMED"
+            EventStatus::Confirmed
         } else {
-            "UNCONFIRMED"
-        }
-        .to_string(),
+            EventStatus::Unconfirmed
+        },
         block_timestamp: p.block_timestamp.map(|t| t as i64),
         correlation_id: event.parameters.correlation_id,
     }

@@ -1,6 +1,6 @@
 //! Secrets stay out of lists, logs and error messages.
 
-use eventeum::redact::{redact_url, Scrubber};
+use eventeum_core::redact::{redact_url, Scrubber};
 
 const INFURA: &str = "https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161";
 

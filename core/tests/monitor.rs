@@ -1,8 +1,8 @@
 //! Transaction monitors and the TRANSACTION and BLOCK messages, without a database.
 
 use alloy::primitives::{address, b256};
-use eventeum::message::{BlockRecord, TransactionRecord};
-use eventeum::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
+use eventeum_core::message::{BlockRecord, TransactionRecord};
+use eventeum_core::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
 use serde_json::{json, Value};
 
 #[test]

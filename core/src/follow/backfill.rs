@@ -1,0 +1,251 @@
+//! Backfill (tokio): a filter's `startBlock..=` range, fetched for its logs
+//! alone, cut into block-aligned pieces that commit on their own, with the
+//! next range fetched while the main thread commits the last pieces.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::follower::{Follower, Progress};
+use super::matching::decode_logs;
+use super::plan::block_timestamps;
+use super::position::{range_cap, Position};
+use crate::decode::RenderOptions;
+use crate::limits::{ACK_TIMEOUT, BACKFILL_IN_FLIGHT, BACKFILL_PIECE_LOGS, BACKFILL_TURN};
+use crate::protocol::{
+    Backfill, ChainStep, ConfigSnapshot, DecodedEvent, NodeConfig, StepAck, StepKind,
+    UndecodableLog,
+};
+use crate::rows::prepare_events;
+use crate::rpc::{NodeClient, RpcError};
+
+impl Follower {
+    /// Backfills the first pending filter for one turn: ranges of its logs
+    /// alone, handed over in pieces of about [`BACKFILL_PIECE_LOGS`], with the
+    /// next range fetched while the main thread commits the last pieces.
+    pub(super) async fn backfill(
+        &self,
+        client: &NodeClient,
+        snapshot: &ConfigSnapshot,
+        node: &NodeConfig,
+        head: u64,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        let pending = node.filters.iter().find_map(|f| {
+            position
+                .backfills
+                .get(&f.id)
+                .filter(|(_, b)| !b.is_done())
+                .map(|(_, b)| (f.clone(), *b))
+        });
+        let (Some((filter, backfill)), Some(checkpoint)) = (pending, position.cursor) else {
+            return Ok(Progress::CaughtUp);
+        };
+        let wait = node.options.num_blocks_to_wait;
+        let turn_ends = Instant::now() + BACKFILL_TURN;
+        let mut in_flight = InFlight::default();
+        let mut next = backfill.current + 1;
+        let fetched: Result<(), RpcError> = async {
+            while next <= backfill.to && Instant::now() < turn_ends && !in_flight.failed {
+                let to = backfill.to.min(next + position.backfill_range - 1);
+                let logs = client
+                    .logs(
+                        next,
+                        to,
+                        vec![filter.definition.contract_address],
+                        vec![filter.topic0],
+                    )
+                    .await?;
+                position.size_backfill_range(to - next + 1, logs.len(), range_cap(&node.options));
+                let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
+                let render = RenderOptions {
+                    bytes_to_ascii: snapshot.bytes_to_ascii,
+                };
+                let (events, failures) =
+                    decode_logs(std::slice::from_ref(&filter), &logs, &timestamps, render);
+                drop(logs);
+                for piece in split_into_pieces(next, to, events, failures, BACKFILL_PIECE_LOGS) {
+                    // Built while the main thread still commits the last pieces.
+                    let prepared = prepare_events(&node.name, piece.events, checkpoint, wait);
+                    while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
+                        in_flight.settle_oldest().await;
+                    }
+                    if in_flight.failed {
+                        break;
+                    }
+                    let step = ChainStep {
+                        node: node.name.clone(),
+                        config_version: snapshot.version,
+                        from: piece.from,
+                        to: piece.to,
+                        head,
+                        subscribed: position.heads.is_some(),
+                        kind: StepKind::Backfill {
+                            filter_id: filter.id.clone(),
+                            checkpoint,
+                        },
+                        prepared,
+                        failures: piece.failures,
+                        ack: in_flight.push(piece.to),
+                    };
+                    if !self.send_step(step).await {
+                        in_flight.failed = true; // shutting down
+                    }
+                }
+                next = to + 1;
+            }
+            Ok(())
+        }
+        .await;
+        // Whatever happened, learn how far the pieces already sent got.
+        while !in_flight.is_empty() {
+            in_flight.settle_oldest().await;
+        }
+        if let Some(done) = in_flight.committed {
+            if let Some((_, backfill)) = position.backfills.get_mut(&filter.id) {
+                backfill.current = backfill.current.max(done);
+            }
+        }
+        fetched?;
+        Ok(if in_flight.failed {
+            Progress::Retry
+        } else {
+            Progress::Advanced // the backfill moved; live following gets its turn
+        })
+    }
+}
+
+#[derive(Default)]
+struct InFlight {
+    pieces: VecDeque<(u64, oneshot::Receiver<StepAck>)>,
+    /// The last block of the newest committed piece.
+    committed: Option<u64>,
+    /// A piece was refused or not answered: the ones after it are refused
+    /// too (they would leave a gap), so send no more this turn.
+    failed: bool,
+}
+
+impl InFlight {
+    fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Tracks a piece ending at block `to`; returns the sender of its answer.
+    fn push(&mut self, to: u64) -> oneshot::Sender<StepAck> {
+        let (ack, answer) = oneshot::channel();
+        self.pieces.push_back((to, answer));
+        ack
+    }
+
+    async fn settle_oldest(&mut self) {
+        let Some((to, answer)) = self.pieces.pop_front() else {
+            return;
+        };
+        match tokio::time::timeout(ACK_TIMEOUT, answer).await {
+            Ok(Ok(StepAck::Committed)) if !self.failed => self.committed = Some(to),
+            Ok(Ok(StepAck::Committed)) => {}
+            Ok(Ok(StepAck::Stale)) => self.failed = true,
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(to, "backfill piece was not acknowledged; fetching it again");
+                self.failed = true;
+            }
+        }
+    }
+}
+
+/// A block-aligned part of a fetched backfill range, committed on its own.
+#[derive(Debug)]
+pub struct Piece {
+    pub from: u64,
+    pub to: u64,
+    pub events: Vec<DecodedEvent>,
+    pub failures: Vec<UndecodableLog>,
+}
+
+/// Splits the decoded logs of blocks `from..=to` into consecutive pieces of
+/// about `size` logs each, cut only between blocks, so that no transaction
+/// grows with the range and the first rows commit early. Every block of the
+/// range is in exactly one piece; the last piece ends at `to`.
+pub fn split_into_pieces(
+    from: u64,
+    to: u64,
+    events: Vec<DecodedEvent>,
+    failures: Vec<UndecodableLog>,
+    size: usize,
+) -> Vec<Piece> {
+    let mut per_block: BTreeMap<u64, usize> = BTreeMap::new();
+    for number in events
+        .iter()
+        .map(|e| e.position.block_number)
+        .chain(failures.iter().map(|f| f.position.block_number))
+    {
+        *per_block.entry(number).or_default() += 1;
+    }
+    // The last block of each piece but the final one.
+    let mut ends = Vec::new();
+    let mut count = 0;
+    for (&number, &logs) in &per_block {
+        count += logs;
+        if count >= size.max(1) && number < to {
+            ends.push(number);
+            count = 0;
+        }
+    }
+    ends.push(to);
+    let mut events = events.into_iter().peekable();
+    let mut failures = failures.into_iter().peekable();
+    let mut start = from;
+    ends.into_iter()
+        .map(|end| {
+            let mut piece = Piece {
+                from: start,
+                to: end,
+                events: Vec::new(),
+                failures: Vec::new(),
+            };
+            while let Some(event) = events.next_if(|e| e.position.block_number <= end) {
+                piece.events.push(event);
+            }
+            while let Some(failure) = failures.next_if(|f| f.position.block_number <= end) {
+                piece.failures.push(failure);
+            }
+            start = end + 1;
+            piece
+        })
+        .collect()
+}
+
+/// Filters with a `startBlock` that live following takes over now, after
+/// block `last`: each gets a backfill of `startBlock..=last`.
+pub(super) fn new_backfills(
+    node: &NodeConfig,
+    position: &Position,
+    last: u64,
+) -> Vec<(String, Backfill)> {
+    node.filters
+        .iter()
+        .filter(|f| !position.backfills.contains_key(&f.id))
+        .filter_map(|f| {
+            let from = f.definition.start_block?;
+            // A start above `last` needs no backfill: mark it done at once.
+            let current = if from > last {
+                last
+            } else {
+                from.saturating_sub(1)
+            };
+            Some((
+                f.id.clone(),
+                Backfill {
+                    from,
+                    to: last,
+                    current,
+                },
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,394 @@
+//! A node's follower (tokio): its loop (connect, subscribe, step, back off),
+//! the live step, and how a step is handed to the main thread and committed.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::B256;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::backfill::new_backfills;
+use super::matching::{addresses, decode_logs, match_transactions, topics};
+use super::plan::{block_timestamps, plan, BlockNeeds, Plan};
+use super::position::{range_cap, Position};
+use super::wake_main_thread;
+use crate::decode::RenderOptions;
+use crate::limits::{ACK_TIMEOUT, BACKOFF_CAP, BACKOFF_START};
+use crate::node::BlockStrategy;
+use crate::protocol::{
+    BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage, NodeConfig, Rewind,
+    StepAck, StepKind, UndecodableLog,
+};
+use crate::rows::prepare_events;
+use crate::rpc::{NodeClient, RpcError};
+
+pub(super) struct Follower {
+    node: NodeConfig,
+    config: watch::Receiver<Arc<ConfigSnapshot>>,
+    to_main: mpsc::Sender<FollowerMessage>,
+}
+
+pub(super) enum Progress {
+    Advanced,
+    CaughtUp,
+    Retry,
+}
+
+impl Follower {
+    pub fn new(
+        node: NodeConfig,
+        config: watch::Receiver<Arc<ConfigSnapshot>>,
+        to_main: mpsc::Sender<FollowerMessage>,
+    ) -> Self {
+        Follower {
+            node,
+            config,
+            to_main,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let options = self.node.options.clone();
+        let poll = Duration::from_millis(options.polling_interval);
+        let pubsub = options.block_strategy == BlockStrategy::Pubsub;
+        let mut backoff = BACKOFF_START;
+        let mut client: Option<NodeClient> = None;
+        // Crash-only: resume from the committed checkpoint, replaying a few
+        // blocks in case they changed while we were away.
+        let cursor = self
+            .node
+            .checkpoint
+            .map(|c| c.saturating_sub(options.num_blocks_to_replay));
+        let known = std::mem::take(&mut self.node.recent_blocks);
+        let mut position = Position::new(cursor, known, range_cap(&options));
+        loop {
+            let result = match &client {
+                Some(client) => {
+                    if pubsub && position.heads.is_none() {
+                        match client.subscribe_heads().await {
+                            Ok(heads) => {
+                                tracing::info!(node = %self.node.name, "subscribed to newHeads");
+                                position.heads = Some(heads);
+                            }
+                            // Poll meanwhile; the next turn tries again.
+                            Err(error) => {
+                                tracing::warn!(node = %self.node.name, %error, "cannot subscribe to newHeads; polling")
+                            }
+                        }
+                    }
+                    // Seen: a configuration published from now on ends the wait below.
+                    self.config.borrow_and_update();
+                    self.step(client, &mut position).await
+                }
+                None => NodeClient::connect(&self.node.name, &self.node.url, &options)
+                    .await
+                    .map(|c| {
+                        client = Some(c);
+                        Progress::Retry
+                    }),
+            };
+            match result {
+                Ok(Progress::Advanced | Progress::Retry) => backoff = BACKOFF_START,
+                Ok(Progress::CaughtUp) => {
+                    backoff = BACKOFF_START;
+                    // A new filter's backfill starts now, not at the next poll or head.
+                    let config = &mut self.config;
+                    tokio::select! {
+                        () = position.wait_for_head(poll) => {}
+                        Ok(()) = config.changed() => {}
+                    }
+                }
+                Err(error) if error.is_range_limit() => {
+                    position.shrink_range();
+                    tracing::info!(node = %self.node.name, %error, range = position.range, "node refused the range; splitting it");
+                }
+                Err(error) => {
+                    tracing::warn!(node = %self.node.name, %error, "node call failed; retrying in {backoff:?}");
+                    let _ = self.to_main.try_send(FollowerMessage::NodeError {
+                        node: self.node.name.clone(),
+                        error: error.to_string(),
+                    });
+                    wake_main_thread();
+                    // Connect afresh: a dead websocket does not come back by itself.
+                    client = None;
+                    position.heads = None;
+                    tokio::time::sleep(backoff).await;
+                    // A node that is down is checked again at least every healthcheckInterval.
+                    let cap = BACKOFF_CAP.min(Duration::from_millis(options.healthcheck_interval));
+                    backoff = (backoff * 2).min(cap);
+                }
+            }
+        }
+    }
+
+    /// Checks the chain, then fetches, decodes and hands over the next block
+    /// range, the fork to rewind, or a piece of a backfill.
+    async fn step(
+        &self,
+        client: &NodeClient,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        let snapshot = self.config.borrow().clone();
+        let Some(node) = snapshot.nodes.get(&self.node.name) else {
+            return Ok(Progress::CaughtUp); // removed; the supervisor stops us
+        };
+        if position.checked_version != Some(snapshot.version) {
+            position.checked_version = Some(snapshot.version);
+            // Forget the backfills of filters removed, even if added again.
+            let added: HashMap<&str, i64> = node
+                .filters
+                .iter()
+                .map(|f| (f.id.as_str(), f.added_at))
+                .collect();
+            position
+                .backfills
+                .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
+            for filter in &node.filters {
+                if let Some(stored) = filter.backfill {
+                    if let Entry::Vacant(entry) = position.backfills.entry(filter.id.clone()) {
+                        entry.insert((filter.added_at, stored));
+                        position.restart_backfill_ranges();
+                    }
+                }
+            }
+        }
+        let options = &node.options;
+        let head = client.head().await?;
+
+        let Some(last) = position.cursor else {
+            // First contact: commit the starting point before fetching anything,
+            // so that a crash right after cannot move the start to a later head.
+            let start = head.saturating_sub(options.num_blocks_to_replay);
+            let header = client.block_header(start).await?;
+            let kind = StepKind::Live {
+                headers: vec![header],
+                new_backfills: new_backfills(node, position, start),
+                blocks: vec![],
+                transactions: vec![],
+            };
+            return self
+                .hand_over(
+                    &snapshot,
+                    node,
+                    start + 1,
+                    start,
+                    head,
+                    kind,
+                    vec![],
+                    vec![],
+                    position,
+                )
+                .await;
+        };
+
+        let needs = BlockNeeds {
+            every_block: options.block_notification || !node.monitors.is_empty(),
+            transactions: !node.monitors.is_empty(),
+        };
+        let (from, to, headers, transactions) =
+            match plan(client, position, last, head, options, needs).await? {
+                Plan::Wait => {
+                    // A filter with a startBlock may arrive while the chain is
+                    // idle: register its backfill now, not at the next block.
+                    let started = new_backfills(node, position, last);
+                    if !started.is_empty() {
+                        let kind = StepKind::Live {
+                            headers: vec![],
+                            new_backfills: started,
+                            blocks: vec![],
+                            transactions: vec![],
+                        };
+                        self.hand_over(
+                            &snapshot,
+                            node,
+                            last + 1,
+                            last,
+                            head,
+                            kind,
+                            vec![],
+                            vec![],
+                            position,
+                        )
+                        .await?;
+                    }
+                    return self.backfill(client, &snapshot, node, head, position).await;
+                }
+                Plan::Fork {
+                    ancestor,
+                    canonical,
+                    deep,
+                } => {
+                    return self
+                        .rewind(node, ancestor, canonical, deep, head, position)
+                        .await;
+                }
+                Plan::Range {
+                    from,
+                    to,
+                    headers,
+                    transactions,
+                } => (from, to, headers, transactions),
+            };
+        let transactions = match_transactions(client, node, &transactions).await?;
+
+        let (events, failures) = if node.filters.is_empty() {
+            (vec![], vec![])
+        } else {
+            let logs = client
+                .logs(from, to, addresses(&node.filters), topics(&node.filters))
+                .await?;
+            position.grow_range(logs.len(), range_cap(options));
+            // The logs must come from the blocks whose headers we checked; if the
+            // chain moved in between, take the step again.
+            let moved = logs.iter().any(|l| match (l.block_number, l.block_hash) {
+                (Some(n), Some(h)) => headers.get(&n).is_some_and(|header| header.hash != h),
+                _ => false,
+            });
+            if moved {
+                return Ok(Progress::Retry);
+            }
+            let timestamps = block_timestamps(client, &logs, &headers).await?;
+            let render = RenderOptions {
+                bytes_to_ascii: snapshot.bytes_to_ascii,
+            };
+            decode_logs(&node.filters, &logs, &timestamps, render)
+        };
+
+        let window_start = head.saturating_sub(options.fork_window());
+        let blocks: Vec<BlockHeader> = if options.block_notification {
+            headers.values().copied().collect()
+        } else {
+            vec![]
+        };
+        let kind = StepKind::Live {
+            headers: headers
+                .into_values()
+                .filter(|h| h.number >= window_start)
+                .collect(),
+            new_backfills: new_backfills(node, position, last),
+            blocks,
+            transactions,
+        };
+        self.hand_over(
+            &snapshot, node, from, to, head, kind, events, failures, position,
+        )
+        .await
+    }
+
+    /// Queues a step for the main thread and wakes it. False when the worker
+    /// is shutting down.
+    pub(super) async fn send_step(&self, step: ChainStep) -> bool {
+        if self.to_main.send(step.into()).await.is_err() {
+            return false;
+        }
+        wake_main_thread();
+        true
+    }
+
+    async fn rewind(
+        &self,
+        node: &NodeConfig,
+        ancestor: u64,
+        canonical: Vec<B256>,
+        deep: bool,
+        head: u64,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        if deep {
+            tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
+        }
+        let (ack, answer) = oneshot::channel();
+        let rewind = Rewind {
+            node: node.name.clone(),
+            ancestor,
+            canonical,
+            deeper_than_window: deep,
+            head,
+            ack,
+        };
+        if self
+            .to_main
+            .send(FollowerMessage::Rewind(rewind))
+            .await
+            .is_err()
+        {
+            return Ok(Progress::CaughtUp);
+        }
+        wake_main_thread();
+        if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await {
+            position.cursor = Some(ancestor);
+            position.known.retain(|&n, _| n <= ancestor);
+        }
+        Ok(Progress::Retry)
+    }
+
+    /// Sends a step and waits for the main thread to commit it; then moves the position.
+    #[allow(clippy::too_many_arguments)]
+    async fn hand_over(
+        &self,
+        snapshot: &ConfigSnapshot,
+        node: &NodeConfig,
+        from: u64,
+        to: u64,
+        head: u64,
+        kind: StepKind,
+        events: Vec<DecodedEvent>,
+        failures: Vec<UndecodableLog>,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        // What the position becomes once the step is committed.
+        let (headers, started) = match &kind {
+            StepKind::Live {
+                headers,
+                new_backfills,
+                ..
+            } => (headers.clone(), new_backfills.clone()),
+            StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
+        };
+        let (ack, answer) = oneshot::channel();
+        let prepared = prepare_events(&node.name, events, to, node.options.num_blocks_to_wait);
+        let step = ChainStep {
+            node: node.name.clone(),
+            config_version: snapshot.version,
+            from,
+            to,
+            head,
+            subscribed: position.heads.is_some(),
+            kind,
+            prepared,
+            failures,
+            ack,
+        };
+        if !self.send_step(step).await {
+            return Ok(Progress::CaughtUp); // shutting down
+        }
+        match tokio::time::timeout(ACK_TIMEOUT, answer).await {
+            Ok(Ok(StepAck::Committed)) => {
+                for (id, backfill) in started {
+                    if let Some(filter) = node.filters.iter().find(|f| f.id == id) {
+                        position.backfills.insert(id, (filter.added_at, backfill));
+                        position.restart_backfill_ranges();
+                    }
+                }
+                position.cursor = Some(to);
+                position
+                    .known
+                    .extend(headers.iter().map(|h| (h.number, h.hash)));
+                let oldest = to.saturating_sub(node.options.fork_window());
+                position.known.retain(|&n, _| n >= oldest && n <= to);
+                Ok(if to < head {
+                    Progress::Advanced
+                } else {
+                    Progress::CaughtUp
+                })
+            }
+            Ok(Ok(StepAck::Stale)) => Ok(Progress::Retry),
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(node = %self.node.name, to, "step was not acknowledged; fetching it again");
+                Ok(Progress::Retry)
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Following (tokio): one task per node walks the chain block range by block
+//! range, fetches the logs of all the node's filters in one merged
+//! `eth_getLogs`, decodes them and hands each step to the main thread. It
+//! advances only once the main thread has committed the step.
+//!
+//! - [`supervisor`]: one follower per configured node;
+//! - [`follower`]: a node's loop, its live step and how a step is handed over;
+//! - [`position`]: what a follower knows of the chain it has committed;
+//! - [`plan`]: the next range, or the fork to rewind (fork detection);
+//! - [`backfill`]: a filter's `startBlock` backfill, in pieces;
+//! - [`matching`]: logs to filters (and decoded), transactions to monitors.
+
+mod backfill;
+mod follower;
+mod matching;
+mod plan;
+mod position;
+mod supervisor;
+
+pub use backfill::{split_into_pieces, Piece};
+pub use matching::decode_logs;
+pub use supervisor::supervise;
+
+use crate::protocol::{ChainStep, FollowerMessage};
+
+/// Wakes the main thread, which sleeps on its latch. A process-directed
+/// SIGUSR1 reaches the only thread that does not block signals (the main
+/// thread), where Postgres' own handler sets the latch.
+pub fn wake_main_thread() {
+    // SAFETY: kill(2) on our own pid is async-signal-safe and touches no Postgres state.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGUSR1);
+    }
+}
+
+impl From<ChainStep> for FollowerMessage {
+    fn from(step: ChainStep) -> Self {
+        FollowerMessage::Step(Box::new(step))
+    }
+}

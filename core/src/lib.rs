@@ -1,0 +1,37 @@
+//! eventeum-core: everything of eventeum that runs off the worker's main
+//! thread (tokio threads) or on any thread, in a crate that cannot depend on
+//! pgrx, so that a Postgres call from a tokio thread is a compile error.
+//!
+//! The pipeline, one module per stage:
+//! - [`rpc`]: node JSON-RPC through alloy (tokio);
+//! - [`follow`]: one follower per node, merged `eth_getLogs`, forks, backfills (tokio);
+//! - [`decode`]: a raw log to Eventeum's typed parameters (any thread);
+//! - [`rows`]: decoded logs to the rows, messages and COPY data the store writes (tokio);
+//! - [`message`]: Eventeum's message JSON, rendered in one place (any thread);
+//! - [`relay`]: outbox batches to Kafka, RabbitMQ and HTTP (tokio);
+//! - [`metrics`]: the Prometheus and health endpoint (tokio);
+//! - [`protocol`]: every message that crosses between the main thread and tokio.
+//!
+//! And what the SQL API validates before anything is stored (any thread):
+//! [`spec`] (filters), [`node`], [`monitor`], [`broadcast`], [`redact`],
+//! with [`error`] mapping each failure to its SQLSTATE; [`states`] holds the
+//! enums for the states and kinds the schema names, and [`limits`] every
+//! tunable bound.
+
+pub mod broadcast;
+pub mod decode;
+pub mod discard;
+pub mod error;
+pub mod follow;
+pub mod limits;
+pub mod message;
+pub mod metrics;
+pub mod monitor;
+pub mod node;
+pub mod protocol;
+pub mod redact;
+pub mod relay;
+pub mod rows;
+pub mod rpc;
+pub mod spec;
+pub mod states;

@@ -1,0 +1,86 @@
+//! Every tunable bound of the pipeline in one place: batch and piece sizes,
+//! channel capacities, timeouts and back-off. Any thread.
+//!
+//! Each bound keeps something finite: the memory the worker holds inside the
+//! database server, the time a wait may take (so that SIGTERM is always
+//! noticed), or the work one transaction does. Limits that belong to a format
+//! (NOTIFY's payload size, COPY's header) stay with that format.
+
+use std::time::Duration;
+
+// --- following a node (tokio) ---------------------------------------------
+
+/// Blocks per `eth_getLogs` when the node sets no `maxBlocksToSync`.
+pub const DEFAULT_RANGE: u64 = 2_000;
+/// Fewer logs than this in an answer lets the range grow again.
+pub const SMALL_ANSWER: usize = 1_000;
+/// Block fetches in flight at once per follower.
+pub const FETCH_CONCURRENCY: usize = 8;
+/// Blocks in a backfill's first `eth_getLogs`; later ranges follow the density.
+pub const BACKFILL_FIRST_RANGE: u64 = 1;
+/// Logs per backfill piece: each piece commits in a transaction of its own.
+pub const BACKFILL_PIECE_LOGS: usize = 10_000;
+/// Backfill pieces queued for the main thread and not yet committed.
+pub const BACKFILL_IN_FLIGHT: usize = 2;
+/// How long one turn of backfilling lasts before live following gets a turn.
+pub const BACKFILL_TURN: Duration = Duration::from_secs(5);
+/// How long a follower waits for the main thread to commit a step. After
+/// that it fetches the range again; the store ignores what it already has.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The first wait after a failed node call; it doubles on each failure.
+pub const BACKOFF_START: Duration = Duration::from_millis(250);
+/// The longest wait between calls to a failing node (also capped by its
+/// `healthcheckInterval`).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+// --- between the threads ---------------------------------------------------
+
+/// Follower messages (steps, rewinds, errors) queued for the main thread.
+pub const FOLLOWER_QUEUE: usize = 64;
+/// Relay messages (deliveries) queued for the main thread.
+pub const RELAY_QUEUE: usize = 16;
+/// Leftovers queued to be freed on a tokio thread; when full, the main
+/// thread frees them itself.
+pub const DISCARD_QUEUE: usize = 16;
+
+// --- the relay (tokio) -----------------------------------------------------
+
+/// Most outbox rows handed to the relay at once per broadcaster.
+pub const RELAY_BATCH: i64 = 5_000;
+/// Batches a broadcaster may have in flight at once.
+pub const BATCHES_IN_FLIGHT: usize = 2;
+/// Batches queued for one lane; the main thread has at most
+/// [`BATCHES_IN_FLIGHT`] per broadcaster, so handing one over never waits.
+pub const LANE_QUEUE: usize = 4;
+/// One HTTP delivery, connection included.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// One RabbitMQ connect, declare or publish confirm.
+pub const RABBIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Kafka waits `requestTimeoutMs` for a delivery, plus this much for the
+/// producer's own bookkeeping.
+pub const KAFKA_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
+/// How long connecting to a broadcaster ahead of its first batch may take. A
+/// broker that is down then is tried again, and its failure recorded, when a
+/// batch comes.
+pub const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+// --- the worker's main thread ----------------------------------------------
+
+/// The longest the main thread sleeps; followers and the SQL API wake it sooner.
+pub const TICK: Duration = Duration::from_millis(100);
+/// How often to look for the extension before it is created.
+pub const EXTENSION_POLL: Duration = Duration::from_secs(1);
+/// How long the tokio runtime gets to stop its tasks on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often delivered outbox rows past their retention are deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often RPC counts are written and the metrics endpoint's pages rendered.
+pub const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// Steps with at least this many events allocate megabytes at a time.
+pub const LARGE_STEP: usize = 5_000;
+/// How long after the last large step the heap stays in bulk mode.
+pub const BULK_LINGER: Duration = Duration::from_secs(1);
+/// How often freed memory is handed back to the system while following live.
+pub const TRIM_EVERY: Duration = Duration::from_secs(5);
+/// How long the postmaster waits before restarting a worker that exited.
+pub const RESTART_DELAY: Duration = Duration::from_secs(5);

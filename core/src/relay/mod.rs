@@ -1,0 +1,218 @@
+//! The relay (tokio): publishes outbox batches to brokers and reports what
+//! each broker acknowledged. It never touches Postgres; the main thread marks
+//! rows delivered, retries or dead-letters them.
+//!
+//! Each broadcaster has a lane of its own, a task with its client, so that a
+//! broker that is slow or down (a Kafka delivery waits up to its
+//! `requestTimeoutMs`) holds back only its own messages. Every broker is one
+//! module behind [`Broker`]: [`http`], [`kafka`], [`rabbitmq`].
+
+mod http;
+mod kafka;
+mod rabbitmq;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::broadcast::BroadcasterKind;
+use crate::follow::wake_main_thread;
+use crate::limits::{CONNECT_AHEAD_TIMEOUT, HTTP_TIMEOUT, LANE_QUEUE};
+use crate::protocol::{ConfigSnapshot, Delivery, DeliveryFailure, Publish};
+use crate::redact::Scrubber;
+
+/// A connection to one broadcaster's broker. Errors are plain text: the lane
+/// scrubs them of credentials before they reach the log or the outbox.
+pub trait Broker: Send + 'static {
+    /// Opens what the first batch would need (a channel, a producer and its
+    /// topics), so that the first message does not wait for it.
+    fn connect(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Publishes a batch in order, stopping at the first message that fails.
+    fn publish(&mut self, batch: &Publish) -> impl Future<Output = Delivery> + Send;
+}
+
+/// Runs until the main thread drops its sender: hands each batch to its
+/// broadcaster's lane. A lane starts as soon as its broadcaster appears in
+/// the configuration, and connects then, so that the first message does not
+/// wait for a producer id, a topic or a channel.
+pub async fn run(
+    mut batches: mpsc::Receiver<Publish>,
+    deliveries: mpsc::Sender<Delivery>,
+    mut config: watch::Receiver<Arc<ConfigSnapshot>>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("an HTTP client builds");
+    let mut lanes: HashMap<String, Lane> = HashMap::new();
+    let open =
+        |lanes: &mut HashMap<String, Lane>, name: &str, kind: BroadcasterKind, options: &Value| {
+            let current = lanes.get(name).is_some_and(|l| l.options == *options);
+            if !current {
+                // Options changed (removed and added again under the name, say):
+                // dropping the old lane's sender ends it once it has sent what
+                // it holds, and the new lane starts after that.
+                let before = lanes.remove(name).map(|old| old.task);
+                let lane = Lane::open(
+                    name,
+                    kind,
+                    options,
+                    http.clone(),
+                    deliveries.clone(),
+                    before,
+                );
+                lanes.insert(name.to_string(), lane);
+            }
+            lanes.get(name).expect("inserted above").batches.clone()
+        };
+    config.mark_changed();
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            biased;
+            batch = batches.recv() => {
+                let Some(batch) = batch else { break };
+                let lane = open(&mut lanes, &batch.broadcaster, batch.kind, &batch.options);
+                if lane.send(batch).await.is_err() {
+                    break; // the lane ended: the worker is stopping
+                }
+            }
+            changed = config.changed(), if watching => match changed {
+                Ok(()) => {
+                    let snapshot = config.borrow_and_update().clone();
+                    lanes.retain(|name, _| snapshot.broadcasters.iter().any(|b| b.name == *name));
+                    for b in &snapshot.broadcasters {
+                        open(&mut lanes, &b.name, b.kind, &b.options);
+                    }
+                }
+                Err(_) => watching = false,
+            },
+        }
+    }
+}
+
+/// One broadcaster's task and its queue.
+struct Lane {
+    options: Value,
+    batches: mpsc::Sender<Publish>,
+    task: JoinHandle<()>,
+}
+
+impl Lane {
+    fn open(
+        name: &str,
+        kind: BroadcasterKind,
+        options: &Value,
+        http: reqwest::Client,
+        deliveries: mpsc::Sender<Delivery>,
+        before: Option<JoinHandle<()>>,
+    ) -> Self {
+        let (batches, queue) = mpsc::channel(LANE_QUEUE);
+        let scrubber = Scrubber::for_options(options);
+        let name = name.to_string();
+        let task = match kind {
+            BroadcasterKind::Http => {
+                let client = http::HttpClient::new(http, options);
+                tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+            }
+            BroadcasterKind::Rabbitmq => {
+                let client = rabbitmq::RabbitClient::new(options);
+                tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+            }
+            BroadcasterKind::Kafka => match kafka::KafkaClient::new(options) {
+                Ok(client) => {
+                    tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+                }
+                Err(error) => {
+                    let error = scrubber.scrub(&error);
+                    tracing::error!(broadcaster = %name, %error, "cannot make a Kafka producer");
+                    let client = Unavailable(
+                        "the Kafka producer could not be configured; see the server log",
+                    );
+                    tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+                }
+            },
+            BroadcasterKind::Group => {
+                let client = Unavailable("consumer groups are read with eventeum.poll");
+                tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+            }
+        };
+        Lane {
+            options: options.clone(),
+            batches,
+            task,
+        }
+    }
+}
+
+/// A lane's task: publishes its broadcaster's batches in order. After a
+/// failure, a batch read behind the failed one is skipped, so that it cannot
+/// overtake the retry of the failed message.
+async fn serve(
+    name: String,
+    scrubber: Scrubber,
+    mut client: impl Broker,
+    mut batches: mpsc::Receiver<Publish>,
+    deliveries: mpsc::Sender<Delivery>,
+    before: Option<JoinHandle<()>>,
+) {
+    if let Some(before) = before {
+        let _ = before.await;
+    }
+    let error = match tokio::time::timeout(CONNECT_AHEAD_TIMEOUT, client.connect()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(scrubber.scrub(&error)),
+        Err(_) => Some("timed out".to_string()),
+    };
+    if let Some(error) = error {
+        tracing::info!(broadcaster = %name, %error, "cannot connect ahead of the first batch");
+    }
+    let mut failed = false;
+    while let Some(batch) = batches.recv().await {
+        let delivery = if batch.behind_another && failed {
+            Delivery {
+                skipped: true,
+                ..Delivery::nothing(&batch.broadcaster)
+            }
+        } else {
+            let mut delivery = client.publish(&batch).await;
+            failed = delivery.failure.is_some();
+            if let Some(failure) = &mut delivery.failure {
+                // Broker errors may quote a URL or a credential; they go to the log and the outbox.
+                failure.error = scrubber.scrub(&failure.error);
+                tracing::warn!(broadcaster = %name, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
+            }
+            delivery
+        };
+        if deliveries.send(delivery).await.is_err() {
+            break;
+        }
+        wake_main_thread();
+    }
+}
+
+/// A broadcaster whose batches cannot be published now: each fails with the
+/// reason and is retried with back-off, so that fixing the options (which
+/// opens a new lane) delivers them.
+struct Unavailable(&'static str);
+
+impl Broker for Unavailable {
+    async fn connect(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn publish(&mut self, batch: &Publish) -> Delivery {
+        let mut delivery = Delivery::nothing(&batch.broadcaster);
+        delivery.failure = batch.messages.first().map(|first| DeliveryFailure {
+            id: first.id,
+            error: self.0.to_string(),
+            permanent: false,
+        });
+        delivery
+    }
+}

@@ -1,0 +1,159 @@
+//! RabbitMQ through lapin (tokio): a durable topic exchange, persistent
+//! messages with their message id, and publisher confirms awaited in order.
+
+use serde_json::Value;
+
+use super::Broker;
+use crate::limits::RABBIT_TIMEOUT;
+use crate::protocol::{Delivery, DeliveryFailure, Publish};
+use crate::redact::redact_url;
+
+/// RabbitMQ through lapin: a durable topic exchange, persistent messages, and
+/// publisher confirms; the batch is pipelined and the confirms awaited in order.
+pub struct RabbitClient {
+    url: String,
+    exchange: String,
+    channel: Option<(lapin::Connection, lapin::Channel)>,
+}
+
+impl RabbitClient {
+    pub fn new(options: &Value) -> Self {
+        RabbitClient {
+            url: options["url"].as_str().unwrap_or_default().to_string(),
+            exchange: options["exchange"].as_str().unwrap_or_default().to_string(),
+            channel: None,
+        }
+    }
+
+    async fn channel(&mut self) -> Result<&lapin::Channel, String> {
+        use lapin::options::{ConfirmSelectOptions, ExchangeDeclareOptions};
+        use lapin::types::FieldTable;
+        if self
+            .channel
+            .as_ref()
+            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
+        {
+            return Ok(&self.channel.as_ref().expect("checked above").1);
+        }
+        self.channel = None;
+        let connect = async {
+            let connection =
+                lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default())
+                    .await?;
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            let options = ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            channel
+                .exchange_declare(
+                    self.exchange.as_str().into(),
+                    lapin::ExchangeKind::Topic,
+                    options,
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>((connection, channel))
+        };
+        let connected = tokio::time::timeout(RABBIT_TIMEOUT, connect)
+            .await
+            .map_err(|_| "connecting to RabbitMQ timed out".to_string())?
+            .map_err(|e| {
+                format!(
+                    "cannot connect to RabbitMQ at {}: {e}",
+                    redact_url(&self.url)
+                )
+            })?;
+        Ok(&self.channel.insert(connected).1)
+    }
+}
+
+impl Broker for RabbitClient {
+    async fn connect(&mut self) -> Result<(), String> {
+        self.channel().await.map(drop)
+    }
+
+    async fn publish(&mut self, batch: &Publish) -> Delivery {
+        let mut delivery = Delivery::nothing(&batch.broadcaster);
+        let Some(first) = batch.messages.first() else {
+            return delivery;
+        };
+        let channel = match self.channel().await {
+            Ok(channel) => channel.clone(),
+            Err(error) => {
+                delivery.failure = Some(DeliveryFailure {
+                    id: first.id,
+                    error,
+                    permanent: false,
+                });
+                return delivery;
+            }
+        };
+        // Publish the whole batch, then await the confirms in order: the first
+        // failure (publish or confirm, whichever comes first) stops the batch.
+        // Each publish is polled once, in outbox order, as it is made: that
+        // first poll queues its frames and takes its delivery tag, so the
+        // broker gets the batch in order while the writes are pipelined
+        // instead of awaited one by one.
+        let mut writes = Vec::with_capacity(batch.messages.len());
+        for message in &batch.messages {
+            let properties = lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(message.message_id.as_str().into());
+            let mut publish = Box::pin(channel.basic_publish(
+                self.exchange.as_str().into(),
+                message.destination.as_str().into(),
+                lapin::options::BasicPublishOptions::default(),
+                message.payload.as_bytes(),
+                properties,
+            ));
+            let first = futures::poll!(publish.as_mut());
+            writes.push((message.id, publish, first));
+        }
+        let mut confirms = Vec::with_capacity(writes.len());
+        let mut failure: Option<(i64, String)> = None;
+        for (id, publish, first) in writes {
+            let written = match first {
+                std::task::Poll::Ready(result) => Ok(result),
+                std::task::Poll::Pending => tokio::time::timeout(RABBIT_TIMEOUT, publish).await,
+            };
+            match written {
+                Ok(Ok(confirm)) => confirms.push((id, confirm)),
+                Ok(Err(e)) => {
+                    failure = Some((id, format!("publish to RabbitMQ failed: {e}")));
+                    break;
+                }
+                Err(_) => {
+                    failure = Some((id, "publish to RabbitMQ timed out".into()));
+                    break;
+                }
+            }
+        }
+        for (id, confirm) in confirms {
+            let problem = match tokio::time::timeout(RABBIT_TIMEOUT, confirm).await {
+                Ok(Ok(confirmation)) if confirmation.is_ack() => {
+                    delivery.delivered.push(id);
+                    continue;
+                }
+                Ok(Ok(_)) => "RabbitMQ refused the message (nack)".to_string(),
+                Ok(Err(e)) => format!("RabbitMQ did not confirm the message: {e}"),
+                Err(_) => "RabbitMQ's confirm timed out".to_string(),
+            };
+            failure = Some((id, problem));
+            break;
+        }
+        if let Some((id, error)) = failure {
+            self.channel = None; // reconnect for the next batch
+            delivery.failure = Some(DeliveryFailure {
+                id,
+                error,
+                permanent: false,
+            });
+        }
+        delivery
+    }
+}

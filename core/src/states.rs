@@ -1,0 +1,100 @@
+//! The states and kinds the SQL schema names, as Rust enums (any thread).
+//!
+//! Each mirrors a SQL enum or the literals a column takes, spelled exactly
+//! as there (`as_str`, and serde for rows read back with `to_jsonb`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::{BLOCK_EVENTS_CHANNEL, CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL};
+pub use crate::monitor::TransactionStatus;
+
+/// `eventeum.event_status`: a contract event's place in the chain's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventStatus {
+    /// Stored, fewer than `numBlocksToWait` blocks deep.
+    Unconfirmed,
+    /// At least `numBlocksToWait` blocks deep.
+    Confirmed,
+    /// Its block left the canonical chain in a fork.
+    Invalidated,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Unconfirmed => "UNCONFIRMED",
+            EventStatus::Confirmed => "CONFIRMED",
+            EventStatus::Invalidated => "INVALIDATED",
+        }
+    }
+}
+
+/// `eventeum.node_state.status`: how the worker last found a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum NodeStatus {
+    /// Followed by polling.
+    Connected,
+    /// Followed through a `newHeads` subscription.
+    Subscribed,
+    /// The last call failed; retried with back-off.
+    Down,
+}
+
+impl NodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Connected => "CONNECTED",
+            NodeStatus::Subscribed => "SUBSCRIBED",
+            NodeStatus::Down => "DOWN",
+        }
+    }
+}
+
+/// `eventeum.outbox.type`: Eventeum's message types, and the application's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageType {
+    ContractEvent,
+    Transaction,
+    Block,
+    /// Written by `eventeum.publish()`.
+    App,
+}
+
+impl MessageType {
+    /// The NOTIFY channel of a chain message; the application's own messages
+    /// are not notified.
+    pub fn notify_channel(self) -> Option<&'static str> {
+        match self {
+            MessageType::ContractEvent => Some(CONTRACT_EVENTS_CHANNEL),
+            MessageType::Transaction => Some(TRANSACTION_EVENTS_CHANNEL),
+            MessageType::Block => Some(BLOCK_EVENTS_CHANNEL),
+            MessageType::App => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::ContractEvent => "CONTRACT_EVENT",
+            MessageType::Transaction => "TRANSACTION",
+            MessageType::Block => "BLOCK",
+            MessageType::App => "APP",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($ty:ty),*) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_str!(EventStatus, NodeStatus, MessageType, TransactionStatus);

@@ -1,0 +1,59 @@
+-- eventeum's roles and privileges as they are now. CREATE EXTENSION runs this
+-- file last (see src/lib.rs), once every function exists, SQL and Rust alike.
+-- It runs with search_path set to the extension's schema.
+
+-- Roles ----------------------------------------------------------------------
+-- Cluster-wide, so they may exist already (another database, an earlier install).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'eventeum_reader') THEN
+        CREATE ROLE eventeum_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'eventeum_admin') THEN
+        CREATE ROLE eventeum_admin NOLOGIN;
+    END IF;
+END
+$$;
+GRANT eventeum_reader TO eventeum_admin;
+
+-- Privileges -----------------------------------------------------------------
+-- PUBLIC gets nothing. Management goes through SECURITY DEFINER functions with
+-- a fixed search_path; readers see events and status but never node URLs or
+-- broker credentials.
+REVOKE ALL ON SCHEMA eventeum FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA eventeum FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA eventeum FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA eventeum FROM PUBLIC;
+GRANT USAGE ON SCHEMA eventeum TO eventeum_reader, eventeum_admin;
+
+GRANT SELECT ON contract_events, undecodable_logs, blocks, transactions, node_status, backfill_status,
+                node_state, recent_blocks, filter_backfill, contract_event_filters, transaction_monitors,
+                config_version, metrics
+   TO eventeum_reader;
+-- Columns without secrets: selecting url or options is a permission error.
+GRANT SELECT (name, options, created_at) ON nodes TO eventeum_reader;
+GRANT SELECT (name, kind, created_at) ON broadcasters TO eventeum_reader;
+-- The admin reads everything, secrets included, and changes it only through the functions.
+GRANT SELECT ON ALL TABLES IN SCHEMA eventeum TO eventeum_admin;
+
+DO $$
+DECLARE
+    admin_functions text[] := ARRAY['add_node', 'remove_node', 'add_filter', 'remove_filter',
+        'add_transaction_monitor', 'remove_transaction_monitor', 'add_broadcaster', 'remove_broadcaster',
+        'list_broadcasters', 'replay_dead_letters', 'create_consumer_group', 'publish'];
+    reader_functions text[] := ARRAY['list_filters', 'list_transaction_monitors', 'poll', 'ack',
+        'health', 'prometheus'];
+    f record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname = ANY (reader_functions) AS for_readers
+               FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'eventeum'::regnamespace
+                AND p.proname = ANY (admin_functions || reader_functions)
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp',
+                       f.signature);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f.signature,
+                       CASE WHEN f.for_readers THEN 'eventeum_reader' ELSE 'eventeum_admin' END);
+    END LOOP;
+END
+$$;

@@ -1,0 +1,187 @@
+//! The SQL API (backends, never the worker): the functions users call to
+//! configure nodes, filters, monitors and broadcasters. Each validates fully
+//! before it writes, and reports errors with a SQLSTATE (`crate::error`).
+//!
+//! - [`nodes`], [`filters`], [`monitors`], [`broadcasters`]: one file per object;
+//! - here: raising errors, existence checks, waking the worker at commit.
+//!
+//! `publish`, `poll`, `ack` and the views are plain SQL (`sql/`).
+
+mod broadcasters;
+mod filters;
+mod monitors;
+mod nodes;
+
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+use crate::error::{ApiError, ApiResult};
+use crate::spec::DEFAULT_NODE;
+
+/// Reports `error` as an SQL ERROR with its SQLSTATE. Never returns.
+pub(super) fn raise(error: ApiError) -> ! {
+    let code = match error.sqlstate() {
+        "22023" => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        "23505" => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+        "42704" => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        "2BP01" => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+        _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, error.to_string(), "eventeum");
+    if let Some(hint) = error.hint() {
+        report = report.set_hint(hint.to_string());
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+pub(super) fn or_raise<T>(result: ApiResult<T>) -> T {
+    result.unwrap_or_else(|e| raise(e))
+}
+
+pub(super) fn exists(sql: &str, key: &str) -> bool {
+    Spi::get_one_with_args::<bool>(sql, &[key.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+pub(super) fn node_exists(name: &str) -> bool {
+    exists(
+        "SELECT EXISTS (SELECT 1 FROM eventeum.nodes WHERE name = $1)",
+        name,
+    )
+}
+
+/// Raises 42704 unless `node` exists, with a hint on how to add it.
+pub(super) fn require_node(node: &str) {
+    if !node_exists(node) {
+        let hint = if node == DEFAULT_NODE {
+            "without a node name, \"default\" is used; add it with eventeum.add_node('default', url)"
+        } else {
+            "add it with eventeum.add_node(name, url)"
+        };
+        raise(ApiError::NotFound {
+            kind: "node",
+            name: node.to_string(),
+            hint: Some(hint.into()),
+        });
+    }
+}
+
+/// The caller's id, unless taken (23505), or a new UUID.
+pub(super) fn new_id(requested: Option<&str>, exists_sql: &str, kind: &'static str) -> String {
+    match requested {
+        Some(id) if exists(exists_sql, id) => raise(ApiError::Duplicate {
+            kind,
+            name: id.to_string(),
+        }),
+        Some(id) => id.to_string(),
+        None => Spi::get_one::<String>("SELECT gen_random_uuid()::text")
+            .ok()
+            .flatten()
+            .expect("gen_random_uuid returns a value"),
+    }
+}
+
+/// Raises 42704 for a named broadcaster that does not exist.
+pub(super) fn require_broadcasters(names: Option<&Vec<String>>) {
+    for name in names.into_iter().flatten() {
+        if !exists(
+            "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters WHERE name = $1)",
+            name,
+        ) {
+            raise(ApiError::not_found("broadcaster", name));
+        }
+    }
+}
+
+pub(super) fn warn_if_worker_absent() {
+    if !crate::worker_registered() {
+        pgrx::warning!(
+            "eventeum's background worker is not running: add eventeum to shared_preload_libraries and restart PostgreSQL"
+        );
+    }
+}
+
+/// Wakes the worker's relay when the calling transaction commits, so that
+/// what `publish()` wrote goes out within milliseconds instead of at the next
+/// poll. Once per transaction; nothing happens on rollback.
+#[pg_extern(volatile)]
+fn wake_relay_at_commit() {
+    wake_worker_at_commit();
+}
+
+/// Wakes the worker when the calling transaction commits: it reads the
+/// configuration and the outbox on every wake, so a new filter's backfill or
+/// a published message starts within milliseconds instead of at the next poll.
+/// Once per transaction; nothing happens on rollback.
+pub(super) fn wake_worker_at_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    if !crate::worker_registered() || ARMED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let worker = Spi::get_one::<i32>(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum' LIMIT 1",
+    )
+    .ok()
+    .flatten();
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+        ARMED.store(false, Ordering::Relaxed);
+        if let Some(pid) = worker {
+            // SIGUSR1 makes Postgres' own handler in the worker set its latch.
+            // SAFETY: kill(2) has no memory-safety preconditions; a pid that
+            // is gone by now makes it fail with ESRCH, which is harmless.
+            unsafe { libc::kill(pid, libc::SIGUSR1) };
+        }
+    });
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || {
+        ARMED.store(false, Ordering::Relaxed)
+    });
+}
+
+// `\df+` and GUI tools show these; the Rust doc comments above are for readers of the code.
+pgrx::extension_sql!(
+    r#"
+COMMENT ON FUNCTION add_node(text, text, jsonb) IS
+  'Registers an Ethereum node (http(s) or ws(s) url). options: Eventeum''s camelCase node properties (pollingInterval, numBlocksToWait, numBlocksToReplay, blockStrategy, ...); missing keys take Eventeum''s defaults. Returns the name.';
+COMMENT ON FUNCTION remove_node(text) IS
+  'Removes a node. Its filters must be removed first; its events stay.';
+COMMENT ON FUNCTION add_filter(jsonb) IS
+  'Adds a contract-event filter given as Eventeum''s REST body (id, contractAddress, eventSpecification, correlationIdStrategy) plus optional node and startBlock. Returns the filter id.';
+COMMENT ON FUNCTION add_filter(text, text, text, bigint, text) IS
+  'Adds a contract-event filter from a Solidity event signature, e.g. Transfer(address indexed from, address indexed to, uint256 value). Returns the filter id.';
+COMMENT ON FUNCTION remove_filter(text) IS
+  'Removes a contract-event filter. Events it stored stay.';
+COMMENT ON FUNCTION add_transaction_monitor(jsonb) IS
+  'Adds a transaction monitor given as Eventeum''s REST body (type HASH, FROM_ADDRESS or TO_ADDRESS; transactionIdentifierValue; nodeName; statuses; optional id). Returns the monitor id.';
+COMMENT ON FUNCTION add_broadcaster(text, text, jsonb) IS
+  'Adds a kafka, rabbitmq or http broadcaster; messages written from then on are relayed to it. Returns the name.';
+COMMENT ON FUNCTION remove_broadcaster(text) IS
+  'Removes a broadcaster or consumer group, and its undelivered messages.';
+COMMENT ON FUNCTION list_broadcasters() IS
+  'Every broadcaster and consumer group; passwords and URL credentials are hidden.';
+COMMENT ON FUNCTION wake_relay_at_commit() IS
+  'Internal: wakes the worker''s relay when the calling transaction commits (publish calls it).';
+COMMENT ON FUNCTION replay_dead_letters(text) IS
+  'Puts dead letters (of one broadcaster, or all) back in the outbox. Returns how many.';
+COMMENT ON FUNCTION remove_transaction_monitor(text) IS
+  'Removes a transaction monitor. Transactions it stored stay.';
+"#,
+    name = "function_comments",
+    requires = [
+        add_node,
+        remove_node,
+        add_filter_json,
+        add_filter_signature,
+        remove_filter,
+        add_transaction_monitor,
+        remove_transaction_monitor,
+        add_broadcaster,
+        remove_broadcaster,
+        list_broadcasters,
+        replay_dead_letters,
+        wake_relay_at_commit
+    ]
+);

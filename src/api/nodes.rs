@@ -1,0 +1,60 @@
+//! Nodes: `add_node`, `remove_node` (backends).
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use super::*;
+use crate::node::{validate_name, validate_url, NodeOptions};
+
+/// Registers an Ethereum node for the worker to follow.
+///
+/// `options` takes Eventeum's node properties in camelCase (pollingInterval,
+/// numBlocksToWait, blockStrategy, ...); missing keys take Eventeum's defaults.
+/// Returns the node name.
+#[pg_extern(volatile)]
+fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
+    or_raise(validate_name(name));
+    let options = or_raise(NodeOptions::from_json(&options.0));
+    let url = or_raise(validate_url(url, options.block_strategy));
+    if node_exists(name) {
+        raise(ApiError::Duplicate {
+            kind: "node",
+            name: name.to_string(),
+        });
+    }
+    let options = serde_json::to_value(&options).expect("node options serialize");
+    Spi::run_with_args(
+        "INSERT INTO eventeum.nodes (name, url, options) VALUES ($1, $2, $3)",
+        &[name.into(), url.as_str().into(), JsonB(options).into()],
+    )
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add node: {e}"));
+    warn_if_worker_absent();
+    wake_worker_at_commit();
+    name.to_string()
+}
+
+/// Removes a node. Its filters must be removed first; its events stay.
+#[pg_extern(volatile)]
+fn remove_node(name: &str) {
+    if !node_exists(name) {
+        raise(ApiError::not_found("node", name));
+    }
+    let users = Spi::get_one_with_args::<i64>(
+        "SELECT (SELECT count(*) FROM eventeum.contract_event_filters WHERE node = $1)
+              + (SELECT count(*) FROM eventeum.transaction_monitors WHERE node = $1)",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(0);
+    if users > 0 {
+        raise(ApiError::InUse {
+            kind: "node",
+            name: name.to_string(),
+            detail: format!("{users} filter(s) or transaction monitor(s) belong to it"),
+        });
+    }
+    Spi::run_with_args("DELETE FROM eventeum.nodes WHERE name = $1", &[name.into()])
+        .unwrap_or_else(|e| pgrx::error!("eventeum: cannot remove node: {e}"));
+    wake_worker_at_commit();
+}

@@ -1,0 +1,57 @@
+//! The store (main thread): where a decoded log becomes a row. Every
+//! function here runs on the worker's main thread, inside a transaction the
+//! caller opened.
+//!
+//! A step is applied in one transaction: event rows, status changes, their
+//! NOTIFYs, undecodable logs and the node's checkpoint commit together, or
+//! not at all. Inserts are idempotent on (filter, node, block hash, tx hash,
+//! log index), so replaying a range after a crash changes nothing.
+//!
+//! - [`snapshot`]: the configuration the followers work from;
+//! - [`step`]: a follower step, and the node's checkpoint and fork window;
+//! - [`events`]: contract-event rows (a log becomes a row here), confirmations;
+//! - [`copy`]: first-pass rows through Postgres' COPY;
+//! - [`rewind`]: a fork;
+//! - [`transactions`], [`blocks`]: monitored transactions and block events;
+//! - [`emit`]: NOTIFY and outbox rows for what a step changed;
+//! - [`outbox`]: batches for the relay and what it delivered;
+//! - [`counters`]: the metrics' counters.
+
+mod blocks;
+mod copy;
+mod counters;
+mod emit;
+mod events;
+mod outbox;
+mod rewind;
+mod snapshot;
+mod step;
+mod transactions;
+
+use pgrx::spi::SpiResult;
+
+pub use counters::{record_call_counts, render_pages};
+pub use outbox::{due_batches, prune_outbox, record_delivery};
+pub use rewind::apply_rewind;
+pub use snapshot::{config_version, installed_version, load_snapshot};
+pub use step::{apply_step, record_node_error};
+
+use blocks::*;
+use counters::*;
+use emit::*;
+use events::*;
+use transactions::*;
+
+pub(super) fn records_of<T: serde::de::DeserializeOwned>(
+    table: pgrx::spi::SpiTupleTable<'_>,
+) -> SpiResult<Vec<T>> {
+    let mut records = Vec::with_capacity(table.len());
+    for row in table {
+        let text: String = row.get(1)?.unwrap_or_default();
+        match serde_json::from_str::<T>(&text) {
+            Ok(record) => records.push(record),
+            Err(e) => pgrx::warning!("eventeum: cannot render a stored row: {e}"),
+        }
+    }
+    Ok(records)
+}

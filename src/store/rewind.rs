@@ -1,0 +1,117 @@
+//! A fork in one transaction: invalidate what the orphaned blocks held, move the checkpoint back (main thread).
+
+use std::collections::HashMap;
+
+use alloy::primitives::hex;
+use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
+use serde_json::json;
+
+use super::*;
+use crate::message::{Batch, ContractEventRecord, TransactionRecord};
+use crate::monitor::TransactionMonitor;
+use crate::protocol::{ConfigSnapshot, Rewind, StepAck};
+use crate::states::{EventStatus, MessageType};
+
+/// Applies a fork: events in the orphaned blocks above `ancestor` become
+/// INVALIDATED (never those in blocks the new chain still has), their hashes
+/// are forgotten and the checkpoint moves back to the ancestor.
+pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
+    Spi::connect_mut(|client| {
+        let canonical: Vec<String> = rewind.canonical.iter().map(hex::encode_prefixed).collect();
+        let orphaned_transactions = client.update(
+            "UPDATE eventeum.transaction_states t
+                SET status = 'INVALIDATED', invalidated_at_block = $4, updated_at = now(),
+                    reported = t.reported OR eventeum.monitor_wants(t.monitor_id, 'INVALIDATED')
+              WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
+                AND block_hash <> ALL ($3::text[])
+             RETURNING to_jsonb(t)::text",
+            None,
+            &[
+                rewind.node.as_str().into(),
+                (rewind.ancestor as i64).into(),
+                canonical.clone().into(),
+                (rewind.head as i64).into(),
+            ],
+        )?;
+        let orphaned_transactions = records_of::<TransactionRecord>(orphaned_transactions)?;
+        let monitors: HashMap<&str, &TransactionMonitor> = snapshot
+            .nodes
+            .get(&rewind.node)
+            .map(|n| {
+                n.monitors
+                    .iter()
+                    .map(|m| (m.id.as_str(), &m.monitor))
+                    .collect()
+            })
+            .unwrap_or_default();
+        emit(
+            client,
+            MessageType::Transaction,
+            transaction_payloads(&orphaned_transactions, &monitors).into(),
+        )?;
+        client.update(
+            "UPDATE eventeum.blocks SET status = 'INVALIDATED'
+              WHERE node = $1 AND number > $2 AND status = 'CANONICAL' AND hash <> ALL ($3::text[])",
+            None,
+            &[rewind.node.as_str().into(), (rewind.ancestor as i64).into(), canonical.clone().into()],
+        )?;
+        let invalidated = client.update(
+            "UPDATE eventeum.contract_events e
+                SET status = 'INVALIDATED', updated_at = now()
+              WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
+                AND block_hash <> ALL ($3::text[])
+             RETURNING to_jsonb(e)::text",
+            None,
+            &[
+                rewind.node.as_str().into(),
+                (rewind.ancestor as i64).into(),
+                canonical.into(),
+            ],
+        )?;
+        let mut rows = records_of::<ContractEventRecord>(invalidated)?;
+        rows.sort_by_key(|r| (r.block_number, r.log_index));
+        let count = rows.len();
+        count_events(client, &rewind.node, EventStatus::Invalidated, count)?;
+        let messages: Batch = rows.iter().map(ContractEventRecord::outgoing).collect();
+        let messages = match snapshot.nodes.get(&rewind.node) {
+            Some(node) => with_filter_targets(messages, node),
+            None => messages,
+        };
+        emit(client, MessageType::ContractEvent, messages)?;
+        client.update(
+            "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND number > $2",
+            None,
+            &[rewind.node.as_str().into(), (rewind.ancestor as i64).into()],
+        )?;
+        let mut report = format!(
+            "fork above block {}: {count} event(s) invalidated",
+            rewind.ancestor
+        );
+        if rewind.deeper_than_window {
+            report.push_str(
+                "; the reorg was deeper than the fork window, so older blocks were assumed final \
+                 (raise numBlocksToReplay or numBlocksToWait to widen the window)",
+            );
+        }
+        client.update(
+            "UPDATE eventeum.node_state
+                SET latest_block = $2, current_block = $3, last_reorg = $4, last_reorg_at = now(), updated_at = now()
+              WHERE node = $1",
+            None,
+            &[
+                rewind.node.as_str().into(),
+                (rewind.ancestor as i64).into(),
+                (rewind.head as i64).into(),
+                report.as_str().into(),
+            ],
+        )?;
+        add_to_counter(client, "reorgs", json!({"node": rewind.node}), 1.0)?;
+        if rewind.deeper_than_window {
+            pgrx::warning!("eventeum: node \"{}\": {report}", rewind.node);
+        } else {
+            pgrx::log!("eventeum: node \"{}\": {report}", rewind.node);
+        }
+        Ok(StepAck::Committed)
+    })
+}

@@ -1,0 +1,183 @@
+//! The configuration snapshot the followers work from, read in one transaction (main thread).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+use serde_json::Value;
+
+use crate::broadcast::BroadcasterKind;
+use crate::monitor::TransactionMonitor;
+use crate::node::NodeOptions;
+use crate::protocol::{
+    Backfill, BroadcasterConfig, ConfigSnapshot, FilterConfig, MonitorConfig, NodeConfig,
+};
+use crate::spec::FilterDefinition;
+
+/// The installed version of the extension, or None when it is not installed.
+pub fn installed_version() -> SpiResult<Option<String>> {
+    Spi::get_one(
+        "SELECT (SELECT extversion::text FROM pg_catalog.pg_extension WHERE extname = 'eventeum')",
+    )
+}
+
+/// `eventeum.config_version`, or None when the extension is not installed.
+pub fn config_version() -> SpiResult<Option<i64>> {
+    let installed =
+        Spi::get_one::<bool>("SELECT to_regclass('eventeum.config_version') IS NOT NULL")?
+            .unwrap_or(false);
+    if !installed {
+        return Ok(None);
+    }
+    Spi::get_one::<i64>("SELECT version FROM eventeum.config_version")
+}
+
+/// Reads nodes, checkpoints and filters into one snapshot.
+pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
+    Spi::connect(|client| {
+        let version = client
+            .select("SELECT version FROM eventeum.config_version", None, &[])?
+            .first()
+            .get_one::<i64>()?
+            .unwrap_or(0);
+        let mut nodes = BTreeMap::new();
+        let rows = client.select(
+            "SELECT n.name, n.url, n.options::text, s.latest_block
+               FROM eventeum.nodes n LEFT JOIN eventeum.node_state s ON s.node = n.name",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let options_text: String = row.get(3)?.unwrap_or_default();
+            let options = serde_json::from_str::<Value>(&options_text)
+                .ok()
+                .and_then(|v| NodeOptions::from_json(&v).ok());
+            let Some(options) = options else {
+                pgrx::warning!("eventeum: node \"{name}\" has invalid options; not following it");
+                continue;
+            };
+            let node = NodeConfig {
+                name: name.clone(),
+                url: row.get(2)?.unwrap_or_default(),
+                options,
+                checkpoint: row.get::<i64>(4)?.and_then(|b| u64::try_from(b).ok()),
+                recent_blocks: BTreeMap::new(),
+                filters: vec![],
+                monitors: vec![],
+            };
+            nodes.insert(name, node);
+        }
+        let rows = client.select(
+            "SELECT node, number, hash FROM eventeum.recent_blocks",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let node: String = row.get(1)?.unwrap_or_default();
+            let number: i64 = row.get(2)?.unwrap_or_default();
+            let hash: String = row.get(3)?.unwrap_or_default();
+            if let (Some(node), Ok(hash)) = (nodes.get_mut(&node), hash.parse()) {
+                node.recent_blocks.insert(number as u64, hash);
+            }
+        }
+        let mut backfills = std::collections::HashMap::new();
+        let rows = client.select(
+            "SELECT filter_id, from_block, to_block, current_block FROM eventeum.filter_backfill",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let id: String = row.get(1)?.unwrap_or_default();
+            let [from, to, current] =
+                [2, 3, 4].map(|i| row.get::<i64>(i).ok().flatten().unwrap_or(0) as u64);
+            backfills.insert(id, Backfill { from, to, current });
+        }
+        for (id, added_at, definition) in definitions(
+            client,
+            "contract_event_filters",
+            "filter",
+            FilterDefinition::from_json,
+        )? {
+            if let Some(node) = nodes.get_mut(&definition.node) {
+                let topic0 = definition.specification.topic0();
+                let backfill = backfills.get(&id).copied();
+                node.filters.push(Arc::new(FilterConfig {
+                    id,
+                    definition,
+                    topic0,
+                    added_at,
+                    backfill,
+                }));
+            }
+        }
+        for (id, _, monitor) in definitions(
+            client,
+            "transaction_monitors",
+            "transaction monitor",
+            TransactionMonitor::from_json,
+        )? {
+            if let Some(node) = nodes.get_mut(&monitor.node) {
+                node.monitors.push(Arc::new(MonitorConfig { id, monitor }));
+            }
+        }
+        let mut broadcasters = Vec::new();
+        let rows = client.select(
+            "SELECT name, kind, options::text FROM eventeum.broadcasters WHERE kind <> 'group' ORDER BY name",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let kind: String = row.get(2)?.unwrap_or_default();
+            let options: Value = serde_json::from_str(&row.get::<String>(3)?.unwrap_or_default())
+                .unwrap_or_default();
+            if let Ok(kind) = BroadcasterKind::parse(&kind) {
+                broadcasters.push(BroadcasterConfig {
+                    name,
+                    kind,
+                    options,
+                });
+            }
+        }
+        Ok(ConfigSnapshot {
+            version,
+            bytes_to_ascii,
+            nodes,
+            broadcasters,
+        })
+    })
+}
+
+/// The `definition` column of a configuration table, parsed; a definition
+/// that no longer parses is skipped with a WARNING rather than stopping the worker.
+pub(super) fn definitions<T>(
+    client: &SpiClient<'_>,
+    table: &str,
+    what: &str,
+    parse: fn(&Value) -> crate::error::ApiResult<T>,
+) -> SpiResult<Vec<(String, i64, T)>> {
+    let rows = client.select(
+        &format!(
+            "SELECT id, definition::text, (extract(epoch FROM created_at) * 1000000)::int8
+               FROM eventeum.{table} ORDER BY created_at, id"
+        ),
+        None,
+        &[],
+    )?;
+    let mut parsed = Vec::new();
+    for row in rows {
+        let id: String = row.get(1)?.unwrap_or_default();
+        let text: String = row.get(2)?.unwrap_or_default();
+        let added_at: i64 = row.get(3)?.unwrap_or_default();
+        let definition = serde_json::from_str::<Value>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|v| parse(&v).map_err(|e| e.to_string()));
+        match definition {
+            Ok(definition) => parsed.push((id, added_at, definition)),
+            Err(e) => pgrx::warning!("eventeum: {what} \"{id}\" is invalid and is skipped: {e}"),
+        }
+    }
+    Ok(parsed)
+}

@@ -1,0 +1,177 @@
+//! A follower step in one transaction: its rows, messages, fork window and checkpoint (main thread).
+
+use alloy::primitives::hex;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::protocol::{Backfill, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind};
+use crate::states::{MessageType, NodeStatus};
+
+/// Applies one follower step. Returns `Stale` without writing anything when
+/// the configuration changed after the step was fetched.
+pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
+    let Some(node) = snapshot.nodes.get(&step.node) else {
+        return Ok(StepAck::Stale);
+    };
+    Spi::connect_mut(|client| {
+        let version = client
+            .select("SELECT version FROM eventeum.config_version", None, &[])?
+            .first()
+            .get_one::<i64>()?;
+        if version != Some(step.config_version) || snapshot.version != step.config_version {
+            return Ok(StepAck::Stale);
+        }
+        if let StepKind::Backfill { filter_id, .. } = &step.kind {
+            // Pieces of a backfill may be in flight together: each must extend
+            // the committed backfill (or overlap it), never leave a gap.
+            let extended = client.update(
+                "UPDATE eventeum.filter_backfill
+                    SET current_block = greatest(current_block, $3), updated_at = now()
+                  WHERE filter_id = $1 AND current_block >= $2 - 1
+                 RETURNING 1",
+                None,
+                &[
+                    filter_id.as_str().into(),
+                    (step.from as i64).into(),
+                    (step.to as i64).into(),
+                ],
+            )?;
+            if extended.is_empty() {
+                return Ok(StepAck::Stale);
+            }
+        }
+        if step.prepared.len() > 10_000 {
+            // Keep the large step's arrays and sorts in memory instead of temp files.
+            client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
+        }
+        let wait = node.options.num_blocks_to_wait;
+        let mut messages = insert_events(client, step)?;
+        messages.append(confirm_events(client, &step.node, step.tip(), wait)?.into());
+        emit(
+            client,
+            MessageType::ContractEvent,
+            with_filter_targets(messages, node),
+        )?;
+        insert_undecodable(client, step)?;
+        match &step.kind {
+            StepKind::Live {
+                headers,
+                new_backfills,
+                blocks,
+                transactions,
+            } => {
+                let payloads = store_transactions(client, step, node, transactions)?;
+                emit(client, MessageType::Transaction, payloads.into())?;
+                let payloads = store_blocks(client, &step.node, blocks)?;
+                emit(client, MessageType::Block, payloads.into())?;
+                remember_blocks(
+                    client,
+                    &step.node,
+                    headers,
+                    step.to,
+                    node.options.fork_window(),
+                )?;
+                start_backfills(client, &step.node, new_backfills)?;
+                client.update(
+                    "INSERT INTO eventeum.node_state AS s (node, latest_block, current_block, status, last_error, updated_at)
+                     VALUES ($1, $2, $3, $4, NULL, now())
+                     ON CONFLICT (node) DO UPDATE
+                        SET latest_block = EXCLUDED.latest_block, current_block = EXCLUDED.current_block,
+                            status = EXCLUDED.status, last_error = NULL, updated_at = now()",
+                    None,
+                    &[
+                        step.node.as_str().into(),
+                        (step.to as i64).into(),
+                        (step.head as i64).into(),
+                        if step.subscribed {
+                            NodeStatus::Subscribed
+                        } else {
+                            NodeStatus::Connected
+                        }
+                        .as_str()
+                        .into(),
+                    ],
+                )?;
+            }
+            StepKind::Backfill { .. } => {} // its checkpoint moved first
+        }
+        Ok(StepAck::Committed)
+    })
+}
+
+/// Remembers the step's block hashes for fork checks, and forgets those that
+/// fell out of the window.
+pub(super) fn remember_blocks(
+    client: &mut SpiClient<'_>,
+    node: &str,
+    headers: &[BlockHeader],
+    to: u64,
+    window: u64,
+) -> SpiResult<()> {
+    if !headers.is_empty() {
+        let rows: Vec<Value> = headers
+            .iter()
+            .map(|h| {
+                json!({"number": h.number, "hash": hex::encode_prefixed(h.hash),
+                       "parent_hash": hex::encode_prefixed(h.parent_hash)})
+            })
+            .collect();
+        client.update(
+            "INSERT INTO eventeum.recent_blocks (node, number, hash, parent_hash)
+             SELECT $1, r.number, r.hash, r.parent_hash
+               FROM jsonb_to_recordset($2::text::jsonb) AS r(number bigint, hash text, parent_hash text)
+             ON CONFLICT (node, number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash",
+            None,
+            &[node.into(), Value::Array(rows).to_string().into()],
+        )?;
+    }
+    client.update(
+        "DELETE FROM eventeum.recent_blocks WHERE node = $1 AND (number < $2 OR number > $3)",
+        None,
+        &[
+            node.into(),
+            (to.saturating_sub(window) as i64).into(),
+            (to as i64).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records where the backfill of each filter live following took over ends.
+pub(super) fn start_backfills(
+    client: &mut SpiClient<'_>,
+    node: &str,
+    backfills: &[(String, Backfill)],
+) -> SpiResult<()> {
+    for (filter_id, b) in backfills {
+        client.update(
+            "INSERT INTO eventeum.filter_backfill (filter_id, node, from_block, to_block, current_block)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (filter_id) DO NOTHING",
+            None,
+            &[
+                filter_id.as_str().into(),
+                node.into(),
+                (b.from as i64).into(),
+                (b.to as i64).into(),
+                (b.current as i64).into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Records that a node failed to answer; the checkpoint stays where it is.
+pub fn record_node_error(node: &str, error: &str) -> SpiResult<()> {
+    Spi::connect_mut(|client| {
+        client.update(
+            "INSERT INTO eventeum.node_state AS s (node, status, last_error, updated_at)
+             SELECT name, 'DOWN', $2, now() FROM eventeum.nodes WHERE name = $1
+             ON CONFLICT (node) DO UPDATE SET status = 'DOWN', last_error = $2, updated_at = now()",
+            None,
+            &[node.into(), error.into()],
+        )?;
+        Ok(())
+    })
+}

@@ -1,0 +1,201 @@
+//! The background worker's main thread: the only thread that touches Postgres.
+//!
+//! Each turn of the loop it (1) republishes the configuration when
+//! `config_version` moved, (2) applies the steps the followers sent, one
+//! short transaction each, acknowledging each after it committed, (3) hands
+//! due outbox batches to the relay ([`outbox`]), and (4) writes metrics
+//! ([`metrics`]). Network work happens on the tokio runtime it owns
+//! ([`runtime`]); the two talk over bounded channels.
+
+mod heap;
+mod metrics;
+mod outbox;
+mod runtime;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
+use pgrx::prelude::*;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch};
+
+use self::heap::Heap;
+use self::metrics::Metrics;
+use self::outbox::Outbox;
+use self::runtime::{build_runtime, shutdown};
+use crate::discard;
+use crate::follow;
+use crate::guc;
+use crate::limits::{EXTENSION_POLL, FOLLOWER_QUEUE, LARGE_STEP, RELAY_QUEUE, TICK};
+use crate::protocol::{ChainStep, ConfigSnapshot, FollowerMessage, StepAck};
+use crate::relay;
+use crate::store;
+
+pub use crate::limits::RESTART_DELAY;
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn eventeum_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    init_tracing();
+    let database = guc::database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    log!("eventeum worker started for database \"{database}\"");
+    run();
+    // Exit non-zero so that the postmaster restarts us unless it is shutting down:
+    // a worker that exits 0 is never restarted.
+    // SAFETY: the worker's own exit, on its main thread, outside any
+    // transaction; proc_exit runs Postgres' exit callbacks and does not return.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Returns when Postgres asks us to stop, or when the extension disappears.
+fn run() {
+    if !wait_for_extension() {
+        return;
+    }
+    let runtime = match build_runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            pgrx::warning!("eventeum: cannot start the tokio runtime: {e}");
+            return;
+        }
+    };
+    discard::start(&runtime);
+    // COPY reads binary text fields in the client encoding; ours are UTF-8.
+    if let Err(e) = BackgroundWorker::transaction(|| Spi::run("SET client_encoding = 'UTF8'")) {
+        pgrx::error!("eventeum: cannot set the worker's client encoding: {e}");
+    }
+    let mut snapshot = Arc::new(load_snapshot());
+    let (config_tx, config_rx) = watch::channel(snapshot.clone());
+    let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
+    runtime.spawn(follow::supervise(config_rx.clone(), to_main));
+    let (publish_tx, publish_rx) = mpsc::channel(RELAY_QUEUE);
+    let (delivery_tx, delivery_rx) = mpsc::channel(RELAY_QUEUE);
+    runtime.spawn(relay::run(publish_rx, delivery_tx, config_rx));
+    let mut outbox = Outbox::new(publish_tx, delivery_rx);
+    let mut metrics = Metrics::new();
+    let mut heap = Heap::steady();
+    let mut reload = false;
+
+    while BackgroundWorker::wait_latch(Some(TICK)) {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: main thread, between transactions, as Postgres' own
+            // processes do on SIGHUP.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            reload = true; // bytes_to_ascii may have changed
+        }
+        // Every wake compares the version (one index read): the API wakes the
+        // worker when a change commits, so a new filter's backfill starts at
+        // once; a change made straight in the tables is seen within a tick.
+        match BackgroundWorker::transaction(store::config_version) {
+            Ok(Some(current)) if reload || current != snapshot.version => {
+                snapshot = Arc::new(load_snapshot());
+                config_tx.send_replace(snapshot.clone());
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                log!("eventeum: the extension was dropped; the worker restarts and waits for it");
+                break;
+            }
+            Err(e) => pgrx::error!("eventeum: cannot read the configuration version: {e}"),
+        }
+        reload = false;
+        loop {
+            match from_followers.try_recv() {
+                Ok(FollowerMessage::Step(mut step)) => {
+                    if step.prepared.len() >= LARGE_STEP {
+                        heap.large_step();
+                    }
+                    let ack = apply(&mut step, &snapshot);
+                    if ack == StepAck::Stale {
+                        // Publish the new configuration before the follower retries.
+                        snapshot = Arc::new(load_snapshot());
+                        config_tx.send_replace(snapshot.clone());
+                    }
+                    let _ = step.ack.send(ack);
+                }
+                Ok(FollowerMessage::Rewind(rewind)) => {
+                    let ack = BackgroundWorker::transaction(AssertUnwindSafe(|| {
+                        store::apply_rewind(&rewind, &snapshot)
+                    }))
+                    .unwrap_or_else(|e| {
+                        pgrx::error!("eventeum: cannot rewind node \"{}\": {e}", rewind.node)
+                    });
+                    let _ = rewind.ack.send(ack);
+                }
+                Ok(FollowerMessage::NodeError { node, error }) => {
+                    if let Err(e) =
+                        BackgroundWorker::transaction(|| store::record_node_error(&node, &error))
+                    {
+                        pgrx::warning!("eventeum: cannot record the error of node \"{node}\": {e}");
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    pgrx::warning!(
+                        "eventeum: the follower supervisor stopped; restarting the worker"
+                    );
+                    return shutdown(runtime, config_tx);
+                }
+            }
+        }
+        heap.tick();
+        outbox.relay(&snapshot);
+        metrics.tick(&runtime);
+    }
+    shutdown(runtime, config_tx);
+}
+
+fn apply(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
+    // The step holds its ack channel, which is not UnwindSafe; an ERROR ends the worker anyway.
+    BackgroundWorker::transaction(AssertUnwindSafe(|| store::apply_step(step, snapshot)))
+        .unwrap_or_else(|e| {
+            pgrx::error!(
+                "eventeum: cannot store blocks {}..={} of node \"{}\": {e}",
+                step.from,
+                step.to,
+                step.node
+            )
+        })
+}
+
+fn load_snapshot() -> ConfigSnapshot {
+    let bytes_to_ascii = guc::BYTES_TO_ASCII.get();
+    BackgroundWorker::transaction(|| store::load_snapshot(bytes_to_ascii))
+        .unwrap_or_else(|e| pgrx::error!("eventeum: cannot load the configuration: {e}"))
+}
+
+/// Waits until `CREATE EXTENSION eventeum` has run, at this library's
+/// version; false when asked to stop.
+fn wait_for_extension() -> bool {
+    const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
+    let mut warned = false;
+    loop {
+        match BackgroundWorker::transaction(store::installed_version) {
+            Ok(Some(version)) if version == LIBRARY_VERSION => return true,
+            Ok(Some(version)) if !warned => {
+                warned = true;
+                pgrx::warning!(
+                    "eventeum: the schema is at version {version} but the library is {LIBRARY_VERSION}; \
+                     the worker waits for ALTER EXTENSION eventeum UPDATE"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => pgrx::warning!("eventeum: cannot look for the extension: {e}"),
+        }
+        if !BackgroundWorker::wait_latch(Some(EXTENSION_POLL)) {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The main thread's half of delivery: due outbox batches to the relay,
+//! deliveries back into the outbox.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use pgrx::bgworkers::BackgroundWorker;
+use tokio::sync::mpsc;
+
+use crate::guc;
+use crate::limits::{BATCHES_IN_FLIGHT, PRUNE_EVERY, RELAY_BATCH};
+use crate::protocol::{BroadcasterConfig, ConfigSnapshot, Delivery, Publish};
+use crate::store;
+
+/// The main thread's half of delivery: hands due outbox batches to the relay
+/// and records what the brokers acknowledged. A broadcaster has up to
+/// [`BATCHES_IN_FLIGHT`] batches in flight, in outbox order: the next is read
+/// and queued while the broker takes the last. After a failure the relay skips
+/// the batch behind it, and nothing new is sent until both are back, so the
+/// next batch starts at the failed message.
+pub(super) struct Outbox {
+    publish: mpsc::Sender<Publish>,
+    deliveries: mpsc::Receiver<Delivery>,
+    in_flight: HashMap<String, BatchesInFlight>,
+    last_prune: Instant,
+}
+
+struct BatchesInFlight {
+    count: usize,
+    /// The outbox id the newest batch ends with.
+    last_id: i64,
+    /// One of them failed (or was skipped): wait for the rest before reading more.
+    halted: bool,
+}
+
+impl Outbox {
+    pub fn new(publish: mpsc::Sender<Publish>, deliveries: mpsc::Receiver<Delivery>) -> Self {
+        Outbox {
+            publish,
+            deliveries,
+            in_flight: HashMap::new(),
+            last_prune: Instant::now(),
+        }
+    }
+
+    pub fn relay(&mut self, snapshot: &ConfigSnapshot) {
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            if let Some(batches) = self.in_flight.get_mut(&delivery.broadcaster) {
+                batches.count -= 1;
+                batches.halted |= delivery.failure.is_some() || delivery.skipped;
+                if batches.count == 0 {
+                    self.in_flight.remove(&delivery.broadcaster);
+                }
+            }
+            if delivery.skipped {
+                continue;
+            }
+            if let Err(e) = BackgroundWorker::transaction(|| store::record_delivery(&delivery)) {
+                pgrx::error!(
+                    "eventeum: cannot record deliveries to \"{}\": {e}",
+                    delivery.broadcaster
+                );
+            }
+        }
+        // Each broadcaster with room for a batch, and the id its next batch starts after.
+        let ready: Vec<(&BroadcasterConfig, Option<i64>)> = snapshot
+            .broadcasters
+            .iter()
+            .filter_map(|b| match self.in_flight.get(&b.name) {
+                None => Some((b, None)),
+                Some(f) if !f.halted && f.count < BATCHES_IN_FLIGHT => Some((b, Some(f.last_id))),
+                Some(_) => None,
+            })
+            .collect();
+        if !ready.is_empty() {
+            let batches = BackgroundWorker::transaction(|| store::due_batches(&ready, RELAY_BATCH))
+                .unwrap_or_else(|e| pgrx::error!("eventeum: cannot read the outbox: {e}"));
+            for batch in batches {
+                let name = batch.broadcaster.clone();
+                let last_id = batch.messages.last().map_or(0, |m| m.id);
+                if self.publish.try_send(batch).is_ok() {
+                    let batches = self.in_flight.entry(name).or_insert(BatchesInFlight {
+                        count: 0,
+                        last_id,
+                        halted: false,
+                    });
+                    batches.count += 1;
+                    batches.last_id = last_id;
+                }
+            }
+        }
+        if self.last_prune.elapsed() >= PRUNE_EVERY {
+            self.last_prune = Instant::now();
+            let retention = guc::OUTBOX_RETENTION.get();
+            if let Err(e) = BackgroundWorker::transaction(|| store::prune_outbox(retention)) {
+                pgrx::warning!("eventeum: cannot prune the outbox: {e}");
+            }
+        }
+    }
+}
