@@ -2,7 +2,6 @@
 
 import json
 import socket
-import time
 
 import pytest
 from conftest import wait_caught_up
@@ -87,13 +86,18 @@ def test_a_hung_broker_holds_back_only_its_own_messages(db, receiver):
     another broadcaster's messages still go out at once."""
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
-    hung.listen(16)  # connections complete, nothing is ever read or answered
+    hung.listen(16)  # connections complete, requests are read, nothing is answered
+    hung.settimeout(10)
     hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/hung"
     for name, url in (("hung", hung_url), ("alive", receiver.url + "/alive")):
         db.execute("SELECT eventeum.add_broadcaster(%s, 'http', %s)", (name, json.dumps({"contractEventsUrl": url})))
+    inside = None
     try:
         db.execute("SELECT eventeum.publish(%s, 'k', '{\"to\": \"hung\"}', 'hung')", (hung_url,))
-        time.sleep(0.5)  # the relay is now inside the hung request
+        # The relay is inside the hung request once its POST has arrived.
+        inside, _ = hung.accept()
+        inside.settimeout(10)
+        assert inside.recv(4096, socket.MSG_PEEK).startswith(b"POST /hung")
         db.execute("SELECT eventeum.publish(%s, 'k', '{\"to\": \"alive\"}', 'alive')", (receiver.url + "/alive",))
         got = wait_until(lambda: [r for r in receiver.accepted() if r["path"] == "/alive"], timeout=10,
                          what="the live broadcaster's message while the other hangs")
@@ -104,3 +108,5 @@ def test_a_hung_broker_holds_back_only_its_own_messages(db, receiver):
         db.execute("SELECT eventeum.remove_broadcaster('hung')")
         db.execute("SELECT eventeum.remove_broadcaster('alive')")
         hung.close()
+        if inside is not None:
+            inside.close()

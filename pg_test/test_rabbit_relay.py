@@ -75,13 +75,18 @@ def test_messages_reach_rabbitmq_in_order_through_an_outage(db, emitter, exchang
         try:
             second = emitter.call("burst(uint256)", 5)
             wait_caught_up(db, "default", int(second["blockNumber"], 16))
-            # The relay tries, fails and records it: the first of the five is
-            # retried (the rest wait behind it, in order), and none is delivered.
-            wait_until(lambda: db.execute(
-                "SELECT count(*) FILTER (WHERE attempts > 0), count(*) FILTER (WHERE delivered_at IS NULL) "
-                "FROM eventeum.outbox WHERE broadcaster = 'rabbit' AND type = 'CONTRACT_EVENT' "
-                "AND payload -> 'details' ->> 'transactionHash' = %s", (second["transactionHash"],)
-            ).fetchone() == (1, 5), timeout=30, what="failed attempts while RabbitMQ is down")
+            # The relay tries, fails and records it: the oldest pending message
+            # (one of these five, or a block event before them) is retried and
+            # the rest wait behind it, in order; none of the five is delivered.
+            def tried_and_held():
+                oldest = db.execute(
+                    "SELECT o.attempts FROM eventeum.outbox_pending q JOIN eventeum.outbox o ON o.id = q.id "
+                    "WHERE q.broadcaster = 'rabbit' ORDER BY q.id LIMIT 1").fetchone()
+                held = db.execute(
+                    "SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'rabbit' AND delivered_at IS NULL "
+                    "AND payload -> 'details' ->> 'transactionHash' = %s", (second["transactionHash"],)).fetchone()[0]
+                return oldest is not None and oldest[0] > 0 and held == 5
+            wait_until(tried_and_held, timeout=30, what="failed attempts while RabbitMQ is down")
             assert "RabbitMQ" in db.execute("SELECT last_error FROM eventeum.broadcaster_state "
                                             "WHERE broadcaster = 'rabbit'").fetchone()[0]
         finally:

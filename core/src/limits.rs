@@ -78,6 +78,11 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub const METRICS_EVERY: Duration = Duration::from_secs(1);
 /// Steps with at least this many events allocate megabytes at a time.
 pub const LARGE_STEP: usize = 5_000;
+/// Steps with more events than this get [`LARGE_STEP_WORK_MEM`], so that
+/// their arrays and sorts stay in memory instead of temp files.
+pub const LARGE_STEP_EVENTS: usize = 10_000;
+/// `work_mem` for the transaction of a step above [`LARGE_STEP_EVENTS`].
+pub const LARGE_STEP_WORK_MEM: &str = "256MB";
 /// How long after the last large step the heap stays in bulk mode.
 pub const BULK_LINGER: Duration = Duration::from_secs(1);
 /// How often freed memory is handed back to the system while following live.

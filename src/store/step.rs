@@ -6,6 +6,7 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::limits::{LARGE_STEP_EVENTS, LARGE_STEP_WORK_MEM};
 use crate::protocol::{Backfill, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind};
 use crate::states::{MessageType, NodeStatus};
 
@@ -42,9 +43,13 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                 return Ok(StepAck::Stale);
             }
         }
-        if step.prepared.len() > 10_000 {
+        if step.prepared.len() > LARGE_STEP_EVENTS {
             // Keep the large step's arrays and sorts in memory instead of temp files.
-            client.update("SET LOCAL work_mem = '256MB'", None, &[])?;
+            client.select(
+                "SELECT set_config('work_mem', $1, true)",
+                None,
+                &[LARGE_STEP_WORK_MEM.into()],
+            )?;
         }
         let wait = node.options.num_blocks_to_wait;
         let mut messages = insert_events(client, step)?;
