@@ -1,4 +1,5 @@
-//! Settings (GUCs). Read only on Postgres threads.
+//! Settings (GUCs; postmaster, backends and the worker's main thread). Read
+//! only on Postgres threads.
 
 use std::ffi::CString;
 

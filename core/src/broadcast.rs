@@ -1,5 +1,6 @@
-//! Broadcasters: where outbox messages go (Kafka, RabbitMQ, HTTP), and SQL
-//! consumer groups. Options are validated here; secrets never leave `list`.
+//! Broadcasters (validation for the SQL API; any thread): where outbox messages
+//! go (Kafka, RabbitMQ, HTTP), and SQL consumer groups. Options are validated
+//! here; secrets never leave `list`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,5 +1,6 @@
-//! Decoding: a raw log and a filter's specification become Eventeum's typed
-//! parameter lists, with alloy's dynamic ABI doing the ABI work.
+//! Decoding (stage: decode; any thread, called on tokio): a raw log and a
+//! filter's specification become Eventeum's typed parameter lists, with
+//! alloy's dynamic ABI doing the ABI work.
 
 use alloy::dyn_abi::{DynSolType, DynSolValue};
 use alloy::primitives::{hex, B256};

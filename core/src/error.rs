@@ -1,4 +1,5 @@
-//! The typed errors of the SQL surface, each with the SQLSTATE a client sees.
+//! Errors (SQL API; any thread): the typed errors of the SQL surface, each with
+//! the SQLSTATE a client sees.
 //!
 //! Kept free of pgrx so that the parsers that produce them can be tested
 //! without a database; `api` turns them into `ereport(ERROR)`.

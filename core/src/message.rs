@@ -1,5 +1,6 @@
-//! Eventeum's message JSON, rendered in this one place for every channel:
-//! NOTIFY now, the outbox and brokers later.
+//! Messages (stage: rendering; any thread): Eventeum's message JSON, rendered
+//! in this one place for every channel: NOTIFY now, the outbox and brokers
+//! later.
 
 use std::ffi::CStr;
 use std::fmt::Write;

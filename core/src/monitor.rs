@@ -1,5 +1,6 @@
-//! Transaction monitors as Eventeum defines them: match transactions by hash,
-//! sender or recipient, and report the statuses asked for.
+//! Transaction monitors (validation for the SQL API; any thread), as
+//! Eventeum defines them: match transactions by hash, sender or recipient,
+//! and report the statuses asked for.
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,5 @@
-//! Node definitions: the URL and Eventeum's per-node options, validated.
+//! Node definitions (validation for the SQL API; any thread): the URL and
+//! Eventeum's per-node options, validated.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

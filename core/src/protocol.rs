@@ -1,5 +1,6 @@
-//! The messages between the worker's main thread (Postgres) and the tokio
-//! threads (network). This file is the whole contract between the two halves.
+//! The channel types (any thread): the messages between the worker's main
+//! thread (Postgres) and the tokio threads (network). This file is the whole
+//! contract between the two halves.
 //!
 //! ```text
 //!  main thread                                     tokio

@@ -1,6 +1,7 @@
-//! Secrets out of sight: node URLs often carry API keys (in the user info, a
-//! long path segment or the query) and broker options carry passwords. What
-//! lists, logs, error messages and status rows show goes through here.
+//! Redaction (any thread): secrets out of sight. Node URLs often carry API
+//! keys (in the user info, a long path segment or the query) and broker
+//! options carry passwords. What lists, logs, error messages and status rows
+//! show goes through here.
 
 use serde_json::{json, Value};
 

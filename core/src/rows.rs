@@ -1,5 +1,5 @@
-//! Contract-event rows as the store writes them, built before a step reaches
-//! the main thread.
+//! Rows (stage: rows; tokio): contract-event rows as the store writes them,
+//! built before a step reaches the main thread.
 //!
 //! The main thread is the pipeline's one serial stage: it owns Postgres. What
 //! needs no Postgres is done on the tokio side, while the main thread commits

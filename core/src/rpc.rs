@@ -1,5 +1,5 @@
-//! Node RPC: the few JSON-RPC calls the follower makes, each with a deadline.
-//! Runs on tokio threads only.
+//! Node RPC (stage: node RPC; tokio): the few JSON-RPC calls the follower
+//! makes, each with a deadline. Runs on tokio threads only.
 
 use std::collections::BTreeMap;
 use std::future::{Future, IntoFuture};

@@ -1,5 +1,6 @@
-//! Contract-event filters as Eventeum defines them: parameter types, event
-//! specifications, correlation-id strategies, and their validation.
+//! Contract-event filters (validation for the SQL API; any thread), as
+//! Eventeum defines them: parameter types, event specifications,
+//! correlation-id strategies, and their validation.
 //!
 //! A filter arrives either as Eventeum's REST body (`add_filter(jsonb)`) or as
 //! a human-readable Solidity signature; both end as one [`FilterDefinition`].

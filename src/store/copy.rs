@@ -1,4 +1,5 @@
-//! Bulk rows through Postgres' own COPY FROM, fed from memory.
+//! Bulk rows through Postgres' own COPY FROM, fed from memory (store; main
+//! thread).
 //!
 //! A backfill piece of 10,000 events written with `INSERT ... SELECT FROM
 //! unnest(...)` costs nearly twice what COPY does: fifteen arrays are built,
