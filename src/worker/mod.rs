@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
+use pgrx::spi::SpiResult;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
@@ -126,12 +127,10 @@ fn run() {
                     let _ = step.ack.send(ack);
                 }
                 Ok(FollowerMessage::Rewind(rewind)) => {
-                    let ack = BackgroundWorker::transaction(AssertUnwindSafe(|| {
-                        store::apply_rewind(&rewind, &snapshot)
-                    }))
-                    .unwrap_or_else(|e| {
-                        pgrx::error!("eventeum: cannot rewind node \"{}\": {e}", rewind.node)
-                    });
+                    let ack = commit_or_abort(
+                        || format!("cannot rewind node \"{}\"", rewind.node),
+                        || store::apply_rewind(&rewind, &snapshot),
+                    );
                     let _ = rewind.ack.send(ack);
                 }
                 Ok(FollowerMessage::NodeError { node, error }) => {
@@ -158,22 +157,35 @@ fn run() {
 }
 
 fn apply(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
-    // The step holds its ack channel, which is not UnwindSafe; an ERROR ends the worker anyway.
-    BackgroundWorker::transaction(AssertUnwindSafe(|| store::apply_step(step, snapshot)))
-        .unwrap_or_else(|e| {
-            pgrx::error!(
-                "eventeum: cannot store blocks {}..={} of node \"{}\": {e}",
-                step.from,
-                step.to,
-                step.node
-            )
-        })
+    let (from, to, node) = (step.from, step.to, step.node.clone());
+    commit_or_abort(
+        || format!("cannot store blocks {from}..={to} of node \"{node}\""),
+        || store::apply_step(step, snapshot),
+    )
 }
 
 fn load_snapshot() -> ConfigSnapshot {
     let bytes_to_ascii = guc::BYTES_TO_ASCII.get();
-    BackgroundWorker::transaction(|| store::load_snapshot(bytes_to_ascii))
-        .unwrap_or_else(|e| pgrx::error!("eventeum: cannot load the configuration: {e}"))
+    commit_or_abort(
+        || "cannot load the configuration".into(),
+        || store::load_snapshot(bytes_to_ascii),
+    )
+}
+
+/// Runs `work` in a transaction of its own that commits only when it returns
+/// `Ok`. An `Err` raises an ERROR inside the transaction, so that nothing it
+/// half-wrote commits (`BackgroundWorker::transaction` commits whatever its
+/// closure returns); the worker then ends, and the postmaster restarts it
+/// from the committed checkpoint.
+pub(crate) fn commit_or_abort<T>(
+    what: impl FnOnce() -> String,
+    work: impl FnOnce() -> SpiResult<T>,
+) -> T {
+    // The work may hold channels, which are not UnwindSafe; an ERROR ends the worker anyway.
+    BackgroundWorker::transaction(AssertUnwindSafe(|| match work() {
+        Ok(value) => value,
+        Err(e) => pgrx::error!("eventeum: {}: {e}", what()),
+    }))
 }
 
 /// Waits until `CREATE EXTENSION eventeum` has run, at this library's

@@ -7,6 +7,7 @@ use std::time::Instant;
 use pgrx::bgworkers::BackgroundWorker;
 use tokio::sync::mpsc;
 
+use super::commit_or_abort;
 use crate::guc;
 use crate::limits::{BATCHES_IN_FLIGHT, PRUNE_EVERY, RELAY_BATCH};
 use crate::protocol::{BroadcasterConfig, ConfigSnapshot, Delivery, Publish};
@@ -55,12 +56,10 @@ impl Outbox {
             if delivery.skipped {
                 continue;
             }
-            if let Err(e) = BackgroundWorker::transaction(|| store::record_delivery(&delivery)) {
-                pgrx::error!(
-                    "eventeum: cannot record deliveries to \"{}\": {e}",
-                    delivery.broadcaster
-                );
-            }
+            commit_or_abort(
+                || format!("cannot record deliveries to \"{}\"", delivery.broadcaster),
+                || store::record_delivery(&delivery),
+            );
         }
         // Each broadcaster with room for a batch, and the id its next batch starts after.
         let ready: Vec<(&BroadcasterConfig, Option<i64>)> = snapshot
@@ -73,8 +72,10 @@ impl Outbox {
             })
             .collect();
         if !ready.is_empty() {
-            let batches = BackgroundWorker::transaction(|| store::due_batches(&ready, RELAY_BATCH))
-                .unwrap_or_else(|e| pgrx::error!("eventeum: cannot read the outbox: {e}"));
+            let batches = commit_or_abort(
+                || "cannot read the outbox".into(),
+                || store::due_batches(&ready, RELAY_BATCH),
+            );
             for batch in batches {
                 let name = batch.broadcaster.clone();
                 let last_id = batch.messages.last().map_or(0, |m| m.id);
