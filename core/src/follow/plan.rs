@@ -202,16 +202,21 @@ mod tests {
         })
     }
 
+    /// A node that answers with what `asserter` was given, in call order.
+    fn client(asserter: Asserter) -> NodeClient {
+        let provider = ProviderBuilder::new()
+            .connect_mocked_client(asserter)
+            .erased();
+        NodeClient::from_provider("mock", provider, Duration::from_secs(5))
+    }
+
     /// A node that will answer with `blocks`, in order.
     fn node(blocks: &[Block]) -> NodeClient {
         let asserter = Asserter::new();
         for b in blocks {
             asserter.push_success(b);
         }
-        let provider = ProviderBuilder::new()
-            .connect_mocked_client(asserter)
-            .erased();
-        NodeClient::from_provider("mock", provider, Duration::from_secs(5))
+        client(asserter)
     }
 
     /// Committed up to block 10 on chain 0, knowing 8, 9 and 10.
@@ -355,12 +360,8 @@ mod tests {
     async fn a_failed_call_is_an_error_not_a_plan() {
         let asserter = Asserter::new();
         asserter.push_failure_msg("rate limited");
-        let provider = ProviderBuilder::new()
-            .connect_mocked_client(asserter)
-            .erased();
-        let client = NodeClient::from_provider("mock", provider, Duration::from_secs(5));
         let error = plan(
-            &client,
+            &client(asserter),
             &position(),
             10,
             20,
