@@ -122,3 +122,11 @@ def caught_up(db, node: str, block: int) -> bool:
 
 def wait_caught_up(db, node: str, block: int, timeout: float = 30):
     wait_until(lambda: caught_up(db, node, block), timeout=timeout, what=f"{node} to reach block {block}")
+
+
+def wait_backfilled(db, filter_id: str, timeout: float = 60):
+    """The filter's backfill (from where it starts to where live following
+    took it over) is done."""
+    wait_until(lambda: db.execute("SELECT done FROM eventeum.backfill_status WHERE filter_id = %s",
+                                  (filter_id,)).fetchone() == (True,), timeout=timeout,
+               what=f"the backfill of {filter_id}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -237,27 +239,65 @@ def _word(value) -> str:
 
 
 class RpcProxy:
-    """A JSON-RPC relay in front of anvil with a real provider's limits: it
-    refuses eth_getLogs over more than `max_range` blocks, as hosted nodes do,
-    and it can be taken down and brought back to play a node outage. Every
-    answer it gives comes from anvil."""
+    """A JSON-RPC relay in front of anvil that behaves like a hosted provider.
+    Every answer that is not a refusal comes from anvil. What it plays:
+
+    - `max_range`: refuses eth_getLogs over more than this many blocks;
+    - `rate_limited`: refuses this fraction of requests for a rate limit, in
+      turn as HTTP 429 with `Retry-After: 1` and as JSON-RPC -32005 (Infura's);
+    - `slow`: delays this fraction of answers by `slow_seconds`;
+    - `huge_logs_over`: answers eth_getLogs over more blocks than this with
+      `huge_bytes` of JSON, streamed without a content-length;
+    - `lagging`: answers this fraction of eth_getLogs from a backend
+      `lag_seconds` behind: the logs of blocks the proxy first reported (in an
+      eth_blockNumber answer) less than that ago are left out, and asked by
+      block hash it does not know those blocks;
+    - `rewrite(request, reply) -> reply`: any other change to an answer (a
+      reply given as bytes is sent as it is);
+    - stop() and start(): an outage.
+
+    It records when each request came (`arrivals`) and counts calls per method."""
 
     def __init__(self, upstream: str, max_range: int | None = None):
         self.upstream = upstream
         self.max_range = max_range
+        self.rate_limited = 0.0
+        self.slow = 0.0
+        self.slow_seconds = 0.5
+        self.huge_logs_over: int | None = None
+        self.huge_bytes = 400 << 20
+        self.lagging = 0.0
+        self.lag_seconds = 2.0
+        self.lagged_answers = 0
+        self._first_reported: dict[int, float] = {}  # block number -> when a head answer first named it
+        self.rewrite = None
         self.port = free_port()
         self.refused_ranges = 0
+        self.refused_for_rate = 0
+        self.huge_answers = 0
         self.largest_served_range = 0
         self.calls: dict[str, int] = {}  # JSON-RPC method -> calls relayed or refused
+        self.arrivals: list[float] = []
+        self._random = random.Random(17)
+        self._lock = threading.Lock()
         self._server = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def busiest_second(self) -> int:
+        """The most requests that arrived within any one second."""
+        times = sorted(self.arrivals)
+        most, first = 0, 0
+        for last, t in enumerate(times):
+            while t - times[first] >= 1.0:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def start(self) -> None:
         import http.server
-        import threading
 
         proxy = self
 
@@ -265,25 +305,79 @@ class RpcProxy:
             def log_message(self, *args):
                 pass
 
+            def reply(self, status: int, body: bytes, headers: dict | None = None):
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
                 request = json.loads(body)
-                for call in request if isinstance(request, list) else [request]:
-                    proxy.calls[call.get("method")] = proxy.calls.get(call.get("method"), 0) + 1
-                refused = None if isinstance(request, list) else proxy._refuse(request)
+                single = not isinstance(request, list)
+                with proxy._lock:
+                    proxy.arrivals.append(time.monotonic())
+                    for call in request if isinstance(request, list) else [request]:
+                        proxy.calls[call.get("method")] = proxy.calls.get(call.get("method"), 0) + 1
+                    roll = proxy._random.random()
+                    slow = proxy._random.random() < proxy.slow
+                    lag = proxy._random.random() < proxy.lagging
+                if roll < proxy.rate_limited:
+                    with proxy._lock:
+                        proxy.refused_for_rate += 1
+                        as_http = proxy.refused_for_rate % 2 == 1
+                    if as_http:
+                        return self.reply(429, b'{"message": "Too Many Requests"}', {"retry-after": "1"})
+                    error = {"code": -32005, "message": "project ID request rate exceeded"}
+                    reply = [{"jsonrpc": "2.0", "id": c.get("id"), "error": error}
+                             for c in request] if not single else {"jsonrpc": "2.0", "id": request.get("id"), "error": error}
+                    return self.reply(200, json.dumps(reply).encode())
+                if slow:
+                    time.sleep(proxy.slow_seconds)
+                if single and proxy._huge(request):
+                    return self.stream_huge(request)
+                refused = proxy._refuse(request) if single else None
                 if refused:
-                    reply = json.dumps(refused).encode()
-                else:
-                    upstream = urllib.request.Request(proxy.upstream, body, {"content-type": "application/json"})
-                    with urllib.request.urlopen(upstream, timeout=30) as response:
-                        reply = response.read()
+                    return self.reply(200, json.dumps(refused).encode())
+                upstream = urllib.request.Request(proxy.upstream, body, {"content-type": "application/json"})
+                with urllib.request.urlopen(upstream, timeout=30) as response:
+                    reply = response.read()
+                if single and request.get("method") == "eth_blockNumber":
+                    proxy._reported(reply)
+                if lag and single and request.get("method") == "eth_getLogs":
+                    reply = proxy._lag(request, json.loads(reply))
+                if proxy.rewrite and single:
+                    reply = proxy.rewrite(request, json.loads(reply))
+                    reply = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                self.reply(200, reply)
+
+            def stream_huge(self, request):
+                """`huge_bytes` of valid-looking logs with no content-length
+                (HTTP/1.0: the body ends when the connection does), so its
+                size is only known by reading it."""
+                with proxy._lock:
+                    proxy.huge_answers += 1
+                log = json.dumps({"address": "0x" + "11" * 20, "topics": ["0x" + "22" * 32],
+                                  "data": "0x" + "33" * 512, "blockNumber": "0x1",
+                                  "blockHash": "0x" + "44" * 32, "transactionHash": "0x" + "55" * 32,
+                                  "transactionIndex": "0x0", "logIndex": "0x0", "removed": False}).encode()
+                chunk = b",".join([log] * 1000) + b","
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(reply)))
                 self.end_headers()
-                self.wfile.write(reply)
+                try:
+                    self.wfile.write(b'{"jsonrpc":"2.0","id":%d,"result":[' % request.get("id", 0))
+                    for _ in range(proxy.huge_bytes // len(chunk)):
+                        self.wfile.write(chunk)
+                    self.wfile.write(log + b"]}")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the reader stopped at its cap
 
         http.server.ThreadingHTTPServer.allow_reuse_address = True
+        http.server.ThreadingHTTPServer.daemon_threads = True
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
@@ -294,17 +388,155 @@ class RpcProxy:
             self._server.server_close()
             self._server = None
 
+    def _reported(self, reply: bytes) -> None:
+        head = int(json.loads(reply).get("result", "0x0"), 16)
+        with self._lock:
+            newest = max(self._first_reported, default=head - 1)
+            for number in range(newest + 1, head + 1):
+                self._first_reported[number] = time.monotonic()
+
+    def _unknown_to_the_lagging_backend(self, number: int) -> bool:
+        return time.monotonic() - self._first_reported.get(number, 0.0) < self.lag_seconds
+
+    def _lag(self, request, reply) -> bytes:
+        """The answer of a backend `lag_seconds` behind."""
+        if "result" not in reply:
+            return json.dumps(reply).encode()
+        query = request["params"][0]
+        if "blockHash" in query:
+            block = self._upstream("eth_getBlockByHash", query["blockHash"], False)["result"]
+            if block and self._unknown_to_the_lagging_backend(int(block["number"], 16)):
+                self.lagged_answers += 1
+                return json.dumps({"jsonrpc": "2.0", "id": request["id"],
+                                   "error": {"code": -32000, "message": "unknown block"}}).encode()
+            return json.dumps(reply).encode()
+        kept = [log for log in reply["result"]
+                if not self._unknown_to_the_lagging_backend(int(log["blockNumber"], 16))]
+        if len(kept) < len(reply["result"]):
+            self.lagged_answers += 1
+        return json.dumps({**reply, "result": kept}).encode()
+
+    def _upstream(self, method, *params):
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+        request = urllib.request.Request(self.upstream, body, {"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def _span(self, request) -> int:
+        query = request["params"][0]
+        if "blockHash" in query:
+            return 1
+        return int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+
+    def _huge(self, request) -> bool:
+        return (request.get("method") == "eth_getLogs" and self.huge_logs_over is not None
+                and self._span(request) > self.huge_logs_over)
+
     def _refuse(self, request):
         if request.get("method") != "eth_getLogs" or self.max_range is None:
             return None
-        query = request["params"][0]
-        span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+        span = self._span(request)
         if span > self.max_range:
             self.refused_ranges += 1
             return {"jsonrpc": "2.0", "id": request["id"],
                     "error": {"code": -32005, "message": f"query exceeds max block range {self.max_range}"}}
         self.largest_served_range = max(self.largest_served_range, span)
         return None
+
+
+class WsProxy:
+    """A relay in front of a node's websocket that can go silent: while
+    `silent`, it drops the node's eth_subscription notifications and passes
+    everything else, so calls are still answered but no head is pushed."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.silent = False
+        self.dropped = 0
+        self._loop = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import asyncio
+
+        ready = threading.Event()
+
+        async def pipe(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+        async def frames(reader, writer):
+            """Server to client: the upgrade answer as it is, then frame by frame."""
+            try:
+                writer.write(await reader.readuntil(b"\r\n\r\n"))
+                while True:
+                    head = await reader.readexactly(2)
+                    size = head[1] & 0x7F
+                    extended = b""
+                    if size == 126:
+                        extended = await reader.readexactly(2)
+                        size = int.from_bytes(extended, "big")
+                    elif size == 127:
+                        extended = await reader.readexactly(8)
+                        size = int.from_bytes(extended, "big")
+                    payload = await reader.readexactly(size)
+                    if self.silent and head[0] & 0x0F == 1 and b'"eth_subscription"' in payload:
+                        self.dropped += 1
+                        continue
+                    writer.write(head + extended + payload)
+                    await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+        async def handle(client_reader, client_writer):
+            try:
+                node_reader, node_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            except OSError:
+                client_writer.close()
+                return
+            await asyncio.gather(pipe(client_reader, node_writer), frames(node_reader, client_writer))
+
+        async def serve():
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            ready.set()
+            async with server:
+                await server.serve_forever()
+
+        def run():
+            loop = self._loop = asyncio.new_event_loop()
+            loop.create_task(serve())
+            loop.run_forever()
+            loop.run_until_complete(asyncio.sleep(0.1))  # let the transports close
+            loop.close()
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(10)
+
+    def stop(self) -> None:
+        import asyncio
+
+        async def shutdown():
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            asyncio.get_running_loop().stop()
+
+        if self._loop:
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+            self._loop = None
 
 
 class HttpReceiver:

@@ -2,7 +2,7 @@
 others go on, and when it returns it fills the gap from its checkpoint."""
 
 import pytest
-from conftest import POLL_MS, wait_caught_up
+from conftest import POLL_MS, wait_backfilled, wait_caught_up
 from harness import DEPLOYER, Anvil, Emitter, RpcProxy, free_port, wait_until
 from test_contract_events import add_filter, rows
 
@@ -92,3 +92,50 @@ def test_two_nodes_follow_their_own_chains(db, anvil, emitter, second_chain):
     c = emitter.call("transfer(address,uint256)", DEPLOYER, 11)
     wait_caught_up(db, "default", int(c["blockNumber"], 16))
     assert [r[2][0]["value"] for r in rows(db, first_fid)] == [10, 11]
+
+
+def test_a_node_with_several_urls_fails_over_and_comes_back(db, anvil, emitter, second_chain):
+    """Three urls: a primary that goes down, a url serving another chain (which
+    must never be used) and a good fallback. The node follows through the
+    fallback during the outage and returns to the primary after it."""
+    primary, fallback = RpcProxy(anvil.url), RpcProxy(anvil.url)
+    primary.start()
+    fallback.start()
+    urls = f"{primary.url}, {second_chain.url}, {fallback.url}"
+    db.execute("SELECT eventeum.add_node('multi', %s, %s)",
+               (urls, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 0, "healthcheckInterval": 1000}}'))
+    try:
+        fid = add_filter(db, emitter, "Transfer", node="multi")
+        transfer = lambda v: emitter.call("transfer(address,uint256)", DEPLOYER, v)  # noqa: E731
+        first = transfer(1)
+        wait_caught_up(db, "multi", int(first["blockNumber"], 16))
+        assert serving(db, "multi") == (31337, primary.url + "/")
+
+        primary.stop()
+        during = [transfer(2), transfer(3)]
+        wait_caught_up(db, "multi", int(during[-1]["blockNumber"], 16), timeout=60)
+        assert serving(db, "multi") == (31337, fallback.url + "/")
+        health = {e["url"]: e for e in endpoints(db, "multi")}
+        assert "31338" in health[second_chain.url + "/"]["lastError"], health
+        assert not health[primary.url + "/"]["healthy"]
+
+        primary.start()
+        wait_until(lambda: serving(db, "multi")[1] == primary.url + "/", timeout=30,
+                   what="the primary to serve again")
+        last = transfer(4)
+        wait_caught_up(db, "multi", int(last["blockNumber"], 16))
+        wait_backfilled(db, fid)
+        assert values(db, fid) == [1, 2, 3, 4], "nothing lost or doubled across the failovers"
+        assert fallback.calls.get("eth_getLogs", 0) > 0, "the fallback served"
+    finally:
+        remove_node_and_filters(db, "multi")
+        primary.stop()
+        fallback.stop()
+
+
+def serving(db, node):
+    return db.execute("SELECT chain_id, url FROM eventeum.node_status WHERE name = %s", (node,)).fetchone()
+
+
+def endpoints(db, node):
+    return db.execute("SELECT endpoints FROM eventeum.node_status WHERE name = %s", (node,)).fetchone()[0]

@@ -131,6 +131,27 @@ def test_pending_messages_stay_queued_across_the_update_to_0_3_0(released_script
         assert conn.execute("SELECT count(*) FROM eventeum.outbox_pending").fetchone()[0] == 2
 
 
+def test_filters_followed_before_0_4_0_keep_their_place(released_scripts, scratch_databases):
+    """0.4.0 starts a filter at its registration unless it has a
+    filter_backfill row. The update gives one to every filter 0.3.0 already
+    followed (its node has a checkpoint), so none is started over; a filter
+    whose node was never reached is left to start at its registration."""
+    with scratch_databases("upgrade_filters") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.3.0'")
+        for node in ("followed", "unreached"):
+            conn.execute("SELECT eventeum.add_node(%s, 'http://127.0.0.1:1')", (node,))
+        signature = "Ping(uint256 n)"
+        address = "0x" + "11" * 20
+        followed = conn.execute("SELECT eventeum.add_filter(%s, %s, node => 'followed')",
+                                (address, signature)).fetchone()[0]
+        conn.execute("SELECT eventeum.add_filter(%s, %s, node => 'unreached')", (address, signature))
+        conn.execute("INSERT INTO eventeum.node_state (node, latest_block) VALUES ('followed', 1234)")
+        conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.4.0'")
+        rows = conn.execute("SELECT filter_id, from_block, to_block, current_block "
+                            "FROM eventeum.filter_backfill").fetchall()
+        assert rows == [(followed, 0, 1234, 1234)]
+
+
 def psql_literal(text):
     assert text.replace(".", "").isalnum()
     return f"'{text}'"

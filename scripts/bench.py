@@ -141,21 +141,52 @@ class CpuMeter:
         return {k: after[k] - before[k] for k in before}
 
 
-def backfill(db, anvil, bench):
+def backfill(db, anvil, bench, node="bench", filter_id="bench_backfill"):
     """One backfill of every event from block 0: returns (seconds, CPU seconds by whom)."""
     meter = CpuMeter(db, anvil)
     before = meter.read()
     start = time.perf_counter()
-    db.execute("SELECT eventeum.add_filter(%s, %s, 'bench', 0, 'bench_backfill')", (bench.address, SIMPLE))
+    db.execute("SELECT eventeum.add_filter(%s, %s, %s, 0, %s)", (bench.address, SIMPLE, node, filter_id))
     # Poll the one-row backfill status, not count(*) of a growing table, which
     # would take a core from the worker on this 2-core machine; then count.
     # Every 10 ms: the figure's resolution, against a run of about a second.
-    wait_until(lambda: backfill_done(db, "bench_backfill") and count_events(db, "bench_backfill") >= EVENTS,
+    wait_until(lambda: backfill_done(db, filter_id) and count_events(db, filter_id) >= EVENTS,
                timeout=3600, interval=0.01, what=f"{EVENTS} CONFIRMED rows")
     elapsed = time.perf_counter() - start
     spent = CpuMeter.spent(before, meter.read())
-    assert count_events(db, "bench_backfill") == EVENTS
+    assert count_events(db, filter_id) == EVENTS
     return elapsed, spent
+
+
+def peak_rss_mb(db):
+    """The worker's peak resident memory since it started (VmHWM), in MB."""
+    pid = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+    line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def proxied_backfill(db, anvil, bench, hostile):
+    """The same backfill through the test suite's RPC proxy; when `hostile`,
+    the proxy plays a hosted provider: a quarter of the requests refused for
+    the rate limit (half HTTP 429 with Retry-After: 1, half -32005), a tenth
+    answered 0.5 s late, and half the eth_getLogs answers from a backend two
+    seconds behind (the newest blocks' logs left out)."""
+    proxy = RpcProxy(anvil.url)
+    if hostile:
+        proxy.rate_limited, proxy.slow, proxy.lagging = 0.25, 0.1, 0.5
+    proxy.start()
+    try:
+        add_node(db, "bench_hostile", proxy.url)
+        wait_caught_up(db, anvil, "bench_hostile")
+        seconds, _ = backfill(db, anvil, bench, "bench_hostile", "bench_hostile_backfill")
+        step(f"through the {'hostile' if hostile else 'clean'} proxy: {seconds:.2f} s, {proxy.refused_for_rate} "
+             f"requests refused for the rate limit, {proxy.lagged_answers} lagging answers")
+        db.execute("SELECT eventeum.remove_filter('bench_hostile_backfill')")
+        db.execute("DELETE FROM eventeum.contract_events WHERE filter_id = 'bench_hostile_backfill'")
+        db.execute("SELECT eventeum.remove_node('bench_hostile')")
+        return seconds
+    finally:
+        proxy.stop()
 
 
 def copy_baseline(db):
@@ -487,6 +518,14 @@ def run(cluster, db, anvil, tansu, proxy):
     copy_cpu = min(r[3] for r in rounds)
     report("backfill_main_thread_cpu_vs_copy", main_cpu / copy_cpu, "worker main thread CPU / COPY backend CPU", "",
            f"(least of each: {main_cpu:.2f} s / {copy_cpu:.2f} s)")
+    report("backfill_peak_rss_mb", peak_rss_mb(db), f"worker peak RSS, {EVENTS:,}-event backfills", "MB",
+           "(VmHWM: the worker's peak since it started)")
+    clean = proxied_backfill(db, anvil, bench, hostile=False)
+    hostile = proxied_backfill(db, anvil, bench, hostile=True)
+    report("backfill_hostile_events_per_s", EVENTS / hostile, "backfill via a rate-limiting, lagging proxy",
+           "events/s", "(25% of requests refused, 10% slow, half the logs answers two seconds behind)")
+    report("backfill_hostile_vs_clean", clean / hostile, "backfill via the hostile proxy / the same proxy clean", "",
+           f"(clean through the proxy {EVENTS / clean:,.0f} events/s; direct {EVENTS / best[0]:,.0f})")
     db.execute("SELECT eventeum.remove_filter('bench_backfill')")  # its rows stay: the relay sends one
     db.execute("SELECT eventeum.remove_node('bench')")
     if "live" in PHASES:

@@ -27,11 +27,47 @@ pub const BACKFILL_TURN: Duration = Duration::from_secs(5);
 /// How long a follower waits for the main thread to commit a step. After
 /// that it fetches the range again; the store ignores what it already has.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the supervisor checks that every follower still runs.
+pub const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+/// Failures in a row of the URL serving a node before the next URL serves.
+pub const FAILOVER_AFTER: u32 = 2;
 /// The first wait after a failed node call; it doubles on each failure.
 pub const BACKOFF_START: Duration = Duration::from_millis(250);
 /// The longest wait between calls to a failing node (also capped by its
 /// `healthcheckInterval`).
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Retries of one call a node refused for its rate limit, before the step
+/// gives up and the follower backs off.
+pub const RATE_LIMIT_RETRIES: u32 = 8;
+/// The first wait before retrying a rate-limited call; it doubles per retry.
+pub const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between retries of a rate-limited call, `Retry-After`
+/// included: a node cannot park a follower (and its SIGTERM) for long.
+pub const RATE_LIMIT_BACKOFF_CAP: Duration = Duration::from_secs(10);
+/// How long a follower waits before a smaller range after a range refusal.
+pub const RANGE_REFUSAL_DELAY: Duration = Duration::from_millis(200);
+/// Heads a follower remembers with when it read them, to tell where a
+/// registration committed while it was following starts.
+pub const HEADS_REMEMBERED: usize = 256;
+/// A head read at most this long before a registration tells where it
+/// starts; an older one only bounds it, with the block timestamps.
+pub const FRESH_HEAD: Duration = Duration::from_secs(5);
+/// How far block timestamps may run behind the database server's clock.
+/// A registration the follower did not see commit (the worker was away, or
+/// the node is new) starts at the first block stamped at most this long
+/// before it: a block built before the commit but seen after it (late
+/// blocks, slow sequencers) is never skipped.
+pub const REGISTRATION_CLOCK_MARGIN: Duration = Duration::from_secs(15);
+/// How close to the head a block must be for its `logsBloom` to be checked
+/// against an `eth_getLogs` answer with none of its logs: lagging backends
+/// miss the newest blocks.
+pub const LAGGING_WINDOW: u64 = 8;
+/// How long a follower waits before asking again after an incomplete answer.
+pub const LAGGING_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Most blocks fetched with their transactions in one step (monitors): full
+/// blocks are large.
+pub const FULL_BLOCKS_PER_STEP: u64 = 100;
 
 // --- between the threads ---------------------------------------------------
 
@@ -52,6 +88,11 @@ pub const BATCHES_IN_FLIGHT: usize = 2;
 /// Batches queued for one lane; the main thread has at most
 /// [`BATCHES_IN_FLIGHT`] per broadcaster, so handing one over never waits.
 pub const LANE_QUEUE: usize = 4;
+/// How long a broadcaster's batches may go without any answer from its lane
+/// before the main thread reads them again from the outbox (a lane that
+/// panicked is replaced, and what it held is sent again). Far above the
+/// time a lane takes for a batch against a slow broker.
+pub const IN_FLIGHT_DEADLINE: Duration = Duration::from_secs(600);
 /// One HTTP delivery, connection included.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// One RabbitMQ connect, declare or publish confirm.
@@ -74,8 +115,20 @@ pub const EXTENSION_POLL: Duration = Duration::from_secs(1);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often delivered outbox rows past their retention are deleted.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
-/// How often RPC counts are written and the metrics endpoint's pages rendered.
+/// How often RPC counts are written.
 pub const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How often the metrics endpoint's pages are rendered (they count the
+/// outbox backlog); Prometheus scrapes every 15 s or more.
+pub const METRICS_RENDER_EVERY: Duration = Duration::from_secs(5);
+/// Follower messages the main thread applies per turn of its loop before it
+/// looks at SIGTERM, the outbox and the metrics again.
+pub const FOLLOWER_MESSAGES_PER_TICK: usize = 16;
+/// The worker's `lock_timeout`: a step that waits this long for a lock (an
+/// admin's `LOCK TABLE`, say) fails and is taken again, so the worker always
+/// gets back to its loop and to SIGTERM.
+pub const WORKER_LOCK_TIMEOUT: &str = "5s";
+/// The worker's `statement_timeout`: far above any one step's statement.
+pub const WORKER_STATEMENT_TIMEOUT: &str = "5min";
 /// Steps with at least this many events allocate megabytes at a time.
 pub const LARGE_STEP: usize = 5_000;
 /// Steps with more events than this get [`LARGE_STEP_WORK_MEM`], so that

@@ -36,6 +36,11 @@ pub struct NodeOptions {
     pub syncing_threshold: u64,
     /// Store and notify block events (Eventeum's blockNotification).
     pub block_notification: bool,
+    /// Most requests sent to the node per second; 0 sends as fast as answers come.
+    pub max_requests_per_second: u64,
+    /// The largest answer read from the node, in bytes: a larger `eth_getLogs`
+    /// answer splits its range, any other is an error.
+    pub max_response_bytes: u64,
 }
 
 impl Default for NodeOptions {
@@ -54,11 +59,18 @@ impl Default for NodeOptions {
             add_transaction_revert_reason: false,
             syncing_threshold: 60,
             block_notification: true,
+            max_requests_per_second: 0,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
 
 const MAX_INTERVAL_MS: u64 = 24 * 3600 * 1000;
+/// 64 MiB: about 60,000 logs, or a few full blocks of the busiest chains. The
+/// worker may hold about three times this while it parses an answer.
+const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+const MIN_RESPONSE_BYTES: u64 = 64 << 10;
+const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 const MAX_BLOCKS: u64 = 1_000_000;
 
 /// Blocks kept in `recent_blocks` beyond the deepest depth an option names.
@@ -133,6 +145,18 @@ impl NodeOptions {
             ),
             ("maxBlocksToSync", self.max_blocks_to_sync, 0, MAX_BLOCKS),
             ("syncingThreshold", self.syncing_threshold, 0, MAX_BLOCKS),
+            (
+                "maxRequestsPerSecond",
+                self.max_requests_per_second,
+                0,
+                100_000,
+            ),
+            (
+                "maxResponseBytes",
+                self.max_response_bytes,
+                MIN_RESPONSE_BYTES,
+                MAX_RESPONSE_BYTES,
+            ),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -164,6 +188,38 @@ pub fn validate_url(raw: &str, strategy: BlockStrategy) -> ApiResult<url::Url> {
             "node url scheme \"{other}\" is not supported; use http, https, ws or wss"
         ))),
     }
+}
+
+/// Most URLs one node may have: the primary and its fallbacks.
+pub const MAX_URLS: usize = 8;
+
+/// A node's URLs as stored: the primary first, then its fallbacks.
+pub fn split_urls(stored: &str) -> Vec<&str> {
+    stored
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// Checks a node's URLs: one, or several separated by commas, all serving the
+/// same chain. The first (the primary) must suit the block strategy; the
+/// fallbacks may be http(s), which then polls. Returns them as stored.
+pub fn validate_urls(raw: &str, strategy: BlockStrategy) -> ApiResult<String> {
+    let urls = split_urls(raw);
+    let Some((primary, fallbacks)) = urls.split_first() else {
+        return Err(ApiError::invalid("node url must not be empty"));
+    };
+    if urls.len() > MAX_URLS {
+        return Err(ApiError::invalid(format!(
+            "a node has at most {MAX_URLS} urls, got {}",
+            urls.len()
+        )));
+    }
+    let mut checked = vec![validate_url(primary, strategy)?.to_string()];
+    for fallback in fallbacks {
+        checked.push(validate_url(fallback, BlockStrategy::Poll)?.to_string());
+    }
+    Ok(checked.join(", "))
 }
 
 /// Node names are identifiers users type; they must not be blank.

@@ -12,14 +12,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, Bloom, B256, U256};
 use tokio::sync::oneshot;
 
 use crate::decode::DecodedParameters;
+use crate::follow::EndpointHealth;
 use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
 use crate::rows::PreparedEvents;
 use crate::spec::FilterDefinition;
+use crate::states::NodeStatus;
 
 /// Everything the followers need, read from the configuration tables in one
 /// transaction. `version` is `eventeum.config_version` at that moment.
@@ -44,8 +46,13 @@ pub struct NodeConfig {
     pub name: String,
     pub url: String,
     pub options: NodeOptions,
+    /// When the node was added (microseconds since the epoch): its first
+    /// contact starts at the first block mined at or after that second.
+    pub added_at: i64,
     /// The last block committed for this node, if any.
     pub checkpoint: Option<u64>,
+    /// The chain its URLs serve, once one answered.
+    pub chain_id: Option<u64>,
     /// Hashes of the blocks committed most recently (`eventeum.recent_blocks`),
     /// the window a follower checks forks against.
     pub recent_blocks: BTreeMap<u64, B256>,
@@ -69,7 +76,12 @@ pub struct FilterConfig {
     /// When the filter was added (microseconds since the epoch): a filter
     /// removed and added again under its id is a new filter.
     pub added_at: i64,
-    /// Progress of the `startBlock` backfill, once live following took the filter.
+    /// The first block whose logs the filter takes: its `startBlock`, or the
+    /// first block at or after its registration once the follower resolved
+    /// it. None only for filters that predate registration-time starts.
+    pub start: Option<u64>,
+    /// Progress of the filter's backfill (from its start up to where live
+    /// following took it over), once live following took the filter.
     pub backfill: Option<Backfill>,
 }
 
@@ -100,10 +112,19 @@ pub enum FollowerMessage {
     Step(Box<ChainStep>),
     /// The chain forked below the follower's cursor.
     Rewind(Rewind),
+    /// The node's URLs changed health, or which one serves; and the chain
+    /// they serve, once known.
+    Endpoints {
+        node: String,
+        chain_id: Option<u64>,
+        endpoints: Vec<EndpointHealth>,
+    },
     /// The node failed to answer; recorded in `node_state` without a checkpoint move.
     NodeError {
         node: String,
         error: String,
+        /// DOWN, or RATE_LIMITED when the node kept refusing for its rate limit.
+        status: NodeStatus,
     },
 }
 
@@ -118,8 +139,9 @@ pub struct ChainStep {
     pub to: u64,
     /// The node's head when the step was taken.
     pub head: u64,
-    /// Whether a `newHeads` subscription is live (node status SUBSCRIBED).
-    pub subscribed: bool,
+    /// How the follower found the node over this step: SUBSCRIBED while a
+    /// `newHeads` subscription is live, RATE_LIMITED when calls had to wait.
+    pub status: NodeStatus,
     pub kind: StepKind,
     /// The decoded events as rows and messages, built by the follower; the
     /// main thread takes them.
@@ -184,6 +206,9 @@ pub struct BlockHeader {
     pub hash: B256,
     pub parent_hash: B256,
     pub timestamp: u64,
+    /// Which addresses and topics the block's logs may hold: checked against
+    /// an `eth_getLogs` answer that has none for the block.
+    pub logs_bloom: Bloom,
 }
 
 /// A fork: every block above `ancestor` that was stored is orphaned. The main

@@ -34,12 +34,15 @@ impl EventStatus {
 
 /// `eventeum.node_state.status`: how the worker last found a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum NodeStatus {
     /// Followed by polling.
     Connected,
     /// Followed through a `newHeads` subscription.
     Subscribed,
+    /// Followed, but the node refuses some calls for its rate limit; they
+    /// are retried after a wait, so progress is slower.
+    RateLimited,
     /// The last call failed; retried with back-off.
     Down,
 }
@@ -49,6 +52,7 @@ impl NodeStatus {
         match self {
             NodeStatus::Connected => "CONNECTED",
             NodeStatus::Subscribed => "SUBSCRIBED",
+            NodeStatus::RateLimited => "RATE_LIMITED",
             NodeStatus::Down => "DOWN",
         }
     }

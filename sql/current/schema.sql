@@ -44,8 +44,12 @@ CREATE TABLE node_state (
     last_error    text,
     last_reorg    text,
     last_reorg_at timestamptz,
-    updated_at    timestamptz NOT NULL DEFAULT now()
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    chain_id      bigint,
+    endpoints     jsonb
 );
+COMMENT ON COLUMN node_state.chain_id IS 'The chain the node''s urls serve (eth_chainId), learned from the first that answered; a url serving another is not used.';
+COMMENT ON COLUMN node_state.endpoints IS 'Each of the node''s urls (redacted): whether it serves now, whether it is healthy, and its last error.';
 COMMENT ON TABLE node_state IS 'Per node: the checkpoint (latest_block, the last block committed), the head seen, and health.';
 
 CREATE TABLE recent_blocks (
@@ -67,11 +71,15 @@ SELECT n.name,
        CASE WHEN s.node IS NULL THEN 'not reached yet' ELSE s.last_error END AS last_error,
        s.last_reorg,
        s.last_reorg_at,
-       s.updated_at
+       s.updated_at,
+       s.chain_id,
+       (SELECT e ->> 'url' FROM jsonb_array_elements(s.endpoints) AS e
+         WHERE (e ->> 'serving')::boolean) AS url,
+       s.endpoints
   FROM nodes n
   LEFT JOIN node_state s ON s.node = n.name;
 COMMENT ON VIEW node_status IS
-  'One row per node: status (SUBSCRIBED, CONNECTED or DOWN), latest_block (processed), current_block (the node''s head), syncing (head minus processed above syncingThreshold), last_error, and the last fork seen (last_reorg).';
+  'One row per node: status (SUBSCRIBED, CONNECTED, RATE_LIMITED or DOWN), latest_block (processed), current_block (the node''s head), syncing (head minus processed above syncingThreshold), last_error, the last fork seen (last_reorg), the chain served (chain_id), the url serving now (url, redacted) and the health of each of its urls (endpoints).';
 
 CREATE TABLE contract_event_filters (
     id               text PRIMARY KEY CHECK (btrim(id) <> ''),
@@ -99,7 +107,7 @@ CREATE TABLE filter_backfill (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE filter_backfill IS
-  'Per filter with a startBlock: blocks from_block..to_block are fetched for it alone, below the block where live following took it over.';
+  'Per filter live following has taken over: from_block is its first block (startBlock, or the first block mined at or after its registration), and blocks from_block..to_block, below the block where live following took it over, are fetched for it alone.';
 
 CREATE VIEW backfill_status AS
 SELECT filter_id, node, from_block, to_block, current_block,
@@ -511,8 +519,9 @@ WITH eventeum_labels AS (
                ('syncing', s.syncing::int::float8, 'Whether the node is more than syncingThreshold blocks behind its head (1) or not (0).'),
                ('latestBlock', s.latest_block::float8, 'The last block processed.'),
                ('currentBlock', s.current_block::float8, 'The node''s head.'),
-               ('status', CASE s.status WHEN 'SUBSCRIBED' THEN 0 WHEN 'CONNECTED' THEN 1 ELSE 2 END::float8,
-                          'Node status: 0 subscribed, 1 connected, 2 down.')) AS g(suffix, value, help)
+               ('status', CASE s.status WHEN 'SUBSCRIBED' THEN 0 WHEN 'CONNECTED' THEN 1
+                                        WHEN 'RATE_LIMITED' THEN 3 ELSE 2 END::float8,
+                          'Node status: 0 subscribed, 1 connected, 2 down, 3 rate limited.')) AS g(suffix, value, help)
 )
 SELECT g.family AS name, g.family, 'gauge' AS type, l.labels, g.value, g.help
   FROM node_gauges g, eventeum_labels l
@@ -524,6 +533,8 @@ SELECT m.name, m.family, m.type, c.labels, c.value, m.help
       ('events', 'eventeum_events_total', 'eventeum_events_total', 'counter', 'Contract events stored or re-stated, per node and the status they took.'),
       ('rpc_calls', 'eventeum_rpc_calls_total', 'eventeum_rpc_calls_total', 'counter', 'JSON-RPC calls made to a node.'),
       ('rpc_errors', 'eventeum_rpc_errors_total', 'eventeum_rpc_errors_total', 'counter', 'JSON-RPC calls to a node that failed or timed out.'),
+      ('rpc_rate_limited', 'eventeum_rpc_rate_limited_total', 'eventeum_rpc_rate_limited_total', 'counter', 'JSON-RPC calls a node refused for its rate limit (each retried after a wait).'),
+      ('rpc_incomplete', 'eventeum_rpc_incomplete_answers_total', 'eventeum_rpc_incomplete_answers_total', 'counter', 'eth_getLogs answers missing logs that the block''s logsBloom and a query by block hash showed were there (a lagging backend); each range was fetched again.'),
       ('delivered', 'eventeum_messages_delivered_total', 'eventeum_messages_delivered_total', 'counter', 'Messages a broker acknowledged, per broadcaster.'),
       ('failed', 'eventeum_messages_failed_total', 'eventeum_messages_failed_total', 'counter', 'Delivery attempts that failed, per broadcaster.'),
       ('dead_lettered', 'eventeum_messages_dead_lettered_total', 'eventeum_messages_dead_lettered_total', 'counter', 'Messages moved to dead_letters, per broadcaster.'),

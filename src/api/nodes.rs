@@ -4,7 +4,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::*;
-use crate::node::{validate_name, validate_url, NodeOptions};
+use crate::node::{validate_name, validate_urls, NodeOptions};
 
 /// Registers an Ethereum node for the worker to follow.
 ///
@@ -15,7 +15,7 @@ use crate::node::{validate_name, validate_url, NodeOptions};
 fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
     or_raise(validate_name(name));
     let options = or_raise(NodeOptions::from_json(&options.0));
-    let url = or_raise(validate_url(url, options.block_strategy));
+    let urls = or_raise(validate_urls(url, options.block_strategy));
     if node_exists(name) {
         raise(ApiError::Duplicate {
             kind: "node",
@@ -25,7 +25,7 @@ fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
     let options = serde_json::to_value(&options).expect("node options serialize");
     Spi::run_with_args(
         "INSERT INTO eventeum.nodes (name, url, options) VALUES ($1, $2, $3)",
-        &[name.into(), url.as_str().into(), JsonB(options).into()],
+        &[name.into(), urls.as_str().into(), JsonB(options).into()],
     )
     .unwrap_or_else(|e| pgrx::error!("eventeum: cannot add node: {e}"));
     warn_if_worker_absent();

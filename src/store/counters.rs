@@ -4,6 +4,7 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
+use crate::rpc::NodeCalls;
 use crate::states::EventStatus;
 
 /// The pages of the metrics endpoint, rendered by SQL.
@@ -103,13 +104,20 @@ pub(super) fn count_events(
 }
 
 /// Adds the JSON-RPC calls and errors the followers made, per node.
-pub fn record_call_counts(counts: &[(String, u64, u64)]) -> SpiResult<()> {
+pub fn record_call_counts(counts: &[NodeCalls]) -> SpiResult<()> {
     Spi::connect_mut(|client| {
-        for (node, calls, errors) in counts {
-            let labels = json!({ "node": node });
-            add_to_counter(client, "rpc_calls", labels.clone(), *calls as f64)?;
-            if *errors > 0 {
-                add_to_counter(client, "rpc_errors", labels, *errors as f64)?;
+        for count in counts {
+            let labels = json!({ "node": count.node });
+            add_to_counter(client, "rpc_calls", labels.clone(), count.calls as f64)?;
+            if count.errors > 0 {
+                add_to_counter(client, "rpc_errors", labels.clone(), count.errors as f64)?;
+            }
+            if count.rate_limited > 0 {
+                let value = count.rate_limited as f64;
+                add_to_counter(client, "rpc_rate_limited", labels.clone(), value)?;
+            }
+            if count.incomplete > 0 {
+                add_to_counter(client, "rpc_incomplete", labels, count.incomplete as f64)?;
             }
         }
         Ok(())

@@ -34,7 +34,7 @@ pub use counters::{record_call_counts, render_pages};
 pub use outbox::{due_batches, prune_outbox, record_delivery};
 pub use rewind::apply_rewind;
 pub use snapshot::{config_version, installed_version, load_snapshot};
-pub use step::{apply_step, record_node_error};
+pub use step::{apply_step, record_endpoints, record_node_error};
 
 use blocks::*;
 use counters::*;

@@ -43,7 +43,8 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             .unwrap_or(0);
         let mut nodes = BTreeMap::new();
         let rows = client.select(
-            "SELECT n.name, n.url, n.options::text, s.latest_block
+            "SELECT n.name, n.url, n.options::text, s.latest_block,
+                    (extract(epoch FROM n.created_at) * 1000000)::int8, s.chain_id
                FROM eventeum.nodes n LEFT JOIN eventeum.node_state s ON s.node = n.name",
             None,
             &[],
@@ -62,7 +63,9 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 name: name.clone(),
                 url: row.get(2)?.unwrap_or_default(),
                 options,
+                added_at: row.get::<i64>(5)?.unwrap_or_default(),
                 checkpoint: row.get::<i64>(4)?.and_then(|b| u64::try_from(b).ok()),
+                chain_id: row.get::<i64>(6)?.and_then(|c| u64::try_from(c).ok()),
                 recent_blocks: BTreeMap::new(),
                 filters: vec![],
                 monitors: vec![],
@@ -105,6 +108,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 let backfill = backfills.get(&id).copied();
                 node.filters.push(Arc::new(FilterConfig {
                     id,
+                    start: definition.start_block.or(backfill.map(|b| b.from)),
                     definition,
                     topic0,
                     added_at,

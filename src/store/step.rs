@@ -6,6 +6,7 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::follow::EndpointHealth;
 use crate::limits::{LARGE_STEP_EVENTS, LARGE_STEP_WORK_MEM};
 use crate::protocol::{Backfill, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind};
 use crate::states::{MessageType, NodeStatus};
@@ -90,13 +91,7 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                         step.node.as_str().into(),
                         (step.to as i64).into(),
                         (step.head as i64).into(),
-                        if step.subscribed {
-                            NodeStatus::Subscribed
-                        } else {
-                            NodeStatus::Connected
-                        }
-                        .as_str()
-                        .into(),
+                        step.status.as_str().into(),
                     ],
                 )?;
             }
@@ -168,14 +163,35 @@ pub(super) fn start_backfills(
 }
 
 /// Records that a node failed to answer; the checkpoint stays where it is.
-pub fn record_node_error(node: &str, error: &str) -> SpiResult<()> {
+pub fn record_node_error(node: &str, error: &str, status: NodeStatus) -> SpiResult<()> {
     Spi::connect_mut(|client| {
         client.update(
             "INSERT INTO eventeum.node_state AS s (node, status, last_error, updated_at)
-             SELECT name, 'DOWN', $2, now() FROM eventeum.nodes WHERE name = $1
-             ON CONFLICT (node) DO UPDATE SET status = 'DOWN', last_error = $2, updated_at = now()",
+             SELECT name, $3, $2, now() FROM eventeum.nodes WHERE name = $1
+             ON CONFLICT (node) DO UPDATE SET status = $3, last_error = $2, updated_at = now()",
             None,
-            &[node.into(), error.into()],
+            &[node.into(), error.into(), status.as_str().into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Records which of a node's urls serves and how each is, and the chain
+/// they serve.
+pub fn record_endpoints(
+    node: &str,
+    chain_id: Option<u64>,
+    endpoints: &[EndpointHealth],
+) -> SpiResult<()> {
+    let endpoints = serde_json::to_value(endpoints).unwrap_or_default();
+    let chain_id = chain_id.and_then(|c| i64::try_from(c).ok());
+    Spi::connect_mut(|client| {
+        client.update(
+            "INSERT INTO eventeum.node_state AS s (node, chain_id, endpoints, updated_at)
+             SELECT name, $2, $3, now() FROM eventeum.nodes WHERE name = $1
+             ON CONFLICT (node) DO UPDATE SET chain_id = $2, endpoints = $3",
+            None,
+            &[node.into(), chain_id.into(), pgrx::JsonB(endpoints).into()],
         )?;
         Ok(())
     })

@@ -8,7 +8,7 @@ use pgrx::bgworkers::BackgroundWorker;
 use tokio::sync::watch;
 
 use crate::guc;
-use crate::limits::METRICS_EVERY;
+use crate::limits::{METRICS_EVERY, METRICS_RENDER_EVERY};
 use crate::metrics::{self, Pages};
 use crate::rpc;
 use crate::store;
@@ -20,6 +20,7 @@ pub(super) struct Metrics {
     server: Option<tokio::task::JoinHandle<()>>,
     pages: watch::Sender<Pages>,
     last_tick: Instant,
+    last_render: Instant,
 }
 
 impl Metrics {
@@ -29,6 +30,7 @@ impl Metrics {
             server: None,
             pages: watch::Sender::new(Pages::default()),
             last_tick: Instant::now(),
+            last_render: Instant::now(),
         }
     }
 
@@ -62,12 +64,15 @@ impl Metrics {
                 None => {}
             }
         }
-        if self.server.is_some() {
+        // The pages count the outbox backlog: render them less often than
+        // the counts are written, so that a large backlog costs little.
+        if self.server.is_some() && self.last_render.elapsed() >= METRICS_RENDER_EVERY {
             self.render();
         }
     }
 
-    fn render(&self) {
+    fn render(&mut self) {
+        self.last_render = Instant::now();
         match BackgroundWorker::transaction(store::render_pages) {
             Ok(pages) => {
                 self.pages.send_replace(pages);

@@ -28,7 +28,10 @@ use self::runtime::{build_runtime, shutdown};
 use crate::discard;
 use crate::follow;
 use crate::guc;
-use crate::limits::{EXTENSION_POLL, FOLLOWER_QUEUE, LARGE_STEP, RELAY_QUEUE, TICK};
+use crate::limits::{
+    EXTENSION_POLL, FOLLOWER_MESSAGES_PER_TICK, FOLLOWER_QUEUE, LARGE_STEP, RELAY_QUEUE, TICK,
+    WORKER_LOCK_TIMEOUT, WORKER_STATEMENT_TIMEOUT,
+};
 use crate::protocol::{ChainStep, ConfigSnapshot, FollowerMessage, StepAck};
 use crate::relay;
 use crate::store;
@@ -74,8 +77,13 @@ fn run() {
     };
     discard::start(&runtime);
     // COPY reads binary text fields in the client encoding; ours are UTF-8.
-    if let Err(e) = BackgroundWorker::transaction(|| Spi::run("SET client_encoding = 'UTF8'")) {
-        pgrx::error!("eventeum: cannot set the worker's client encoding: {e}");
+    // No wait on a lock or a statement is unbounded, so SIGTERM is always seen.
+    let settings = format!(
+        "SET client_encoding = 'UTF8'; SET lock_timeout = '{WORKER_LOCK_TIMEOUT}'; \
+         SET statement_timeout = '{WORKER_STATEMENT_TIMEOUT}'"
+    );
+    if let Err(e) = BackgroundWorker::transaction(|| Spi::run(&settings)) {
+        pgrx::error!("eventeum: cannot set the worker's session: {e}");
     }
     let mut snapshot = Arc::new(load_snapshot());
     let (config_tx, config_rx) = watch::channel(snapshot.clone());
@@ -112,7 +120,15 @@ fn run() {
             Err(e) => pgrx::error!("eventeum: cannot read the configuration version: {e}"),
         }
         reload = false;
-        loop {
+        for turn in 0..=FOLLOWER_MESSAGES_PER_TICK {
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+            if turn == FOLLOWER_MESSAGES_PER_TICK {
+                // More may be queued: come straight back after the outbox.
+                follow::wake_main_thread();
+                break;
+            }
             match from_followers.try_recv() {
                 Ok(FollowerMessage::Step(mut step)) => {
                     if step.prepared.len() >= LARGE_STEP {
@@ -133,11 +149,26 @@ fn run() {
                     );
                     let _ = rewind.ack.send(ack);
                 }
-                Ok(FollowerMessage::NodeError { node, error }) => {
-                    if let Err(e) =
-                        BackgroundWorker::transaction(|| store::record_node_error(&node, &error))
-                    {
+                Ok(FollowerMessage::NodeError {
+                    node,
+                    error,
+                    status,
+                }) => {
+                    if let Err(e) = BackgroundWorker::transaction(|| {
+                        store::record_node_error(&node, &error, status)
+                    }) {
                         pgrx::warning!("eventeum: cannot record the error of node \"{node}\": {e}");
+                    }
+                }
+                Ok(FollowerMessage::Endpoints {
+                    node,
+                    chain_id,
+                    endpoints,
+                }) => {
+                    if let Err(e) = BackgroundWorker::transaction(|| {
+                        store::record_endpoints(&node, chain_id, &endpoints)
+                    }) {
+                        pgrx::warning!("eventeum: cannot record the urls of node \"{node}\": {e}");
                     }
                 }
                 Err(TryRecvError::Empty) => break,

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::commit_or_abort;
 use crate::guc;
-use crate::limits::{BATCHES_IN_FLIGHT, PRUNE_EVERY, RELAY_BATCH};
+use crate::limits::{BATCHES_IN_FLIGHT, IN_FLIGHT_DEADLINE, PRUNE_EVERY, RELAY_BATCH};
 use crate::protocol::{BroadcasterConfig, ConfigSnapshot, Delivery, Publish};
 use crate::store;
 
@@ -28,6 +28,8 @@ pub(super) struct Outbox {
 
 struct BatchesInFlight {
     count: usize,
+    /// When the last delivery came back (or the first batch left).
+    answered_at: Instant,
     /// The outbox id the newest batch ends with.
     last_id: i64,
     /// One of them failed (or was skipped): wait for the rest before reading more.
@@ -45,8 +47,19 @@ impl Outbox {
     }
 
     pub fn relay(&mut self, snapshot: &ConfigSnapshot) {
+        // A lane that died (and was replaced) never answers for the batches
+        // it held: after the deadline they are read again from the outbox,
+        // where they are still pending.
+        self.in_flight.retain(|name, batches| {
+            let alive = batches.answered_at.elapsed() < IN_FLIGHT_DEADLINE;
+            if !alive {
+                pgrx::warning!("eventeum: no answer from broadcaster \"{name}\"'s lane for {IN_FLIGHT_DEADLINE:?}; sending its batches again");
+            }
+            alive
+        });
         while let Ok(delivery) = self.deliveries.try_recv() {
             if let Some(batches) = self.in_flight.get_mut(&delivery.broadcaster) {
+                batches.answered_at = Instant::now();
                 batches.count -= 1;
                 batches.halted |= delivery.failure.is_some() || delivery.skipped;
                 if batches.count == 0 {
@@ -82,6 +95,7 @@ impl Outbox {
                 if self.publish.try_send(batch).is_ok() {
                     let batches = self.in_flight.entry(name).or_insert(BatchesInFlight {
                         count: 0,
+                        answered_at: Instant::now(),
                         last_id,
                         halted: false,
                     });

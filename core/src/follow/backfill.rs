@@ -80,7 +80,7 @@ impl Follower {
                         from: piece.from,
                         to: piece.to,
                         head,
-                        subscribed: position.heads.is_some(),
+                        status: client.status(position.heads.is_some()),
                         kind: StepKind::Backfill {
                             filter_id: filter.id.clone(),
                             checkpoint,
@@ -220,8 +220,9 @@ pub fn split_into_pieces(
         .collect()
 }
 
-/// Filters with a `startBlock` that live following takes over now, after
-/// block `last`: each gets a backfill of `startBlock..=last`.
+/// Filters that live following takes over now, after block `last`: each gets
+/// a backfill of `start..=last` (its `startBlock`, or the block its
+/// registration resolved to), done at once when it starts after `last`.
 pub(super) fn new_backfills(
     node: &NodeConfig,
     position: &Position,
@@ -231,7 +232,7 @@ pub(super) fn new_backfills(
         .iter()
         .filter(|f| !position.backfills.contains_key(&f.id))
         .filter_map(|f| {
-            let from = f.definition.start_block?;
+            let from = f.start?;
             // A start above `last` needs no backfill: mark it done at once.
             let current = if from > last {
                 last

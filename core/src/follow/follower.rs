@@ -10,22 +10,29 @@ use alloy::primitives::B256;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::backfill::new_backfills;
+use super::endpoints::Endpoints;
+use super::lagging::incomplete_answer;
 use super::matching::{addresses, decode_logs, match_transactions, topics};
 use super::plan::{block_timestamps, plan, BlockNeeds, Plan};
 use super::position::{range_cap, Position};
+use super::start::{registration_start, resolve_filter_starts};
 use super::wake_main_thread;
 use crate::decode::RenderOptions;
-use crate::limits::{ACK_TIMEOUT, BACKOFF_CAP, BACKOFF_START};
+use crate::limits::{
+    ACK_TIMEOUT, BACKOFF_CAP, BACKOFF_START, LAGGING_RETRY_DELAY, RANGE_REFUSAL_DELAY,
+};
 use crate::node::BlockStrategy;
 use crate::protocol::{
     BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage, NodeConfig, Rewind,
     StepAck, StepKind, UndecodableLog,
 };
+use crate::redact::redact_url;
 use crate::rows::prepare_events;
 use crate::rpc::{NodeClient, RpcError};
+use crate::states::NodeStatus;
 
 pub(super) struct Follower {
-    node: NodeConfig,
+    pub(super) node: NodeConfig,
     config: watch::Receiver<Arc<ConfigSnapshot>>,
     to_main: mpsc::Sender<FollowerMessage>,
 }
@@ -52,9 +59,13 @@ impl Follower {
     pub async fn run(mut self) {
         let options = self.node.options.clone();
         let poll = Duration::from_millis(options.polling_interval);
+        let healthcheck = Duration::from_millis(options.healthcheck_interval);
         let pubsub = options.block_strategy == BlockStrategy::Pubsub;
         let mut backoff = BACKOFF_START;
         let mut client: Option<NodeClient> = None;
+        let mut endpoints = Endpoints::new(&self.node.url);
+        let mut chain_id = self.node.chain_id;
+        let mut reported = (chain_id, endpoints.report());
         // Crash-only: resume from the committed checkpoint, replaying a few
         // blocks in case they changed while we were away.
         let cursor = self
@@ -64,6 +75,12 @@ impl Follower {
         let known = std::mem::take(&mut self.node.recent_blocks);
         let mut position = Position::new(cursor, known, range_cap(&options));
         loop {
+            if endpoints.probe_due(healthcheck) {
+                if let Some(primary) = self.probe_primary(&mut endpoints, &mut chain_id).await {
+                    client = Some(primary);
+                    position.heads = None;
+                }
+            }
             let result = match &client {
                 Some(client) => {
                     if pubsub && position.heads.is_none() {
@@ -82,13 +99,14 @@ impl Follower {
                     self.config.borrow_and_update();
                     self.step(client, &mut position).await
                 }
-                None => NodeClient::connect(&self.node.name, &self.node.url, &options)
-                    .await
-                    .map(|c| {
-                        client = Some(c);
-                        Progress::Retry
-                    }),
+                None => self.open(endpoints.url(), &mut chain_id).await.map(|c| {
+                    client = Some(c);
+                    Progress::Retry
+                }),
             };
+            if result.is_ok() {
+                endpoints.succeeded();
+            }
             match result {
                 Ok(Progress::Advanced | Progress::Retry) => backoff = BACKOFF_START,
                 Ok(Progress::CaughtUp) => {
@@ -100,25 +118,51 @@ impl Follower {
                         Ok(()) = config.changed() => {}
                     }
                 }
-                Err(error) if error.is_range_limit() => {
+                // Down to one block, a refusal is the node's answer, not the range's.
+                Err(error) if error.is_range_limit() && position.range > 1 => {
                     position.shrink_range();
                     tracing::info!(node = %self.node.name, %error, range = position.range, "node refused the range; splitting it");
+                    tokio::time::sleep(RANGE_REFUSAL_DELAY).await;
                 }
                 Err(error) => {
                     tracing::warn!(node = %self.node.name, %error, "node call failed; retrying in {backoff:?}");
+                    let status = if error.is_rate_limit() {
+                        NodeStatus::RateLimited
+                    } else {
+                        NodeStatus::Down
+                    };
                     let _ = self.to_main.try_send(FollowerMessage::NodeError {
                         node: self.node.name.clone(),
                         error: error.to_string(),
+                        status,
                     });
                     wake_main_thread();
+                    let wrong_chain = matches!(error, RpcError::WrongChain { .. });
+                    let moved = endpoints.failed(&error, wrong_chain, healthcheck);
+                    if moved {
+                        tracing::warn!(node = %self.node.name, url = %redact_url(endpoints.url()), "switching to the next url");
+                    }
                     // Connect afresh: a dead websocket does not come back by itself.
-                    client = None;
-                    position.heads = None;
-                    tokio::time::sleep(backoff).await;
-                    // A node that is down is checked again at least every healthcheckInterval.
-                    let cap = BACKOFF_CAP.min(Duration::from_millis(options.healthcheck_interval));
-                    backoff = (backoff * 2).min(cap);
+                    if moved || wrong_chain || pubsub {
+                        client = None;
+                        position.heads = None;
+                    }
+                    if !moved {
+                        tokio::time::sleep(backoff).await;
+                        // A node that is down is checked again at least every healthcheckInterval.
+                        backoff = (backoff * 2).min(BACKOFF_CAP.min(healthcheck));
+                    }
                 }
+            }
+            let now = (chain_id, endpoints.report());
+            if now != reported {
+                reported = now.clone();
+                let _ = self.to_main.try_send(FollowerMessage::Endpoints {
+                    node: self.node.name.clone(),
+                    chain_id: now.0,
+                    endpoints: now.1,
+                });
+                wake_main_thread();
             }
         }
     }
@@ -145,6 +189,9 @@ impl Follower {
             position
                 .backfills
                 .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
+            position
+                .starts
+                .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
             for filter in &node.filters {
                 if let Some(stored) = filter.backfill {
                     if let Entry::Vacant(entry) = position.backfills.entry(filter.id.clone()) {
@@ -156,11 +203,19 @@ impl Follower {
         }
         let options = &node.options;
         let head = client.head().await?;
+        position.saw_head(head);
+        if position.drop_silent_subscription(head, Duration::from_millis(options.polling_interval))
+        {
+            tracing::warn!(node = %node.name, head, "the newHeads subscription went silent while the head moved; subscribing again");
+        }
+        let node = &resolve_filter_starts(client, node, position, head).await?;
 
         let Some(last) = position.cursor else {
-            // First contact: commit the starting point before fetching anything,
-            // so that a crash right after cannot move the start to a later head.
-            let start = head.saturating_sub(options.num_blocks_to_replay);
+            // First contact: follow from the first block mined since the node
+            // was added, however late the worker gets here. The block before
+            // it is committed first, so that a crash cannot move the start.
+            let first = registration_start(client, position, node.added_at, head).await?;
+            let start = first.saturating_sub(1);
             let header = client.block_header(start).await?;
             let kind = StepKind::Live {
                 headers: vec![header],
@@ -170,6 +225,7 @@ impl Follower {
             };
             return self
                 .hand_over(
+                    client,
                     &snapshot,
                     node,
                     start + 1,
@@ -201,6 +257,7 @@ impl Follower {
                             transactions: vec![],
                         };
                         self.hand_over(
+                            client,
                             &snapshot,
                             node,
                             last + 1,
@@ -249,6 +306,13 @@ impl Follower {
             if moved {
                 return Ok(Progress::Retry);
             }
+            if let Some(block) =
+                incomplete_answer(client, &node.filters, &logs, &headers, head).await?
+            {
+                tracing::info!(node = %node.name, block, "eth_getLogs left out logs of a new block (a lagging backend); asking again");
+                tokio::time::sleep(LAGGING_RETRY_DELAY).await;
+                return Ok(Progress::Retry);
+            }
             let timestamps = block_timestamps(client, &logs, &headers).await?;
             let render = RenderOptions {
                 bytes_to_ascii: snapshot.bytes_to_ascii,
@@ -272,7 +336,7 @@ impl Follower {
             transactions,
         };
         self.hand_over(
-            &snapshot, node, from, to, head, kind, events, failures, position,
+            client, &snapshot, node, from, to, head, kind, events, failures, position,
         )
         .await
     }
@@ -328,6 +392,7 @@ impl Follower {
     #[allow(clippy::too_many_arguments)]
     async fn hand_over(
         &self,
+        client: &NodeClient,
         snapshot: &ConfigSnapshot,
         node: &NodeConfig,
         from: u64,
@@ -355,7 +420,7 @@ impl Follower {
             from,
             to,
             head,
-            subscribed: position.heads.is_some(),
+            status: client.status(position.heads.is_some()),
             kind,
             prepared,
             failures,
@@ -367,6 +432,7 @@ impl Follower {
         match tokio::time::timeout(ACK_TIMEOUT, answer).await {
             Ok(Ok(StepAck::Committed)) => {
                 for (id, backfill) in started {
+                    position.starts.remove(&id);
                     if let Some(filter) = node.filters.iter().find(|f| f.id == id) {
                         position.backfills.insert(id, (filter.added_at, backfill));
                         position.restart_backfill_ranges();

@@ -123,9 +123,7 @@ pub fn decode_logs(
         let matching = filters.iter().filter(|f| {
             f.topic0 == *topic0
                 && f.definition.contract_address == log.address()
-                && f.definition
-                    .start_block
-                    .is_none_or(|start| block_number >= start)
+                && f.start.is_none_or(|start| block_number >= start)
         });
         for filter in matching {
             let raw = RawLog {

@@ -4,20 +4,29 @@
 //! advances only once the main thread has committed the step.
 //!
 //! - [`supervisor`]: one follower per configured node;
+//! - [`endpoints`]: a node's URLs, failover and the way back to the primary;
 //! - [`follower`]: a node's loop, its live step and how a step is handed over;
 //! - [`position`]: what a follower knows of the chain it has committed;
 //! - [`plan`]: the next range, or the fork to rewind (fork detection);
-//! - [`backfill`]: a filter's `startBlock` backfill, in pieces;
-//! - [`matching`]: logs to filters (and decoded), transactions to monitors.
+//! - [`start`]: where a registration starts: the first block after its commit;
+//! - [`backfill`]: a filter's backfill from its start, in pieces;
+//! - [`matching`]: logs to filters (and decoded), transactions to monitors;
+//! - [`lagging`]: an `eth_getLogs` answer checked against the blocks' blooms.
 
 mod backfill;
+mod endpoints;
 mod follower;
+mod lagging;
 mod matching;
 mod plan;
 mod position;
+mod start;
 mod supervisor;
+#[cfg(test)]
+mod test_node;
 
 pub use backfill::{split_into_pieces, Piece};
+pub use endpoints::EndpointHealth;
 pub use matching::decode_logs;
 pub use supervisor::supervise;
 

@@ -8,7 +8,7 @@ use alloy::rpc::types::{Log, Transaction};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::position::Position;
-use crate::limits::FETCH_CONCURRENCY;
+use crate::limits::{FETCH_CONCURRENCY, FULL_BLOCKS_PER_STEP};
 use crate::node::NodeOptions;
 use crate::protocol::BlockHeader;
 use crate::rpc::{NodeClient, RpcError};
@@ -49,7 +49,13 @@ pub(super) async fn plan(
         };
     }
     let from = last + 1;
-    let to = head.min(last + position.range);
+    // Full blocks are large: fetch them a bounded number at a time.
+    let range = if needs.transactions {
+        position.range.min(FULL_BLOCKS_PER_STEP)
+    } else {
+        position.range
+    };
+    let to = head.min(last + range);
     // Blocks: the first (to check it continues our chain), every block within
     // the fork window of the head (to remember their hashes), and every block
     // of the range when block events or monitors need them.
@@ -356,10 +362,36 @@ mod tests {
         assert!(matches!(plan, Plan::Wait));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limited_call_is_retried_on_its_own() {
+        let asserter = Asserter::new();
+        asserter.push_failure_msg("rate limited");
+        asserter.push_failure_msg("Too Many Requests");
+        asserter.push_success(&block(11, 0, 0));
+        let plan = plan(
+            &client(asserter),
+            &position(),
+            10,
+            20,
+            &NodeOptions::default(),
+            ONLY_FORK_CHECKS,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            plan,
+            Plan::Range {
+                from: 11,
+                to: 11,
+                ..
+            }
+        ));
+    }
+
     #[tokio::test]
     async fn a_failed_call_is_an_error_not_a_plan() {
         let asserter = Asserter::new();
-        asserter.push_failure_msg("rate limited");
+        asserter.push_failure_msg("header not found");
         let error = plan(
             &client(asserter),
             &position(),
@@ -371,6 +403,6 @@ mod tests {
         .await
         .err()
         .expect("an error");
-        assert!(error.to_string().contains("rate limited"), "{error}");
+        assert!(error.to_string().contains("header not found"), "{error}");
     }
 }

@@ -2,13 +2,15 @@
 //! the fork window's hashes, the adaptive `eth_getLogs` ranges and the
 //! filters' backfills.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
 
 use alloy::primitives::B256;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::limits::{BACKFILL_FIRST_RANGE, BACKFILL_PIECE_LOGS, DEFAULT_RANGE, SMALL_ANSWER};
+use crate::limits::{
+    BACKFILL_FIRST_RANGE, BACKFILL_PIECE_LOGS, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER,
+};
 use crate::node::NodeOptions;
 use crate::protocol::Backfill;
 use crate::rpc::HeadSubscription;
@@ -28,10 +30,20 @@ pub(super) struct Position {
     /// Backfills of filters with a `startBlock`, by filter id, with when the
     /// filter was added: a filter removed and added again is a new filter.
     pub backfills: HashMap<String, (i64, Backfill)>,
+    /// Filters not yet taken over by live following: the first block of each
+    /// (resolved from when it was registered), by id, with when it was added.
+    pub starts: HashMap<String, (i64, u64)>,
     /// The configuration version `backfills` was last checked against.
     pub checked_version: Option<i64>,
     /// The `newHeads` subscription of a PUBSUB node, while it is live.
     pub heads: Option<HeadSubscription>,
+    /// The heads read recently, each with when (milliseconds since the
+    /// epoch, the database server's clock): where a registration starts.
+    seen: VecDeque<(u64, u64)>,
+    /// The newest head the subscription pushed (or the head when it began).
+    pushed: Option<u64>,
+    /// Since when the node has had a head newer than any pushed.
+    unpushed_since: Option<Instant>,
 }
 
 impl Position {
@@ -44,8 +56,12 @@ impl Position {
             range,
             backfill_range: BACKFILL_FIRST_RANGE.min(range),
             backfills: HashMap::new(),
+            starts: HashMap::new(),
             checked_version: None,
             heads: None,
+            seen: VecDeque::with_capacity(HEADS_REMEMBERED),
+            pushed: None,
+            unpushed_since: None,
         }
     }
 
@@ -56,9 +72,55 @@ impl Position {
             return tokio::time::sleep(poll).await;
         };
         match tokio::time::timeout(poll, heads.recv()).await {
-            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+            Ok(Ok(header)) => {
+                self.pushed = Some(self.pushed.unwrap_or(0).max(header.number));
+                self.unpushed_since = None;
+            }
+            Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
             Ok(Err(RecvError::Closed)) => self.heads = None, // resubscribe next turn
         }
+    }
+
+    /// Remembers that the node's head was `head` now.
+    pub fn saw_head(&mut self, head: u64) {
+        if self.seen.len() == HEADS_REMEMBERED {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((unix_millis(), head));
+    }
+
+    /// The last head read at or before `at` (milliseconds since the epoch),
+    /// with when it was read.
+    pub fn head_seen_by(&self, at: u64) -> Option<(u64, u64)> {
+        self.seen
+            .iter()
+            .rev()
+            .find(|(when, _)| *when <= at)
+            .copied()
+    }
+
+    /// A subscription whose socket stays open but pushes nothing while the
+    /// head moves is dropped, to be made again: true when `head` has been
+    /// newer than every pushed head for two polling intervals (at least 2 s).
+    pub fn drop_silent_subscription(&mut self, head: u64, poll: Duration) -> bool {
+        if self.heads.is_none() {
+            self.pushed = None;
+            self.unpushed_since = None;
+            return false;
+        }
+        let pushed = *self.pushed.get_or_insert(head);
+        if head <= pushed {
+            self.unpushed_since = None;
+            return false;
+        }
+        let since = *self.unpushed_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < (poll * 2).max(Duration::from_secs(2)) {
+            return false;
+        }
+        self.heads = None;
+        self.pushed = None;
+        self.unpushed_since = None;
+        true
     }
 
     pub fn shrink_range(&mut self) {
@@ -100,4 +162,11 @@ pub(super) fn range_cap(options: &NodeOptions) -> u64 {
     } else {
         DEFAULT_RANGE
     }
+}
+
+/// Now, in milliseconds since the epoch.
+pub(super) fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

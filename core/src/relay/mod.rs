@@ -50,26 +50,36 @@ pub async fn run(
         .build()
         .expect("an HTTP client builds");
     let mut lanes: HashMap<String, Lane> = HashMap::new();
-    let open =
-        |lanes: &mut HashMap<String, Lane>, name: &str, kind: BroadcasterKind, options: &Value| {
-            let current = lanes.get(name).is_some_and(|l| l.options == *options);
-            if !current {
-                // Options changed (removed and added again under the name, say):
-                // dropping the old lane's sender ends it once it has sent what
-                // it holds, and the new lane starts after that.
-                let before = lanes.remove(name).map(|old| old.task);
-                let lane = Lane::open(
-                    name,
-                    kind,
-                    options,
-                    http.clone(),
-                    deliveries.clone(),
-                    before,
-                );
-                lanes.insert(name.to_string(), lane);
-            }
-            lanes.get(name).expect("inserted above").batches.clone()
-        };
+    let open = |lanes: &mut HashMap<String, Lane>,
+                name: &str,
+                kind: BroadcasterKind,
+                options: &Value| {
+        let current = lanes
+            .get(name)
+            .is_some_and(|l| l.options == *options && !l.task.is_finished());
+        if lanes.get(name).is_some_and(|l| l.task.is_finished()) {
+            // A lane only ends early by panicking: open a new one. The
+            // main thread sends again what the dead lane held once its
+            // in-flight deadline passes; the rows are still pending.
+            tracing::error!(broadcaster = %name, "the broadcaster's lane ended; opening a new one");
+        }
+        if !current {
+            // Options changed (removed and added again under the name, say):
+            // dropping the old lane's sender ends it once it has sent what
+            // it holds, and the new lane starts after that.
+            let before = lanes.remove(name).map(|old| old.task);
+            let lane = Lane::open(
+                name,
+                kind,
+                options,
+                http.clone(),
+                deliveries.clone(),
+                before,
+            );
+            lanes.insert(name.to_string(), lane);
+        }
+        lanes.get(name).expect("inserted above").batches.clone()
+    };
     config.mark_changed();
     let mut watching = true;
     loop {
@@ -78,8 +88,13 @@ pub async fn run(
             batch = batches.recv() => {
                 let Some(batch) = batch else { break };
                 let lane = open(&mut lanes, &batch.broadcaster, batch.kind, &batch.options);
-                if lane.send(batch).await.is_err() {
-                    break; // the lane ended: the worker is stopping
+                if let Err(lost) = lane.send(batch).await {
+                    // The lane died after `open` looked: a new one takes the batch.
+                    let batch = lost.0;
+                    let lane = open(&mut lanes, &batch.broadcaster, batch.kind, &batch.options);
+                    if lane.send(batch).await.is_err() {
+                        tracing::error!("a new lane ended at once; its batch is sent again after the deadline");
+                    }
                 }
             }
             changed = config.changed(), if watching => match changed {

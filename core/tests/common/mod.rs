@@ -52,6 +52,7 @@ pub fn filter_config(id: &str, signature: &str) -> Arc<FilterConfig> {
         topic0: definition.specification.topic0(),
         definition,
         added_at: 0,
+        start: None,
         backfill: None,
     })
 }
