@@ -231,3 +231,25 @@ def test_a_head_that_goes_backwards_loses_nothing(db, emitter, provider):
     proxy.rewrite = None
     wait_caught_up(db, "backwards", int(second[-1]["blockNumber"], 16))
     assert_exactly_once(db, fid, first + second)
+
+
+def test_a_catch_up_after_an_outage_is_committed_in_pieces(cluster, db, emitter, provider):
+    """12,000 events mined while the node is unreachable arrive in one live
+    step when it returns: more than a piece (10,000 logs), so the step is
+    committed in block-aligned pieces, each in a transaction of its own."""
+    proxy = provider("outage")
+    fid = add_pings(db, emitter, "outage")
+    first = pings(emitter, 1)
+    wait_caught_up(db, "outage", int(first[-1]["blockNumber"], 16))
+    proxy.stop()
+    bursts = [emitter.call("burst(uint256)", 500) for _ in range(24)]
+    proxy.start()
+    wait_caught_up(db, "outage", int(bursts[-1]["blockNumber"], 16), timeout=120)
+    wait_backfilled(db, fid)
+    expected_rows = expected(first) | {(r["transactionHash"], i) for r in bursts for i in range(500)}
+    rows = db.execute("SELECT transaction_hash, log_index, status::text FROM eventeum.contract_events "
+                      "WHERE filter_id = %s", (fid,)).fetchall()
+    assert len(rows) == len(expected_rows) == 12_002
+    assert {(tx, i) for tx, i, _ in rows} == expected_rows
+    assert {s for *_, s in rows} == {"CONFIRMED"}
+    assert "a large live step is committed in pieces" in cluster.log_text()

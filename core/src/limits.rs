@@ -20,6 +20,9 @@ pub const FETCH_CONCURRENCY: usize = 8;
 pub const BACKFILL_FIRST_RANGE: u64 = 1;
 /// Logs per backfill piece: each piece commits in a transaction of its own.
 pub const BACKFILL_PIECE_LOGS: usize = 10_000;
+/// Logs above which a live step (a catch-up after an outage, say) is cut
+/// into pieces of this many, each committed on its own.
+pub const LIVE_PIECE_LOGS: usize = BACKFILL_PIECE_LOGS;
 /// Backfill pieces queued for the main thread and not yet committed.
 pub const BACKFILL_IN_FLIGHT: usize = 2;
 /// How long one turn of backfilling lasts before live following gets a turn.

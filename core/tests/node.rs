@@ -1,6 +1,8 @@
 //! Node options and URLs: what add_node accepts and rejects.
 
-use eventeum_core::node::{validate_name, validate_url, BlockStrategy, NodeOptions};
+use eventeum_core::node::{
+    split_urls, validate_name, validate_url, validate_urls, BlockStrategy, NodeOptions,
+};
 use serde_json::json;
 
 #[test]
@@ -19,10 +21,13 @@ fn every_documented_key_is_accepted() {
         "pollingInterval": 500, "numBlocksToWait": 0, "numBlocksToWaitBeforeInvalidating": 1,
         "numBlocksToWaitForMissingTx": 5, "numBlocksToReplay": 3, "maxBlocksToSync": 100,
         "blockStrategy": "PUBSUB", "healthcheckInterval": 1000, "connectionTimeout": 100,
-        "readTimeout": 1000, "addTransactionRevertReason": true, "syncingThreshold": 10
+        "readTimeout": 1000, "addTransactionRevertReason": true, "syncingThreshold": 10,
+        "blockNotification": false, "maxRequestsPerSecond": 25, "maxResponseBytes": 1048576
     }))
     .unwrap();
     assert_eq!(options.block_strategy, BlockStrategy::Pubsub);
+    assert_eq!(options.max_requests_per_second, 25);
+    assert_eq!(options.max_response_bytes, 1 << 20);
     assert_eq!(options.num_blocks_to_wait, 0);
     assert!(options.add_transaction_revert_reason);
 }
@@ -37,6 +42,9 @@ fn unknown_keys_and_bad_values_are_rejected() {
         json!({"pollingInterval": 0}),
         json!({"blockStrategy": "PUSH"}),
         json!({"numBlocksToReplay": 10_000_000}),
+        json!({"maxResponseBytes": 1000}),
+        json!({"maxResponseBytes": 1u64 << 40}),
+        json!({"maxRequestsPerSecond": -1}),
         json!([1]),
     ] {
         let err = NodeOptions::from_json(&bad).expect_err(&bad.to_string());
@@ -70,4 +78,31 @@ fn urls_must_be_http_or_ws_with_a_host() {
     );
     assert!(validate_name(" ").is_err());
     validate_name("mainnet").unwrap();
+}
+
+#[test]
+fn a_node_may_have_fallback_urls_of_any_scheme_after_its_primary() {
+    let stored = validate_urls(
+        "wss://a.example/ws, https://b.example/v3/key ,http://127.0.0.1:8545",
+        BlockStrategy::Pubsub,
+    )
+    .unwrap();
+    assert_eq!(
+        split_urls(&stored),
+        [
+            "wss://a.example/ws",
+            "https://b.example/v3/key",
+            "http://127.0.0.1:8545/"
+        ]
+    );
+    // The primary must suit PUBSUB; fallbacks then poll.
+    let err =
+        validate_urls("https://a.example, wss://b.example", BlockStrategy::Pubsub).unwrap_err();
+    assert_eq!(err.sqlstate(), "22023");
+    for bad in ["", " , ", "http://a.example, ftp://b.example"] {
+        let err = validate_urls(bad, BlockStrategy::Poll).expect_err(bad);
+        assert_eq!(err.sqlstate(), "22023", "{bad}: {err}");
+    }
+    let nine = ["http://a.example"; 9].join(",");
+    assert!(validate_urls(&nine, BlockStrategy::Poll).is_err());
 }

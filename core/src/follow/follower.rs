@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::B256;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::backfill::new_backfills;
 use super::endpoints::Endpoints;
+use super::handover::LiveParts;
 use super::lagging::incomplete_answer;
 use super::matching::{addresses, decode_logs, match_transactions, topics};
 use super::plan::{block_timestamps, plan, BlockNeeds, Plan};
@@ -18,23 +18,17 @@ use super::position::{range_cap, Position};
 use super::start::{registration_start, resolve_filter_starts};
 use super::wake_main_thread;
 use crate::decode::RenderOptions;
-use crate::limits::{
-    ACK_TIMEOUT, BACKOFF_CAP, BACKOFF_START, LAGGING_RETRY_DELAY, RANGE_REFUSAL_DELAY,
-};
+use crate::limits::{BACKOFF_CAP, BACKOFF_START, LAGGING_RETRY_DELAY, RANGE_REFUSAL_DELAY};
 use crate::node::BlockStrategy;
-use crate::protocol::{
-    BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage, NodeConfig, Rewind,
-    StepAck, StepKind, UndecodableLog,
-};
+use crate::protocol::{BlockHeader, ConfigSnapshot, FollowerMessage, NodeConfig, StepKind};
 use crate::redact::redact_url;
-use crate::rows::prepare_events;
 use crate::rpc::{NodeClient, RpcError};
 use crate::states::NodeStatus;
 
 pub(super) struct Follower {
     pub(super) node: NodeConfig,
     config: watch::Receiver<Arc<ConfigSnapshot>>,
-    to_main: mpsc::Sender<FollowerMessage>,
+    pub(super) to_main: mpsc::Sender<FollowerMessage>,
 }
 
 pub(super) enum Progress {
@@ -208,7 +202,7 @@ impl Follower {
         {
             tracing::warn!(node = %node.name, head, "the newHeads subscription went silent while the head moved; subscribing again");
         }
-        let node = &resolve_filter_starts(client, node, position, head).await?;
+        let node = &*resolve_filter_starts(client, node, snapshot.version, position, head).await?;
 
         let Some(last) = position.cursor else {
             // First contact: follow from the first block mined since the node
@@ -326,7 +320,7 @@ impl Follower {
         } else {
             vec![]
         };
-        let kind = StepKind::Live {
+        let parts = LiveParts {
             headers: headers
                 .into_values()
                 .filter(|h| h.number >= window_start)
@@ -335,126 +329,16 @@ impl Follower {
             blocks,
             transactions,
         };
-        self.hand_over(
-            client, &snapshot, node, from, to, head, kind, events, failures, position,
+        self.hand_over_live(
+            client,
+            &snapshot,
+            node,
+            (from, to, head),
+            parts,
+            events,
+            failures,
+            position,
         )
         .await
-    }
-
-    /// Queues a step for the main thread and wakes it. False when the worker
-    /// is shutting down.
-    pub(super) async fn send_step(&self, step: ChainStep) -> bool {
-        if self.to_main.send(step.into()).await.is_err() {
-            return false;
-        }
-        wake_main_thread();
-        true
-    }
-
-    async fn rewind(
-        &self,
-        node: &NodeConfig,
-        ancestor: u64,
-        canonical: Vec<B256>,
-        deep: bool,
-        head: u64,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        if deep {
-            tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
-        }
-        let (ack, answer) = oneshot::channel();
-        let rewind = Rewind {
-            node: node.name.clone(),
-            ancestor,
-            canonical,
-            deeper_than_window: deep,
-            head,
-            ack,
-        };
-        if self
-            .to_main
-            .send(FollowerMessage::Rewind(rewind))
-            .await
-            .is_err()
-        {
-            return Ok(Progress::CaughtUp);
-        }
-        wake_main_thread();
-        if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await {
-            position.cursor = Some(ancestor);
-            position.known.retain(|&n, _| n <= ancestor);
-        }
-        Ok(Progress::Retry)
-    }
-
-    /// Sends a step and waits for the main thread to commit it; then moves the position.
-    #[allow(clippy::too_many_arguments)]
-    async fn hand_over(
-        &self,
-        client: &NodeClient,
-        snapshot: &ConfigSnapshot,
-        node: &NodeConfig,
-        from: u64,
-        to: u64,
-        head: u64,
-        kind: StepKind,
-        events: Vec<DecodedEvent>,
-        failures: Vec<UndecodableLog>,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        // What the position becomes once the step is committed.
-        let (headers, started) = match &kind {
-            StepKind::Live {
-                headers,
-                new_backfills,
-                ..
-            } => (headers.clone(), new_backfills.clone()),
-            StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
-        };
-        let (ack, answer) = oneshot::channel();
-        let prepared = prepare_events(&node.name, events, to, node.options.num_blocks_to_wait);
-        let step = ChainStep {
-            node: node.name.clone(),
-            config_version: snapshot.version,
-            from,
-            to,
-            head,
-            status: client.status(position.heads.is_some()),
-            kind,
-            prepared,
-            failures,
-            ack,
-        };
-        if !self.send_step(step).await {
-            return Ok(Progress::CaughtUp); // shutting down
-        }
-        match tokio::time::timeout(ACK_TIMEOUT, answer).await {
-            Ok(Ok(StepAck::Committed)) => {
-                for (id, backfill) in started {
-                    position.starts.remove(&id);
-                    if let Some(filter) = node.filters.iter().find(|f| f.id == id) {
-                        position.backfills.insert(id, (filter.added_at, backfill));
-                        position.restart_backfill_ranges();
-                    }
-                }
-                position.cursor = Some(to);
-                position
-                    .known
-                    .extend(headers.iter().map(|h| (h.number, h.hash)));
-                let oldest = to.saturating_sub(node.options.fork_window());
-                position.known.retain(|&n, _| n >= oldest && n <= to);
-                Ok(if to < head {
-                    Progress::Advanced
-                } else {
-                    Progress::CaughtUp
-                })
-            }
-            Ok(Ok(StepAck::Stale)) => Ok(Progress::Retry),
-            Ok(Err(_)) | Err(_) => {
-                tracing::warn!(node = %self.node.name, to, "step was not acknowledged; fetching it again");
-                Ok(Progress::Retry)
-            }
-        }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`supervisor`]: one follower per configured node;
 //! - [`endpoints`]: a node's URLs, failover and the way back to the primary;
-//! - [`follower`]: a node's loop, its live step and how a step is handed over;
+//! - [`follower`]: a node's loop and its live step;
+//! - [`handover`]: a step queued for the main thread, and the position moved once it committed;
 //! - [`position`]: what a follower knows of the chain it has committed;
 //! - [`plan`]: the next range, or the fork to rewind (fork detection);
 //! - [`start`]: where a registration starts: the first block after its commit;
@@ -16,6 +17,7 @@
 mod backfill;
 mod endpoints;
 mod follower;
+mod handover;
 mod lagging;
 mod matching;
 mod plan;

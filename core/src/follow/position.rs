@@ -3,6 +3,7 @@
 //! filters' backfills.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use alloy::primitives::B256;
@@ -12,7 +13,7 @@ use crate::limits::{
     BACKFILL_FIRST_RANGE, BACKFILL_PIECE_LOGS, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER,
 };
 use crate::node::NodeOptions;
-use crate::protocol::Backfill;
+use crate::protocol::{Backfill, NodeConfig};
 use crate::rpc::HeadSubscription;
 
 /// What the follower knows of the chain it has committed.
@@ -33,6 +34,9 @@ pub(super) struct Position {
     /// Filters not yet taken over by live following: the first block of each
     /// (resolved from when it was registered), by id, with when it was added.
     pub starts: HashMap<String, (i64, u64)>,
+    /// The node's configuration with every filter's start filled in, and
+    /// what it was made from: (config version, backfills, starts).
+    pub resolved: Option<((i64, usize, usize), Arc<NodeConfig>)>,
     /// The configuration version `backfills` was last checked against.
     pub checked_version: Option<i64>,
     /// The `newHeads` subscription of a PUBSUB node, while it is live.
@@ -57,6 +61,7 @@ impl Position {
             backfill_range: BACKFILL_FIRST_RANGE.min(range),
             backfills: HashMap::new(),
             starts: HashMap::new(),
+            resolved: None,
             checked_version: None,
             heads: None,
             seen: VecDeque::with_capacity(HEADS_REMEMBERED),

@@ -12,6 +12,8 @@
 //!   the server's clock. Nothing after the commit is skipped; a few blocks
 //!   before it may be taken.
 
+use std::sync::Arc;
+
 use super::position::Position;
 use crate::limits::{FRESH_HEAD, REGISTRATION_CLOCK_MARGIN};
 use crate::protocol::NodeConfig;
@@ -91,15 +93,25 @@ pub(super) async fn first_block_at(
     Ok(newer_block)
 }
 
-/// The first block of each filter of `node` that live following has not yet
-/// taken over: its `startBlock`, or else the block its registration resolves
-/// to (remembered in `position` so that it is resolved once).
+/// The node's configuration with the first block of each filter filled in:
+/// its `startBlock`, where its backfill starts, or else the block its
+/// registration resolves to (remembered in `position`, so that it is
+/// resolved once). Kept in `position` until the configuration, a start or a
+/// backfill changes: with thousands of filters, rebuilding it every step
+/// would copy every filter's definition.
 pub(super) async fn resolve_filter_starts(
     client: &NodeClient,
     node: &NodeConfig,
+    version: i64,
     position: &mut Position,
     head: u64,
-) -> Result<NodeConfig, RpcError> {
+) -> Result<Arc<NodeConfig>, RpcError> {
+    let key = (version, position.backfills.len(), position.starts.len());
+    if let Some((cached, resolved)) = &position.resolved {
+        if *cached == key {
+            return Ok(resolved.clone());
+        }
+    }
     let mut resolved = node.clone();
     for filter in &mut resolved.filters {
         if filter.start.is_some() {
@@ -121,8 +133,11 @@ pub(super) async fn resolve_filter_starts(
         };
         let mut with_start = (**filter).clone();
         with_start.start = Some(start);
-        *filter = std::sync::Arc::new(with_start);
+        *filter = Arc::new(with_start);
     }
+    let resolved = Arc::new(resolved);
+    let key = (version, position.backfills.len(), position.starts.len());
+    position.resolved = Some((key, resolved.clone()));
     Ok(resolved)
 }
 
