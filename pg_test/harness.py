@@ -103,10 +103,10 @@ class Cluster:
         as_postgres([str(PGBIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                      "start"], stdout=subprocess.DEVNULL)
 
-    def stop(self, mode: str = "fast", missing_ok: bool = False) -> None:
+    def stop(self, mode: str = "fast", missing_ok: bool = False, timeout: int = 60) -> None:
         if missing_ok and not (self.data / "postmaster.pid").exists():
             return
-        as_postgres([str(PGBIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"],
+        as_postgres([str(PGBIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", str(timeout), "stop"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def conninfo(self, dbname: str | None = None) -> str:

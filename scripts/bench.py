@@ -12,6 +12,7 @@ always runs; "backfill" alone runs only it).
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -489,7 +490,14 @@ def main():
         finally:
             proxy.stop()
             tansu.stop()
-            cluster.stop(missing_ok=True)
+            # The shutdown checkpoint writes what the run left dirty, fsync on:
+            # on a slow disk that takes a while after 500,000 rows.
+            stopping = time.perf_counter()
+            try:
+                cluster.stop(missing_ok=True, timeout=600)
+            finally:
+                step(f"cluster stopped in {time.perf_counter() - stopping:.1f} s")
+                shutil.copy(cluster.log, Path(tempfile.gettempdir()) / "eventeum-bench-postgres.log")
             anvil.stop()
     print_table()
     print(json.dumps(figures))
