@@ -52,7 +52,7 @@ def cluster(workdir, anvil):
                          (anvil.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 0}}'))
             conn.execute("SELECT eventeum.add_node('deep', %s, %s)",
                          (anvil.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 3}}'))
-            # Following starts where the worker first reaches a node; wait for that.
+            # Wait for the first contact, so that tests start from a followed node.
             for node in ("default", "deep"):
                 wait_caught_up(conn, node, anvil.block_number(), timeout=60)
         found = crashes(c.log_text(), set())
