@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import threading
+import time
 
 import psycopg
 import pytest
@@ -142,3 +143,27 @@ def test_kill_9_with_a_non_empty_outbox_loses_no_message(cluster, emitter):
         with cluster.connect_when_ready() as db:
             db.execute("SELECT eventeum.remove_broadcaster('crash-hook')")
         receiver.stop()
+
+
+def test_sigterm_during_a_large_backfill_ends_the_worker_within_seconds(cluster, emitter):
+    """SIGTERM (pg_terminate_backend) while the main thread applies backfill
+    pieces: the worker ends within seconds, and the worker after it finishes
+    the backfill with every event once."""
+    bursts = [emitter.call("burst(uint256)", 500) for _ in range(40)]
+    with cluster.connect() as db:
+        fid = db.execute("SELECT eventeum.add_filter(%s, %s, start_block => %s)",
+                         (emitter.address, emitter.signature("Ping"), int(bursts[0]["blockNumber"], 16))).fetchone()[0]
+        wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.contract_events WHERE filter_id = %s",
+                                      (fid,)).fetchone()[0] > 0, interval=0.01, what="the backfill to begin")
+        pid = worker_pid(db)
+        asked = time.monotonic()
+        db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(lambda: worker_pid(db) != pid, timeout=15, interval=0.05, what="the worker to end")
+        assert time.monotonic() - asked < 10
+    new_worker(cluster, pid)
+    with cluster.connect_when_ready() as db:
+        wait_until(lambda: db.execute("SELECT done FROM eventeum.backfill_status WHERE filter_id = %s",
+                                      (fid,)).fetchone() == (True,), timeout=120, what="the backfill")
+        count = db.execute("SELECT count(DISTINCT (transaction_hash, log_index)), count(*) "
+                           "FROM eventeum.contract_events WHERE filter_id = %s", (fid,)).fetchone()
+    assert count == (20_000, 20_000)

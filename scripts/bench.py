@@ -531,7 +531,7 @@ def run(cluster, db, anvil, tansu, proxy):
     clean = proxied_backfill(db, anvil, bench, hostile=False)
     hostile = proxied_backfill(db, anvil, bench, hostile=True)
     report("backfill_hostile_events_per_s", EVENTS / hostile, "backfill via a rate-limiting, lagging proxy",
-           "events/s", "(25% of requests refused, 10% slow, half the logs answers two seconds behind)")
+           "events/s", "(25% of requests refused, 10% slow; the lag hides only blocks newer than the backfill)")
     report("backfill_hostile_vs_clean", clean / hostile, "backfill via the hostile proxy / the same proxy clean", "",
            f"(clean through the proxy {EVENTS / clean:,.0f} events/s; direct {EVENTS / best[0]:,.0f})")
     db.execute("SELECT eventeum.remove_filter('bench_backfill')")  # its rows stay: the relay sends one

@@ -97,7 +97,9 @@ fn run() {
     let mut heap = Heap::steady();
     let mut reload = false;
 
-    while BackgroundWorker::wait_latch(Some(TICK)) {
+    // `sigterm_received` clears the flag it reads: remember that it was set.
+    let mut stopping = false;
+    while !stopping && BackgroundWorker::wait_latch(Some(TICK)) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: main thread, between transactions, as Postgres' own
             // processes do on SIGHUP.
@@ -122,6 +124,7 @@ fn run() {
         reload = false;
         for turn in 0..=FOLLOWER_MESSAGES_PER_TICK {
             if BackgroundWorker::sigterm_received() {
+                stopping = true;
                 break;
             }
             if turn == FOLLOWER_MESSAGES_PER_TICK {
