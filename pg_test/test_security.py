@@ -22,6 +22,12 @@ MANAGEMENT_CALLS = [
     "SELECT * FROM eventeum.list_broadcasters()",
     "SELECT eventeum.replay_dead_letters()",
     "SELECT eventeum.create_consumer_group('sec_x')",
+    "SELECT eventeum.grant_consumer_group('sec_x', 'sec_reader')",
+    "SELECT eventeum.revoke_consumer_group('sec_x', 'sec_reader')",
+    "SELECT * FROM eventeum.poll('sec_x')",
+    "SELECT eventeum.ack('sec_x', ARRAY['m'])",
+    "SELECT eventeum.require_consumer('sec_x')",
+    "SELECT eventeum.require_served_database()",
     "SELECT eventeum.publish('d', 'k', '{}')",
     "SELECT eventeum.wake_relay_at_commit()",
     "SELECT eventeum.destination('http', '{}', 'BLOCK', NULL)",
@@ -30,10 +36,12 @@ MANAGEMENT_CALLS = [
     "DELETE FROM eventeum.outbox",
     "UPDATE eventeum.config_version SET version = 0",
 ]
-READER_FUNCTIONS = {"list_filters", "list_transaction_monitors", "poll", "ack", "health", "prometheus"}
+READER_FUNCTIONS = {"list_filters", "list_transaction_monitors", "health", "prometheus"}
+CONSUMER_FUNCTIONS = {"poll", "ack"}
 ADMIN_FUNCTIONS = {"add_node", "remove_node", "add_filter", "remove_filter", "add_transaction_monitor",
                    "remove_transaction_monitor", "add_broadcaster", "remove_broadcaster", "list_broadcasters",
-                   "replay_dead_letters", "create_consumer_group", "publish"}
+                   "replay_dead_letters", "create_consumer_group", "grant_consumer_group", "revoke_consumer_group",
+                   "publish"}
 SECRET = "pa55word-s3cret"
 API_KEY = "0123456789abcdef0123456789abcdef"
 
@@ -64,8 +72,8 @@ def denied(conn, sql, params=()):
 
 def test_roles_exist_and_public_gets_nothing(db):
     assert {r for (r,) in db.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname IN ('eventeum_admin', 'eventeum_reader')")} == \
-        {"eventeum_admin", "eventeum_reader"}
+        "SELECT rolname FROM pg_roles WHERE rolname IN ('eventeum_admin', 'eventeum_reader', 'eventeum_consumer')")} == \
+        {"eventeum_admin", "eventeum_reader", "eventeum_consumer"}
     assert db.execute("SELECT pg_has_role('eventeum_admin', 'eventeum_reader', 'MEMBER')").fetchone()[0]
     public_functions = db.execute("""
         SELECT p.proname FROM pg_proc p
@@ -86,13 +94,14 @@ def test_functions_each_role_may_execute(db):
              WHERE p.pronamespace = 'eventeum'::regnamespace
                AND has_function_privilege(%s, p.oid, 'EXECUTE')""", (role,))}
     assert executable("eventeum_reader") == READER_FUNCTIONS
-    assert executable("eventeum_admin") == READER_FUNCTIONS | ADMIN_FUNCTIONS
+    assert executable("eventeum_consumer") == CONSUMER_FUNCTIONS
+    assert executable("eventeum_admin") == READER_FUNCTIONS | CONSUMER_FUNCTIONS | ADMIN_FUNCTIONS
     # What they may execute runs as the owner, with a search_path that cannot be hijacked.
     loose = db.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p
          WHERE p.pronamespace = 'eventeum'::regnamespace AND p.proname = ANY (%s)
            AND NOT (p.prosecdef AND 'search_path=pg_catalog, eventeum, pg_temp' = ANY (p.proconfig))""",
-                       (sorted(READER_FUNCTIONS | ADMIN_FUNCTIONS),)).fetchall()
+                       (sorted(READER_FUNCTIONS | CONSUMER_FUNCTIONS | ADMIN_FUNCTIONS),)).fetchall()
     assert loose == []
 
 
@@ -113,8 +122,6 @@ def test_reader_reads_events_and_status_but_no_secrets(cluster, roles, db):
                 reader.execute(f"SELECT count(*) FROM eventeum.{relation}").fetchone()
             assert reader.execute("SELECT eventeum.health() ->> 'status'").fetchone()[0] in ("UP", "DOWN")
             reader.execute("SELECT * FROM eventeum.list_filters()").fetchall()
-            reader.execute("SELECT * FROM eventeum.poll('sec_group', 1)").fetchall()
-            reader.execute("SELECT eventeum.ack('sec_group', ARRAY['none'])").fetchone()
             reader.execute("LISTEN eventeum_contract_events")
             assert ("default",) in reader.execute("SELECT name FROM eventeum.nodes").fetchall()
             assert ("sec_rabbit",) in reader.execute("SELECT name FROM eventeum.broadcasters").fetchall()

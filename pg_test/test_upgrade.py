@@ -1,6 +1,7 @@
 """Upgrades: the previous release's install script, then ALTER EXTENSION
 eventeum UPDATE, gives the same schema as a fresh install."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -104,7 +105,9 @@ def test_update_from_a_previous_release_equals_a_fresh_install(released_scripts,
         old.execute("CREATE EXTENSION eventeum VERSION %s" % psql_literal(previous))
         assert describe(old) != expected, "the old release differs, or this test proves nothing"
         # Data written under the old release survives the update.
-        old.execute("SELECT eventeum.add_node('kept', 'http://127.0.0.1:8545')")
+        # (Straight into the table: the worker does not serve this database,
+        # so the API refuses to configure it; a restored dump writes it so too.)
+        old.execute("INSERT INTO eventeum.nodes (name, url, options) VALUES ('kept', 'http://127.0.0.1:8545', '{}')")
         old.execute("ALTER EXTENSION eventeum UPDATE")
         assert old.execute("SELECT extversion FROM pg_extension WHERE extname = 'eventeum'").fetchone()[0] == current
         upgraded = describe(old)
@@ -138,18 +141,46 @@ def test_filters_followed_before_0_4_0_keep_their_place(released_scripts, scratc
     whose node was never reached is left to start at its registration."""
     with scratch_databases("upgrade_filters") as conn:
         conn.execute("CREATE EXTENSION eventeum VERSION '0.3.0'")
+        # The worker does not serve this database: the rows are written as a
+        # restored dump writes them.
         for node in ("followed", "unreached"):
-            conn.execute("SELECT eventeum.add_node(%s, 'http://127.0.0.1:1')", (node,))
-        signature = "Ping(uint256 n)"
-        address = "0x" + "11" * 20
-        followed = conn.execute("SELECT eventeum.add_filter(%s, %s, node => 'followed')",
-                                (address, signature)).fetchone()[0]
-        conn.execute("SELECT eventeum.add_filter(%s, %s, node => 'unreached')", (address, signature))
+            conn.execute("INSERT INTO eventeum.nodes (name, url, options) VALUES (%s, 'http://127.0.0.1:1', '{}')",
+                         (node,))
+            conn.execute("""INSERT INTO eventeum.contract_event_filters
+                                (id, node, contract_address, event_name, event_signature, definition)
+                            VALUES (%s, %s, %s, 'Ping', %s, '{}')""",
+                         (f"f-{node}", node, "0x" + "11" * 20, "0x" + "22" * 32))
+        followed = "f-followed"
         conn.execute("INSERT INTO eventeum.node_state (node, latest_block) VALUES ('followed', 1234)")
         conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.4.0'")
         rows = conn.execute("SELECT filter_id, from_block, to_block, current_block "
                             "FROM eventeum.filter_backfill").fetchall()
         assert rows == [(followed, 0, 1234, 1234)]
+
+
+def test_kafka_options_of_0_4_0_move_to_named_options(released_scripts, scratch_databases):
+    """0.5.0 no longer passes librdkafka properties through. The update moves
+    those with a named option to it; any other stays, with a WARNING, and the
+    relay refuses to use the broadcaster until it is added again."""
+    with scratch_databases("upgrade_kafka") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.4.0'")
+        named = {"bootstrapServers": "k:9092", "librdkafka": {"linger.ms": "5", "compression.type": "lz4",
+                                                                "client.id": "indexer"}}
+        risky = {"bootstrapServers": "k:9092", "librdkafka": {"batch.size": 1000,
+                                                                "plugin.library.paths": "/tmp/x.so"}}
+        for name, options in (("named", named), ("risky", risky)):
+            conn.execute("INSERT INTO eventeum.broadcasters (name, kind, options) VALUES (%s, 'kafka', %s)",
+                         (name, json.dumps(options)))
+        warnings = []
+        conn.add_notice_handler(lambda d: warnings.append(d.message_primary))
+        conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.5.0'")
+        options = dict(conn.execute("SELECT name, options FROM eventeum.broadcasters").fetchall())
+        assert options["named"] == {"bootstrapServers": "k:9092", "lingerMs": 5, "compression": "lz4",
+                                    "clientId": "indexer"}
+        assert options["risky"] == {"bootstrapServers": "k:9092", "batchSize": 1000,
+                                    "librdkafka": risky["librdkafka"]}
+        assert any("risky" in w and "plugin.library.paths" in w for w in warnings), warnings
+        assert not any('"named"' in w for w in warnings), warnings
 
 
 def psql_literal(text):

@@ -5,6 +5,8 @@ use std::ffi::CString;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 
+use crate::netpolicy::{self, NetworkPolicy};
+
 /// `eventeum.database`: the database whose `eventeum` schema the worker serves.
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -22,6 +24,10 @@ pub static METRICS_ADDRESS: GucSetting<Option<CString>> = GucSetting::<Option<CS
 pub static ENVIRONMENT: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
+/// `eventeum.allowed_hosts`: where nodes and brokers may live (see `netpolicy`).
+pub static ALLOWED_HOSTS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public, private, loopback"));
+
 /// Registers the settings. `eventeum.database` is a postmaster setting, which
 /// Postgres only accepts while loading shared_preload_libraries.
 pub fn register(preloading: bool) {
@@ -30,6 +36,7 @@ pub fn register(preloading: bool) {
     }
     define_outbox_retention();
     define_metrics();
+    define_allowed_hosts();
     GucRegistry::define_bool_guc(
         c"eventeum.bytes_to_ascii",
         c"Render bytesN event parameters as ASCII text instead of 0x hex.",
@@ -72,6 +79,29 @@ fn define_metrics() {
     );
 }
 
+fn define_allowed_hosts() {
+    // SIGHUP: only postgresql.conf or ALTER SYSTEM (a superuser) sets it; no
+    // session can widen it for itself.
+    GucRegistry::define_string_guc(
+        c"eventeum.allowed_hosts",
+        c"Where node URLs and brokers may point: address classes, networks and host names.",
+        c"Comma-separated: public, private, loopback, link-local, CIDR networks or addresses, host names (*.example.com for subdomains). Applies on reload.",
+        &ALLOWED_HOSTS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+/// `eventeum.allowed_hosts`, parsed; a value that does not parse allows
+/// nothing, and says why.
+pub fn network_policy() -> Result<NetworkPolicy, String> {
+    let text = ALLOWED_HOSTS
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .unwrap_or_default();
+    NetworkPolicy::parse(&text).map_err(|e| format!("{}: {e}", netpolicy::SETTING))
+}
+
 fn define_database() {
     GucRegistry::define_string_guc(
         c"eventeum.database",
@@ -81,6 +111,12 @@ fn define_database() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
+}
+
+/// `eventeum.database` when this server runs the worker (the library is
+/// preloaded, so the setting exists), else None.
+pub fn served_database() -> Option<String> {
+    crate::worker_registered().then(database)
 }
 
 pub fn database() -> String {

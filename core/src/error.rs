@@ -26,6 +26,19 @@ pub enum ApiError {
         hint: Option<String>,
     },
 
+    /// The caller may not do this: a host `eventeum.allowed_hosts` refuses,
+    /// a consumer group not granted to the caller.
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        hint: Option<String>,
+    },
+
+    /// This database is not the one the worker serves (`eventeum.database`):
+    /// what is configured here would never be followed or delivered.
+    #[error("eventeum's worker does not serve database \"{database}\"")]
+    NotServed { database: String, served: String },
+
     /// The object is still used by others, e.g. a node that has filters.
     #[error("{kind} \"{name}\" is still in use: {detail}")]
     InUse {
@@ -51,6 +64,17 @@ impl ApiError {
         }
     }
 
+    /// A connection `eventeum.allowed_hosts` refuses; `what` names the URL or server.
+    pub fn refused(refused: crate::netpolicy::Refused, what: &str) -> Self {
+        ApiError::Forbidden {
+            message: format!("{what}: {refused}"),
+            hint: Some(format!(
+                "a superuser may allow it in {} (postgresql.conf or ALTER SYSTEM, then reload)",
+                crate::netpolicy::SETTING
+            )),
+        }
+    }
+
     pub fn invalid_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
         ApiError::InvalidParameter {
             message: message.into(),
@@ -65,16 +89,21 @@ impl ApiError {
             ApiError::Duplicate { .. } => "23505",        // unique_violation
             ApiError::NotFound { .. } => "42704",         // undefined_object
             ApiError::InUse { .. } => "2BP01",            // dependent_objects_still_exist
+            ApiError::Forbidden { .. } => "42501",        // insufficient_privilege
+            ApiError::NotServed { .. } => "55000",        // object_not_in_prerequisite_state
         }
     }
 
-    pub fn hint(&self) -> Option<&str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            ApiError::InvalidParameter { hint, .. } | ApiError::NotFound { hint, .. } => {
-                hint.as_deref()
-            }
-            ApiError::InUse { .. } => Some("remove the objects that use it first"),
-            _ => None,
+            ApiError::InvalidParameter { hint, .. }
+            | ApiError::NotFound { hint, .. }
+            | ApiError::Forbidden { hint, .. } => hint.clone(),
+            ApiError::InUse { .. } => Some("remove the objects that use it first".into()),
+            ApiError::NotServed { served, .. } => Some(format!(
+                "the worker serves database \"{served}\" (eventeum.database, set in postgresql.conf; a change needs a restart): configure eventeum there"
+            )),
+            ApiError::Duplicate { .. } => None,
         }
     }
 }

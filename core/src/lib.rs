@@ -14,6 +14,7 @@
 //!
 //! And what the SQL API validates before anything is stored (any thread):
 //! [`spec`] (filters), [`node`], [`monitor`], [`broadcast`], [`redact`],
+//! [`netpolicy`] (where nodes and brokers may live),
 //! with [`error`] mapping each failure to its SQLSTATE; [`states`] holds the
 //! enums for the states and kinds the schema names, and [`limits`] every
 //! tunable bound.
@@ -27,6 +28,7 @@ pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod monitor;
+pub mod netpolicy;
 pub mod node;
 pub mod protocol;
 pub mod redact;

@@ -222,6 +222,23 @@ pub fn validate_urls(raw: &str, strategy: BlockStrategy) -> ApiResult<String> {
     Ok(checked.join(", "))
 }
 
+/// Refuses (42501) a node URL whose host `policy` does not allow, as far as
+/// the URL alone shows; the worker checks what names resolve to.
+pub fn check_urls_allowed(stored: &str, policy: &crate::netpolicy::NetworkPolicy) -> ApiResult<()> {
+    for raw in split_urls(stored) {
+        let url = url::Url::parse(raw).map_err(|e| {
+            ApiError::invalid(format!(
+                "node url {} is not a valid URL: {e}",
+                redact_url(raw)
+            ))
+        })?;
+        policy.check_url(&url).map_err(|refused| {
+            ApiError::refused(refused, &format!("node url {}", redact_url(raw)))
+        })?;
+    }
+    Ok(())
+}
+
 /// Node names are identifiers users type; they must not be blank.
 pub fn validate_name(name: &str) -> ApiResult<()> {
     if name.trim().is_empty() {

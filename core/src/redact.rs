@@ -10,8 +10,9 @@ const HIDDEN: &str = "***";
 /// (Infura's `/v3/<32 hex>`, Alchemy's `/v2/<key>`, webhook tokens).
 const KEY_LIKE_SEGMENT: usize = 16;
 /// Option names whose values are always hidden.
-const SECRET_KEYS: [&str; 7] = [
+const SECRET_KEYS: [&str; 8] = [
     "password",
+    "keypem",
     "secret",
     "token",
     "authorization",

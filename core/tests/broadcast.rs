@@ -1,8 +1,14 @@
 //! Broadcaster options: defaults, validation, and secrets kept out of listings.
 
-use eventeum_core::broadcast::{normalize_options, BroadcasterKind};
+use eventeum_core::broadcast::BroadcasterKind;
+use eventeum_core::error::{ApiError, ApiResult};
+use eventeum_core::netpolicy::NetworkPolicy;
 use eventeum_core::redact::{redact_options, redact_url};
-use serde_json::json;
+use serde_json::{json, Value};
+
+fn normalize_options(kind: BroadcasterKind, options: &Value) -> ApiResult<Value> {
+    eventeum_core::broadcast::normalize_options(kind, options, &NetworkPolicy::default())
+}
 
 #[test]
 fn kafka_and_rabbit_options_take_eventeums_defaults() {
@@ -37,6 +43,47 @@ fn bad_options_are_rejected_with_22023() {
         ),
         (BroadcasterKind::Rabbitmq, json!({"url": "amqp://h"})),
         (BroadcasterKind::Http, json!({})),
+        (BroadcasterKind::Kafka, json!({"bootstrapServers": "h"})),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "lingerMs": 1_000_000}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "partitions": 0}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "compression": "brotli"}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "contractEvents": "a/b"}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "saslMechanism": "PLAIN"}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "securityProtocol": "SASL_SSL"}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "saslMechanism": "GSSAPI", "securityProtocol": "SASL_SSL", "username": "u", "password": "p"}),
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "tls": {"caPem": "x"}}),
+        ),
+        (
+            BroadcasterKind::Rabbitmq,
+            json!({"url": "amqp://h", "exchange": "x", "tls": {}}),
+        ),
+        (
+            BroadcasterKind::Http,
+            json!({"contractEventsUrl": "http://h", "headers": {"Bad Name": "x"}}),
+        ),
         (
             BroadcasterKind::Http,
             json!({"contractEventsUrl": "ftp://h"}),
@@ -71,4 +118,153 @@ fn listings_hide_passwords_tokens_and_url_credentials() {
     assert_eq!(shown["librdkafka"]["linger.ms"], "5");
     assert_eq!(redact_url("http://user:pw@host/x"), "http://***@host/x");
     assert_eq!(redact_url("http://host/x"), "http://host/x");
+}
+
+/// The option names a role could use to reach the server's files or code.
+#[test]
+fn only_named_options_pass_and_the_error_names_the_key() {
+    let cases = [
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "librdkafka": {"plugin.library.paths": "/tmp/x.so"}}),
+            "librdkafka",
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "plugin.library.paths": "/tmp/x.so"}),
+            "plugin.library.paths",
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "ssl.ca.location": "/etc/ssl/ca.pem"}),
+            "ssl.ca.location",
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "sasl.kerberos.kinit.cmd": "touch /tmp/x"}),
+            "sasl.kerberos.kinit.cmd",
+        ),
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "h:1", "securityProtocol": "SSL", "tls": {"caLocation": "/etc/ssl/ca.pem"}}),
+            "tls.caLocation",
+        ),
+        (
+            BroadcasterKind::Http,
+            json!({"contractEventsUrl": "https://h", "tls": {"certificatePath": "/x"}}),
+            "tls.certificatePath",
+        ),
+        (
+            BroadcasterKind::Rabbitmq,
+            json!({"url": "amqps://h", "exchange": "x", "cacertfile": "/x"}),
+            "cacertfile",
+        ),
+        (
+            BroadcasterKind::Rabbitmq,
+            json!({"url": "amqps://h?cacertfile=/etc/ca.pem", "exchange": "x"}),
+            "cacertfile",
+        ),
+    ];
+    for (kind, options, key) in cases {
+        let err = normalize_options(kind, &options).expect_err(&options.to_string());
+        assert_eq!(err.sqlstate(), "22023", "{options}: {err}");
+        assert!(
+            err.to_string().contains(&format!("\"{key}\"")),
+            "{err} names {key}"
+        );
+    }
+    let err = normalize_options(
+        BroadcasterKind::Kafka,
+        &json!({"bootstrapServers": "h:1", "librdkafka": {}}),
+    )
+    .unwrap_err();
+    assert!(
+        err.hint().unwrap().contains("plugin.library.paths"),
+        "the hint says why"
+    );
+}
+
+#[test]
+fn tls_material_is_pem_text_never_a_path() {
+    for pem in [
+        "/etc/ssl/certs/ca.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    ] {
+        let options = json!({"contractEventsUrl": "https://h", "tls": {"caPem": pem}});
+        let err = normalize_options(BroadcasterKind::Http, &options).unwrap_err();
+        assert_eq!(err.sqlstate(), "22023", "{err}");
+    }
+    let half =
+        json!({"contractEventsUrl": "https://h", "tls": {"keyPem": "-----BEGIN PRIVATE KEY-----"}});
+    assert!(normalize_options(BroadcasterKind::Http, &half).is_err());
+    let shown = redact_options(
+        &json!({"tls": {"keyPem": "-----BEGIN PRIVATE KEY-----\nMIIE\n", "caPem": "c"}}),
+    );
+    assert_eq!(shown["tls"]["keyPem"], "***");
+    assert_eq!(shown["tls"]["caPem"], "c");
+}
+
+#[test]
+fn every_kind_takes_its_named_options() {
+    let kafka = normalize_options(
+        BroadcasterKind::Kafka,
+        &json!({"bootstrapServers": "k1:9092, [::1]:9093", "securityProtocol": "SASL_PLAINTEXT",
+                "saslMechanism": "SCRAM-SHA-512", "username": "u", "password": "p", "compression": "zstd",
+                "lingerMs": 5, "batchSize": 65536, "messageMaxBytes": 2000000, "clientId": "indexer-1",
+                "partitions": 6, "replicationFactor": 3, "createTopics": false}),
+    )
+    .unwrap();
+    assert_eq!(kafka["replicationFactor"], 3);
+    assert_eq!(kafka["createTopics"], false);
+    let defaults =
+        normalize_options(BroadcasterKind::Kafka, &json!({"bootstrapServers": "k:1"})).unwrap();
+    assert!(
+        defaults.get("partitions").is_none() && defaults.get("replicationFactor").is_none(),
+        "the broker's defaults"
+    );
+    assert_eq!(defaults["createTopics"], true);
+    normalize_options(
+        BroadcasterKind::Rabbitmq,
+        &json!({"url": "amqps://u:p@h:5671/%2f?heartbeat=10", "exchange": "x"}),
+    )
+    .unwrap();
+}
+
+#[test]
+fn hosts_the_policy_refuses_are_42501() {
+    let cases = [
+        (
+            BroadcasterKind::Kafka,
+            json!({"bootstrapServers": "k:1,169.254.169.254:9092"}),
+        ),
+        (
+            BroadcasterKind::Rabbitmq,
+            json!({"url": "amqp://[fe80::1]:5672", "exchange": "x"}),
+        ),
+        (
+            BroadcasterKind::Http,
+            json!({"contractEventsUrl": "http://metadata.google.internal/computeMetadata/v1/"}),
+        ),
+        (
+            BroadcasterKind::Http,
+            json!({"blockEventsUrl": "http://169.254.169.254/latest/meta-data/"}),
+        ),
+    ];
+    for (kind, options) in cases {
+        let err = normalize_options(kind, &options).expect_err(&options.to_string());
+        assert!(
+            matches!(err, ApiError::Forbidden { .. }),
+            "{options}: {err:?}"
+        );
+        assert_eq!(err.sqlstate(), "42501");
+        assert!(err.to_string().contains("eventeum.allowed_hosts"), "{err}");
+    }
+    let strict = NetworkPolicy::parse("kafka.internal").unwrap();
+    let options = json!({"bootstrapServers": "127.0.0.1:9092"});
+    let err =
+        eventeum_core::broadcast::normalize_options(BroadcasterKind::Kafka, &options, &strict)
+            .unwrap_err();
+    assert_eq!(err.sqlstate(), "42501");
+    let options = json!({"bootstrapServers": "kafka.internal:9092"});
+    eventeum_core::broadcast::normalize_options(BroadcasterKind::Kafka, &options, &strict).unwrap();
 }

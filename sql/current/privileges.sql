@@ -12,6 +12,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'eventeum_admin') THEN
         CREATE ROLE eventeum_admin NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'eventeum_consumer') THEN
+        CREATE ROLE eventeum_consumer NOLOGIN;
+    END IF;
 END
 $$;
 GRANT eventeum_reader TO eventeum_admin;
@@ -24,7 +27,7 @@ REVOKE ALL ON SCHEMA eventeum FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA eventeum FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA eventeum FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA eventeum FROM PUBLIC;
-GRANT USAGE ON SCHEMA eventeum TO eventeum_reader, eventeum_admin;
+GRANT USAGE ON SCHEMA eventeum TO eventeum_reader, eventeum_admin, eventeum_consumer;
 
 GRANT SELECT ON contract_events, undecodable_logs, blocks, transactions, node_status, backfill_status,
                 node_state, recent_blocks, filter_backfill, contract_event_filters, transaction_monitors,
@@ -36,24 +39,43 @@ GRANT SELECT (name, kind, created_at) ON broadcasters TO eventeum_reader;
 -- The admin reads everything, secrets included, and changes it only through the functions.
 GRANT SELECT ON ALL TABLES IN SCHEMA eventeum TO eventeum_admin;
 
+-- Consumers (eventeum_consumer) may call poll and ack, each for the groups
+-- granted to them (grant_consumer_group); the admin may consume every group.
+-- Readers read; they change no delivery state.
 DO $$
 DECLARE
     admin_functions text[] := ARRAY['add_node', 'remove_node', 'add_filter', 'remove_filter',
         'add_transaction_monitor', 'remove_transaction_monitor', 'add_broadcaster', 'remove_broadcaster',
-        'list_broadcasters', 'replay_dead_letters', 'create_consumer_group', 'publish'];
-    reader_functions text[] := ARRAY['list_filters', 'list_transaction_monitors', 'poll', 'ack',
-        'health', 'prometheus'];
+        'list_broadcasters', 'replay_dead_letters', 'create_consumer_group', 'grant_consumer_group',
+        'revoke_consumer_group', 'publish'];
+    reader_functions text[] := ARRAY['list_filters', 'list_transaction_monitors', 'health', 'prometheus'];
+    consumer_functions text[] := ARRAY['poll', 'ack'];
     f record;
 BEGIN
-    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname = ANY (reader_functions) AS for_readers
+    FOR f IN SELECT p.oid::regprocedure AS signature,
+                    CASE WHEN p.proname = ANY (reader_functions) THEN 'eventeum_reader'
+                         WHEN p.proname = ANY (consumer_functions) THEN 'eventeum_consumer, eventeum_admin'
+                         ELSE 'eventeum_admin' END AS grantees
                FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'eventeum'::regnamespace
-                AND p.proname = ANY (admin_functions || reader_functions)
+                AND p.proname = ANY (admin_functions || reader_functions || consumer_functions)
     LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp',
                        f.signature);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f.signature,
-                       CASE WHEN f.for_readers THEN 'eventeum_reader' ELSE 'eventeum_admin' END);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f.signature, f.grantees);
     END LOOP;
+END
+$$;
+
+-- The worker serves one database (eventeum.database). The extension may be
+-- created in another (pg_restore does so), but nothing configured there is
+-- followed: say so now; the API refuses to configure it (55000).
+DO $$
+BEGIN
+    IF current_setting('eventeum.database', true) IS DISTINCT FROM current_database()
+       AND current_setting('eventeum.database', true) IS NOT NULL THEN
+        RAISE WARNING 'eventeum''s worker serves database "%", not "%"', current_setting('eventeum.database', true), current_database()
+            USING HINT = 'functions that configure eventeum refuse to run here; set eventeum.database and restart to serve this database';
+    END IF;
 END
 $$;

@@ -345,6 +345,7 @@ DECLARE
     seq bigint := nextval('eventeum.app_message_seq');
     targets int;
 BEGIN
+    PERFORM eventeum.require_served_database();
     IF destination IS NULL OR btrim(destination) = '' THEN
         RAISE EXCEPTION 'destination must not be empty' USING ERRCODE = '22023';
     END IF;
@@ -376,6 +377,7 @@ COMMENT ON FUNCTION publish(text, text, jsonb, text) IS
 CREATE FUNCTION create_consumer_group(name text, types text[] DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM eventeum.require_served_database();
     IF name IS NULL OR btrim(name) = '' THEN
         RAISE EXCEPTION 'consumer group name must not be empty' USING ERRCODE = '22023';
     END IF;
@@ -392,12 +394,55 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION create_consumer_group(text, text[]) IS
-  'Creates a consumer group: it receives every message (of the given types) from now on, once; workers share it with poll and ack.';
+  'Creates a consumer group: it receives every message (of the given types) from now on, once; workers share it with poll and ack. Grant it to the roles that consume it with grant_consumer_group.';
+
+-- Which roles may poll and ack which consumer group, besides eventeum_admin.
+-- Role names, not oids, so that a dump restores into another cluster.
+CREATE TABLE consumer_group_grants (
+    group_name text NOT NULL REFERENCES broadcasters (name) ON DELETE CASCADE,
+    role_name  text NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (group_name, role_name)
+);
+COMMENT ON TABLE consumer_group_grants IS
+  'Roles (and their members) that may poll and ack a consumer group; eventeum_admin may consume every group. Change with grant_consumer_group and revoke_consumer_group.';
+
+CREATE FUNCTION grant_consumer_group("group" text, role text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM eventeum.require_served_database();
+    IF NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = grant_consumer_group."group" AND b.kind = 'group') THEN
+        RAISE EXCEPTION 'consumer group "%" does not exist', grant_consumer_group."group" USING ERRCODE = '42704';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = grant_consumer_group.role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', grant_consumer_group.role USING ERRCODE = '42704';
+    END IF;
+    INSERT INTO eventeum.consumer_group_grants (group_name, role_name)
+    VALUES (grant_consumer_group."group", grant_consumer_group.role)
+    ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION grant_consumer_group(text, text) IS
+  'Lets a role (and its members) poll and ack one consumer group. The role also needs eventeum_consumer, which may call poll and ack at all.';
+
+CREATE FUNCTION revoke_consumer_group("group" text, role text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = revoke_consumer_group."group" AND b.kind = 'group') THEN
+        RAISE EXCEPTION 'consumer group "%" does not exist', revoke_consumer_group."group" USING ERRCODE = '42704';
+    END IF;
+    DELETE FROM eventeum.consumer_group_grants g
+     WHERE g.group_name = revoke_consumer_group."group" AND g.role_name = revoke_consumer_group.role;
+END
+$$;
+COMMENT ON FUNCTION revoke_consumer_group(text, text) IS
+  'Takes back grant_consumer_group: the role may no longer poll or ack the group.';
 
 CREATE FUNCTION poll("group" text, max int DEFAULT 100, visibility_timeout interval DEFAULT '30 seconds')
 RETURNS TABLE (message_id text, type text, key text, payload jsonb, attempts int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
 BEGIN
+    PERFORM eventeum.require_consumer(poll."group");
     IF NOT EXISTS (SELECT 1 FROM eventeum.broadcasters b WHERE b.name = poll."group" AND b.kind = 'group') THEN
         RAISE EXCEPTION 'consumer group "%" does not exist', poll."group" USING ERRCODE = '42704';
     END IF;
@@ -413,10 +458,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION poll(text, int, interval) IS
-  'Takes up to max messages of a consumer group. Pollers of one group compete: no message goes to two at once. A message not acked within visibility_timeout is given out again.';
+  'Takes up to max messages of a consumer group (granted to the caller, or any group for eventeum_admin). Pollers of one group compete: no message goes to two at once. A message not acked within visibility_timeout is given out again.';
 
 CREATE FUNCTION ack("group" text, message_ids text[]) RETURNS int
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
+DECLARE
+    acked int;
+BEGIN
+    PERFORM eventeum.require_consumer(ack."group");
     WITH done AS (
         UPDATE eventeum.outbox o SET delivered_at = now()
          WHERE o.broadcaster = ack."group" AND o.message_id = ANY (message_ids) AND o.delivered_at IS NULL
@@ -425,9 +474,11 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS
         DELETE FROM eventeum.outbox_pending q USING done
          WHERE q.broadcaster = ack."group" AND q.id = done.id
     )
-    SELECT count(*)::int FROM done
+    SELECT count(*)::int INTO acked FROM done;
+    RETURN acked;
+END
 $$;
-COMMENT ON FUNCTION ack(text, text[]) IS 'Marks messages of a consumer group as done; returns how many were pending.';
+COMMENT ON FUNCTION ack(text, text[]) IS 'Marks messages of a consumer group (granted to the caller) as done; returns how many were pending.';
 
 -- Counters ---------------------------------------------------------------------
 -- Monotonic counters behind the metrics, kept in the same transactions as the
@@ -605,3 +656,4 @@ SELECT pg_catalog.pg_extension_config_dump('dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('config_version', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('consumer_group_grants', '');

@@ -12,11 +12,12 @@ use crate::redact::redact_options;
 /// (see the README). Messages written from then on go to it. Returns the name.
 #[pg_extern(volatile)]
 fn add_broadcaster(name: &str, kind: &str, options: default!(JsonB, "'{}'")) -> String {
+    require_served_database();
     if name.trim().is_empty() {
         raise(ApiError::invalid("broadcaster name must not be empty"));
     }
     let kind = or_raise(BroadcasterKind::parse(kind));
-    let options = or_raise(normalize_options(kind, &options.0));
+    let options = or_raise(normalize_options(kind, &options.0, &network_policy()));
     if exists(
         "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters WHERE name = $1)",
         name,
@@ -92,6 +93,7 @@ fn list_broadcasters() -> SetOfIterator<'static, JsonB> {
 /// another attempt. Returns how many.
 #[pg_extern(volatile)]
 fn replay_dead_letters(broadcaster: default!(Option<&str>, "NULL")) -> i64 {
+    require_served_database();
     let replayed = Spi::connect_mut(|client| {
         let moved = client.update(
             "WITH dead AS (

@@ -38,6 +38,7 @@ fn add_filter_signature(
 }
 
 fn store_filter(filter: FilterDefinition) -> String {
+    require_served_database();
     require_node(&filter.node);
     require_broadcasters(filter.broadcasters.as_ref());
     let id = new_id(

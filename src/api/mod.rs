@@ -3,12 +3,16 @@
 //! before it writes, and reports errors with a SQLSTATE (`crate::error`).
 //!
 //! - [`nodes`], [`filters`], [`monitors`], [`broadcasters`]: one file per object;
-//! - here: raising errors, existence checks, waking the worker at commit.
+//! - [`groups`]: who may consume which consumer group;
+//! - here: raising errors, existence checks, the served database, waking
+//!   the worker at commit.
 //!
-//! `publish`, `poll`, `ack` and the views are plain SQL (`sql/`).
+//! `publish`, `poll`, `ack`, the consumer-group grants and the views are
+//! plain SQL (`sql/`).
 
 mod broadcasters;
 mod filters;
+mod groups;
 mod monitors;
 mod nodes;
 
@@ -25,11 +29,13 @@ pub(super) fn raise(error: ApiError) -> ! {
         "23505" => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
         "42704" => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
         "2BP01" => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+        "42501" => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "55000" => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     };
     let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, error.to_string(), "eventeum");
     if let Some(hint) = error.hint() {
-        report = report.set_hint(hint.to_string());
+        report = report.set_hint(hint);
     }
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
@@ -39,11 +45,49 @@ pub(super) fn or_raise<T>(result: ApiResult<T>) -> T {
     result.unwrap_or_else(|e| raise(e))
 }
 
+/// Runs an `EXISTS` query; an SPI error is raised as such, never read as "no".
 pub(super) fn exists(sql: &str, key: &str) -> bool {
     Spi::get_one_with_args::<bool>(sql, &[key.into()])
-        .ok()
-        .flatten()
+        .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
         .unwrap_or(false)
+}
+
+/// Raises 55000 when the worker serves another database: what would be
+/// configured here would never be followed or delivered. Restoring a dump
+/// is not affected: it writes the tables, not through these functions.
+pub(super) fn require_served_database() {
+    let Some(served) = crate::guc::served_database() else {
+        return; // no worker on this server at all: add_node warns
+    };
+    let current = Spi::get_one::<String>("SELECT current_database()::text")
+        .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
+        .unwrap_or_default();
+    if current != served {
+        raise(ApiError::NotServed {
+            database: current,
+            served,
+        });
+    }
+}
+
+/// The same check for the API written in SQL (`publish`,
+/// `create_consumer_group`, `grant_consumer_group`).
+#[pg_extern(volatile, name = "require_served_database")]
+fn require_served_database_sql() {
+    require_served_database();
+}
+
+/// `eventeum.allowed_hosts` as the SQL API applies it; one that does not
+/// parse refuses every host (42501).
+pub(super) fn network_policy() -> crate::netpolicy::NetworkPolicy {
+    crate::guc::network_policy().unwrap_or_else(|e| {
+        raise(ApiError::Forbidden {
+            message: format!("no host is allowed: {e}"),
+            hint: Some(
+                "a superuser fixes eventeum.allowed_hosts in postgresql.conf, then reloads".into(),
+            ),
+        })
+    })
 }
 
 pub(super) fn node_exists(name: &str) -> bool {
@@ -78,8 +122,7 @@ pub(super) fn new_id(requested: Option<&str>, exists_sql: &str, kind: &'static s
         }),
         Some(id) => id.to_string(),
         None => Spi::get_one::<String>("SELECT gen_random_uuid()::text")
-            .ok()
-            .flatten()
+            .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
             .expect("gen_random_uuid returns a value"),
     }
 }
@@ -168,6 +211,10 @@ COMMENT ON FUNCTION replay_dead_letters(text) IS
   'Puts dead letters (of one broadcaster, or all) back in the outbox. Returns how many.';
 COMMENT ON FUNCTION remove_transaction_monitor(text) IS
   'Removes a transaction monitor. Transactions it stored stay.';
+COMMENT ON FUNCTION require_served_database() IS
+  'Internal: raises 55000 unless the worker serves this database (eventeum.database).';
+COMMENT ON FUNCTION require_consumer(text) IS
+  'Internal: raises 42501 unless the calling role may poll and ack the consumer group.';
 "#,
     name = "function_comments",
     requires = [
@@ -182,6 +229,8 @@ COMMENT ON FUNCTION remove_transaction_monitor(text) IS
         remove_broadcaster,
         list_broadcasters,
         replay_dead_letters,
-        wake_relay_at_commit
+        wake_relay_at_commit,
+        require_served_database_sql,
+        groups::require_consumer
     ]
 );

@@ -13,6 +13,7 @@ use crate::monitor::TransactionMonitor;
 /// optional `id`. Returns the monitor id.
 #[pg_extern(volatile)]
 fn add_transaction_monitor(monitor: JsonB) -> String {
+    require_served_database();
     if !matches!(monitor.0, Value::Object(_)) {
         raise(ApiError::invalid(
             "the transaction monitor must be a JSON object",

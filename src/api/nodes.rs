@@ -4,7 +4,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::*;
-use crate::node::{validate_name, validate_urls, NodeOptions};
+use crate::node::{check_urls_allowed, validate_name, validate_urls, NodeOptions};
 
 /// Registers an Ethereum node for the worker to follow.
 ///
@@ -13,9 +13,11 @@ use crate::node::{validate_name, validate_urls, NodeOptions};
 /// Returns the node name.
 #[pg_extern(volatile)]
 fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
+    require_served_database();
     or_raise(validate_name(name));
     let options = or_raise(NodeOptions::from_json(&options.0));
     let urls = or_raise(validate_urls(url, options.block_strategy));
+    or_raise(check_urls_allowed(&urls, &network_policy()));
     if node_exists(name) {
         raise(ApiError::Duplicate {
             kind: "node",
@@ -44,8 +46,7 @@ fn remove_node(name: &str) {
               + (SELECT count(*) FROM eventeum.transaction_monitors WHERE node = $1)",
         &[name.into()],
     )
-    .ok()
-    .flatten()
+    .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
     .unwrap_or(0);
     if users > 0 {
         raise(ApiError::InUse {

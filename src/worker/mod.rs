@@ -63,6 +63,16 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Hands `eventeum.allowed_hosts` to the tokio threads, which check every
+/// connection against it. A value that does not parse allows nothing.
+fn install_network_policy() {
+    let policy = guc::network_policy().unwrap_or_else(|e| {
+        pgrx::warning!("eventeum: {e}; no node or broker is reached until it is fixed");
+        crate::netpolicy::NetworkPolicy::deny_all(&e)
+    });
+    crate::netpolicy::install(policy);
+}
+
 /// Returns when Postgres asks us to stop, or when the extension disappears.
 fn run() {
     if !wait_for_extension() {
@@ -76,6 +86,7 @@ fn run() {
         }
     };
     discard::start(&runtime);
+    install_network_policy();
     // COPY reads binary text fields in the client encoding; ours are UTF-8.
     // No wait on a lock or a statement is unbounded, so SIGTERM is always seen.
     let settings = format!(
@@ -104,6 +115,7 @@ fn run() {
             // SAFETY: main thread, between transactions, as Postgres' own
             // processes do on SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            install_network_policy();
             reload = true; // bytes_to_ascii may have changed
         }
         // Every wake compares the version (one index read): the API wakes the

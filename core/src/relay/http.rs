@@ -1,9 +1,12 @@
 //! HTTP broadcasters through reqwest (tokio): one POST per message, in
-//! outbox order, with the message id as `Idempotency-Key`.
-
-use serde_json::Value;
+//! outbox order, with the message id as `Idempotency-Key`. Every destination
+//! is checked against `eventeum.allowed_hosts`: an address in the URL here,
+//! what a name resolves to in the client's resolver.
 
 use super::Broker;
+use crate::broadcast::HttpOptions;
+use crate::limits::HTTP_TIMEOUT;
+use crate::netpolicy;
 use crate::protocol::{Delivery, DeliveryFailure, OutboxMessage, Publish};
 use crate::redact::redact_url;
 
@@ -14,33 +17,64 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// `http` is the relay's shared client (one connection pool for all lanes).
-    pub fn new(http: reqwest::Client, options: &Value) -> Self {
-        let headers = match &options["headers"] {
-            Value::Object(map) => map
-                .iter()
-                .map(|(k, v)| {
-                    let value = v.as_str().map(str::to_string);
-                    (k.clone(), value.unwrap_or_else(|| v.to_string()))
-                })
-                .collect(),
-            _ => vec![],
+    /// `http` is the relay's shared client (one connection pool for all
+    /// lanes); a broadcaster with TLS material gets a client of its own.
+    pub fn new(http: reqwest::Client, options: &HttpOptions) -> Result<Self, String> {
+        let headers = options
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let value = v.as_str().map(str::to_string);
+                (k.clone(), value.unwrap_or_else(|| v.to_string()))
+            })
+            .collect();
+        let http = match &options.tls {
+            None => http,
+            Some(tls) => {
+                let mut builder = netpolicy::http_client().timeout(HTTP_TIMEOUT);
+                if let Some(ca) = &tls.ca_pem {
+                    for certificate in reqwest::Certificate::from_pem_bundle(ca.as_bytes())
+                        .map_err(|e| format!("tls.caPem: {e}"))?
+                    {
+                        builder = builder.add_root_certificate(certificate);
+                    }
+                }
+                if let (Some(certificate), Some(key)) = (&tls.certificate_pem, &tls.key_pem) {
+                    let identity =
+                        reqwest::Identity::from_pkcs8_pem(certificate.as_bytes(), key.as_bytes())
+                            .map_err(|e| format!("tls.certificatePem and tls.keyPem: {e}"))?;
+                    builder = builder.identity(identity);
+                }
+                builder
+                    .build()
+                    .map_err(|e| format!("cannot make an HTTP client: {e}"))?
+            }
         };
-        HttpClient { http, headers }
+        Ok(HttpClient { http, headers })
     }
 
     /// Sends one message; on failure, the reason and whether it is permanent.
     async fn send(&self, message: &OutboxMessage) -> Result<(), (String, bool)> {
+        let destination = redact_url(&message.destination);
+        // A destination the policy refuses stays refused: dead-lettered, so
+        // that it does not hold back the messages behind it.
+        let url = reqwest::Url::parse(&message.destination)
+            .map_err(|e| (format!("{destination} is not a URL: {e}"), true))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err((format!("{destination} is not an http(s) URL"), true));
+        }
+        netpolicy::current()
+            .check_url(&url)
+            .map_err(|refused| (refused.to_string(), true))?;
         let mut request = self
             .http
-            .post(&message.destination)
+            .post(url)
             .header("content-type", "application/json")
             .header("Idempotency-Key", &message.message_id)
             .body(message.payload.clone());
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-        let destination = redact_url(&message.destination);
         let response = request.send().await.map_err(|e| {
             let error = format!("POST {destination} failed: {}", e.without_url());
             (error, false)

@@ -1,6 +1,8 @@
 //! Kafka through rdkafka with its bundled librdkafka (tokio): an idempotent
 //! producer with acks=all, topics created through the admin API when
-//! missing, Eventeum's keys and a `message_id` header.
+//! missing (`createTopics`, with the broker's default partitions and
+//! replication factor unless the options set them), Eventeum's keys and a
+//! `message_id` header.
 //!
 //! Nothing is written twice: librdkafka keeps every message until the broker
 //! takes it (no local message timeout), retrying within one idempotent
@@ -16,10 +18,10 @@ use std::time::Duration;
 
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 
-use serde_json::Value;
-
 use super::Broker;
+use crate::broadcast::KafkaOptions;
 use crate::limits::KAFKA_TIMEOUT_MARGIN;
+use crate::netpolicy;
 use crate::protocol::{Delivery, DeliveryFailure, Publish};
 
 /// One broadcaster's producer. The batch is pipelined, deliveries awaited in order.
@@ -28,9 +30,16 @@ pub struct KafkaClient {
     /// Made afresh only after a fatal error: then the idempotent session is
     /// gone (a broker that lost our producer id, say).
     producer: Option<FutureProducer>,
-    admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    /// Made with the producer, after the bootstrap servers were checked.
+    admin: Option<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>,
+    bootstrap_servers: String,
     /// The topics the options name, made when the broadcaster is added.
     configured_topics: Vec<String>,
+    /// Whether missing topics are made (`createTopics`), with how many
+    /// partitions and replicas: -1 is the broker's default.
+    create_topics: bool,
+    partitions: i32,
+    replication: i32,
     known_topics: HashSet<String>,
     /// Messages the producer holds, by outbox id, until their delivery
     /// report is read: at most the rows of the batches in flight.
@@ -39,59 +48,89 @@ pub struct KafkaClient {
 }
 
 impl KafkaClient {
-    pub fn new(options: &Value) -> Result<Self, String> {
-        let timeout_ms = options["requestTimeoutMs"].as_u64().unwrap_or(30_000);
+    /// A client configured from the named options only: no librdkafka
+    /// property is set from anything else (see `broadcast::options`).
+    pub fn new(options: &KafkaOptions) -> Result<Self, String> {
+        let timeout_ms = options.request_timeout_ms;
         let mut config = rdkafka::ClientConfig::new();
         config
-            .set(
-                "bootstrap.servers",
-                options["bootstrapServers"].as_str().unwrap_or_default(),
-            )
+            .set("bootstrap.servers", &options.bootstrap_servers)
             .set("acks", "all")
             .set("enable.idempotence", "true")
             // librdkafka keeps a message until the broker takes it; the
             // relay's own wait is bounded (see the module comment).
             .set("message.timeout.ms", "0")
             .set("request.timeout.ms", timeout_ms.min(300_000).to_string());
-        for (key, setting) in [
-            ("securityProtocol", "security.protocol"),
-            ("saslMechanism", "sasl.mechanism"),
-            ("username", "sasl.username"),
-            ("password", "sasl.password"),
-        ] {
-            if let Some(value) = options[key].as_str() {
-                config.set(setting, value);
+        if let Some(protocol) = options.security_protocol {
+            config.set("security.protocol", protocol.as_librdkafka());
+        }
+        if let Some(mechanism) = options.sasl_mechanism {
+            config.set("sasl.mechanism", mechanism.as_librdkafka());
+        }
+        let named = [
+            ("sasl.username", options.username.clone()),
+            ("sasl.password", options.password.clone()),
+            (
+                "compression.type",
+                options.compression.map(|c| c.as_librdkafka().into()),
+            ),
+            ("linger.ms", options.linger_ms.map(|v| v.to_string())),
+            ("batch.size", options.batch_size.map(|v| v.to_string())),
+            (
+                "message.max.bytes",
+                options.message_max_bytes.map(|v| v.to_string()),
+            ),
+            ("client.id", options.client_id.clone()),
+        ];
+        for (property, value) in named {
+            if let Some(value) = value {
+                config.set(property, value);
             }
         }
-        if let Value::Object(extra) = &options["librdkafka"] {
-            for (key, value) in extra {
-                config.set(
-                    key,
-                    value
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| value.to_string()),
-                );
+        if let Some(tls) = &options.tls {
+            // PEM text in memory: librdkafka reads no file for these.
+            let pems = [
+                ("ssl.ca.pem", &tls.ca_pem),
+                ("ssl.certificate.pem", &tls.certificate_pem),
+                ("ssl.key.pem", &tls.key_pem),
+            ];
+            for (property, pem) in pems {
+                if let Some(pem) = pem {
+                    config.set(property, pem);
+                }
             }
         }
+        let configured_topics = if options.create_topics {
+            vec![
+                options.contract_events.clone(),
+                options.transaction_events.clone(),
+                options.block_events.clone(),
+            ]
+        } else {
+            vec![]
+        };
         Ok(KafkaClient {
             producer: None,
-            admin: config.create().map_err(|e| e.to_string())?,
+            admin: None,
             config,
-            configured_topics: ["contractEvents", "transactionEvents", "blockEvents"]
-                .iter()
-                .filter_map(|key| options[*key].as_str().map(str::to_string))
-                .collect(),
+            bootstrap_servers: options.bootstrap_servers.clone(),
+            configured_topics,
+            create_topics: options.create_topics,
+            partitions: options.partitions.unwrap_or(-1),
+            replication: options.replication_factor.map(i32::from).unwrap_or(-1),
             known_topics: Default::default(),
             in_flight: HashMap::new(),
             timeout: Duration::from_millis(timeout_ms),
         })
     }
 
-    /// The producer, made when there is none: creating it starts the fetch of
-    /// the broker's metadata and of the idempotent producer's id.
-    fn producer(&mut self) -> Result<&rdkafka::producer::FutureProducer, String> {
+    /// The producer, made when there is none once the bootstrap servers
+    /// passed the network policy: creating it starts the fetch of the
+    /// broker's metadata and of the idempotent producer's id.
+    async fn checked_producer(&mut self) -> Result<&FutureProducer, String> {
         if self.producer.is_none() {
+            self.check_bootstrap_servers().await?;
+            self.admin = None;
             let producer = self
                 .config
                 .create()
@@ -105,16 +144,29 @@ impl KafkaClient {
     async fn ensure_topic(&mut self, topic: &str) -> Result<(), String> {
         use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
         use rdkafka::types::RDKafkaErrorCode;
-        if self.known_topics.contains(topic) {
+        if !self.create_topics || self.known_topics.contains(topic) {
             return Ok(());
         }
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        let new = NewTopic::new(
+            topic,
+            self.partitions,
+            TopicReplication::Fixed(self.replication),
+        );
         let options = AdminOptions::new().operation_timeout(Some(self.timeout));
-        let results =
-            tokio::time::timeout(self.timeout, self.admin.create_topics([&new], &options))
-                .await
-                .map_err(|_| format!("creating topic {topic} timed out"))?
-                .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+        let admin = match &self.admin {
+            Some(admin) => admin,
+            None => {
+                let admin = self
+                    .config
+                    .create()
+                    .map_err(|e| format!("cannot make a Kafka admin client: {e}"))?;
+                self.admin.insert(admin)
+            }
+        };
+        let results = tokio::time::timeout(self.timeout, admin.create_topics([&new], &options))
+            .await
+            .map_err(|_| format!("creating topic {topic} timed out"))?
+            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -127,9 +179,10 @@ impl KafkaClient {
 }
 
 impl Broker for KafkaClient {
-    /// Makes the producer and the configured topics.
+    /// Checks where the bootstrap servers are, then makes the producer and
+    /// the configured topics.
     async fn connect(&mut self) -> Result<(), String> {
-        self.producer()?;
+        self.checked_producer().await?;
         for topic in std::mem::take(&mut self.configured_topics) {
             self.ensure_topic(&topic).await?;
         }
@@ -197,6 +250,19 @@ impl Broker for KafkaClient {
 }
 
 impl KafkaClient {
+    /// Every address a bootstrap server resolves to must be one
+    /// `eventeum.allowed_hosts` allows (librdkafka resolves them again).
+    async fn check_bootstrap_servers(&self) -> Result<(), String> {
+        for server in self.bootstrap_servers.split(',').map(str::trim) {
+            let Some((host, port)) = server.rsplit_once(':') else {
+                continue;
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            netpolicy::resolve_checked(host, port.parse().unwrap_or(9092)).await?;
+        }
+        Ok(())
+    }
+
     /// Hands the batch's messages to the producer, in order, except those it
     /// holds already from an earlier try. Returns the ids queued (or held)
     /// and, if one could not be queued, the failure that stops the batch there.
@@ -204,7 +270,7 @@ impl KafkaClient {
         use rdkafka::message::{Header, OwnedHeaders};
         use rdkafka::producer::FutureRecord;
         let mut queued = Vec::with_capacity(batch.messages.len());
-        let producer = match self.producer() {
+        let producer = match self.checked_producer().await {
             Ok(producer) => producer.clone(),
             Err(error) => {
                 let id = batch.messages.first().map(|m| m.id).unwrap_or_default();

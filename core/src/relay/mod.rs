@@ -19,9 +19,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::broadcast::BroadcasterKind;
+use crate::broadcast::{BroadcasterKind, HttpOptions, KafkaOptions, RabbitOptions};
 use crate::follow::wake_main_thread;
 use crate::limits::{CONNECT_AHEAD_TIMEOUT, HTTP_TIMEOUT, LANE_QUEUE};
+use crate::netpolicy;
 use crate::protocol::{ConfigSnapshot, Delivery, DeliveryFailure, Publish};
 use crate::redact::Scrubber;
 
@@ -45,7 +46,7 @@ pub async fn run(
     deliveries: mpsc::Sender<Delivery>,
     mut config: watch::Receiver<Arc<ConfigSnapshot>>,
 ) {
-    let http = reqwest::Client::builder()
+    let http = netpolicy::http_client()
         .timeout(HTTP_TIMEOUT)
         .build()
         .expect("an HTTP client builds");
@@ -130,30 +131,40 @@ impl Lane {
         let (batches, queue) = mpsc::channel(LANE_QUEUE);
         let scrubber = Scrubber::for_options(options);
         let name = name.to_string();
-        let task = match kind {
-            BroadcasterKind::Http => {
-                let client = http::HttpClient::new(http, options);
+        // Options are checked again here (an older version stored them, or
+        // a superuser wrote the table): a lane never runs on options the
+        // SQL API would refuse. Hosts are checked when it connects.
+        let policy = netpolicy::current();
+        let client: Result<Client, String> = match kind {
+            BroadcasterKind::Http => HttpOptions::parse(options, &policy)
+                .map_err(|e| e.to_string())
+                .and_then(|o| http::HttpClient::new(http, &o))
+                .map(Client::Http),
+            BroadcasterKind::Rabbitmq => RabbitOptions::parse(options, &policy)
+                .map_err(|e| e.to_string())
+                .map(|o| Client::Rabbit(rabbitmq::RabbitClient::new(&o))),
+            BroadcasterKind::Kafka => KafkaOptions::parse(options, &policy)
+                .map_err(|e| e.to_string())
+                .and_then(|o| kafka::KafkaClient::new(&o))
+                .map(Client::Kafka),
+            BroadcasterKind::Group => Err("consumer groups are read with eventeum.poll".into()),
+        };
+        let task = match client {
+            Ok(Client::Http(client)) => {
                 tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
             }
-            BroadcasterKind::Rabbitmq => {
-                let client = rabbitmq::RabbitClient::new(options);
+            Ok(Client::Rabbit(client)) => {
                 tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
             }
-            BroadcasterKind::Kafka => match kafka::KafkaClient::new(options) {
-                Ok(client) => {
-                    tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+            Ok(Client::Kafka(client)) => {
+                tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
+            }
+            Err(error) => {
+                let error = scrubber.scrub(&format!("the broadcaster cannot be used: {error}"));
+                if kind != BroadcasterKind::Group {
+                    tracing::error!(broadcaster = %name, %error, "cannot open the broadcaster's lane");
                 }
-                Err(error) => {
-                    let error = scrubber.scrub(&error);
-                    tracing::error!(broadcaster = %name, %error, "cannot make a Kafka producer");
-                    let client = Unavailable(
-                        "the Kafka producer could not be configured; see the server log",
-                    );
-                    tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
-                }
-            },
-            BroadcasterKind::Group => {
-                let client = Unavailable("consumer groups are read with eventeum.poll");
+                let client = Unavailable(error);
                 tokio::spawn(serve(name, scrubber, client, queue, deliveries, before))
             }
         };
@@ -211,10 +222,17 @@ async fn serve(
     }
 }
 
+/// The client a lane runs.
+enum Client {
+    Http(http::HttpClient),
+    Rabbit(rabbitmq::RabbitClient),
+    Kafka(kafka::KafkaClient),
+}
+
 /// A broadcaster whose batches cannot be published now: each fails with the
 /// reason and is retried with back-off, so that fixing the options (which
 /// opens a new lane) delivers them.
-struct Unavailable(&'static str);
+struct Unavailable(String);
 
 impl Broker for Unavailable {
     async fn connect(&mut self) -> Result<(), String> {
@@ -225,7 +243,7 @@ impl Broker for Unavailable {
         let mut delivery = Delivery::nothing(&batch.broadcaster);
         delivery.failure = batch.messages.first().map(|first| DeliveryFailure {
             id: first.id,
-            error: self.0.to_string(),
+            error: self.0.clone(),
             permanent: false,
         });
         delivery

@@ -1,10 +1,15 @@
 //! RabbitMQ through lapin (tokio): a durable topic exchange, persistent
 //! messages with their message id, and publisher confirms awaited in order.
+//! TLS material comes from the options as PEM; the host is checked against
+//! `eventeum.allowed_hosts` before each connection.
 
-use serde_json::Value;
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::uri::AMQPUri;
 
 use super::Broker;
+use crate::broadcast::RabbitOptions;
 use crate::limits::RABBIT_TIMEOUT;
+use crate::netpolicy;
 use crate::protocol::{Delivery, DeliveryFailure, Publish};
 use crate::redact::redact_url;
 
@@ -13,16 +18,46 @@ use crate::redact::redact_url;
 pub struct RabbitClient {
     url: String,
     exchange: String,
+    tls: OwnedTLSConfig,
     channel: Option<(lapin::Connection, lapin::Channel)>,
 }
 
 impl RabbitClient {
-    pub fn new(options: &Value) -> Self {
+    pub fn new(options: &RabbitOptions) -> Self {
+        let tls = options.tls.clone().unwrap_or_default();
+        let identity =
+            tls.certificate_pem
+                .zip(tls.key_pem)
+                .map(|(pem, key)| OwnedIdentity::PKCS8 {
+                    pem: pem.into_bytes(),
+                    key: key.into_bytes(),
+                });
         RabbitClient {
-            url: options["url"].as_str().unwrap_or_default().to_string(),
-            exchange: options["exchange"].as_str().unwrap_or_default().to_string(),
+            url: options.url.clone(),
+            exchange: options.exchange.clone(),
+            tls: OwnedTLSConfig {
+                identity,
+                cert_chain: tls.ca_pem,
+            },
             channel: None,
         }
+    }
+
+    /// The URL as lapin connects to it, once its host passed the network
+    /// policy. lapin's own parser keeps only domain names (an IP address
+    /// became `localhost`), so the host is set from the URL here.
+    async fn checked_uri(&self) -> Result<AMQPUri, String> {
+        let parsed = url::Url::parse(&self.url).map_err(|e| e.to_string())?;
+        let mut uri: AMQPUri = self.url.parse()?;
+        let host = match parsed.host() {
+            Some(url::Host::Domain(name)) => name.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err("the rabbitmq url has no host".into()),
+        };
+        netpolicy::resolve_checked(&host, uri.authority.port).await?;
+        uri.authority.host = host;
+        Ok(uri)
     }
 
     async fn channel(&mut self) -> Result<&lapin::Channel, String> {
@@ -36,10 +71,21 @@ impl RabbitClient {
             return Ok(&self.channel.as_ref().expect("checked above").1);
         }
         self.channel = None;
+        let uri = self.checked_uri().await.map_err(|e| {
+            format!(
+                "cannot connect to RabbitMQ at {}: {e}",
+                redact_url(&self.url)
+            )
+        })?;
         let connect = async {
-            let connection =
-                lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default())
-                    .await?;
+            let runtime = lapin::runtime::default_runtime()?;
+            let connection = lapin::Connection::connect_uri_with_config(
+                uri,
+                lapin::ConnectionProperties::default(),
+                self.tls.clone(),
+                runtime,
+            )
+            .await?;
             let channel = connection.create_channel().await?;
             channel
                 .confirm_select(ConfirmSelectOptions::default())

@@ -67,8 +67,21 @@ impl NodeClient {
         };
         let parsed = url::Url::parse(url).map_err(|e| failed(&e))?;
         let connected = deadline("connect", connect_timeout, async {
+            // Where the node is must be allowed: an address in the URL here,
+            // a name's addresses by the HTTP client's resolver, or here for
+            // the WebSocket client, which resolves on its own.
+            crate::netpolicy::current()
+                .check_url(&parsed)
+                .map_err(|e| failed(&e))?;
             match parsed.scheme() {
                 "ws" | "wss" => {
+                    if let Some(host) = parsed.host_str() {
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let port = parsed.port_or_known_default().unwrap_or(443);
+                        crate::netpolicy::resolve_checked(host, port)
+                            .await
+                            .map_err(|e| failed(&e))?;
+                    }
                     let mut config = WebSocketConfig::default();
                     config.max_message_size = Some(limit);
                     config.max_frame_size = Some(limit);

@@ -30,7 +30,8 @@ impl CappedHttp {
     /// A transport to `url`; each request (answer included) must finish
     /// within `timeout`.
     pub fn new(url: Url, limit: usize, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        // Names resolve through eventeum.allowed_hosts; redirects too.
+        let client = crate::netpolicy::http_client().timeout(timeout).build()?;
         Ok(CappedHttp { client, url, limit })
     }
 
