@@ -52,7 +52,7 @@ def test_messages_reach_kafka_with_keys_and_ids_through_a_broker_outage(db, emit
     topic = f"contract-events-{uuid.uuid4().hex[:8]}"
     db.execute("SELECT eventeum.add_broadcaster('kafka', 'kafka', %s)",
                (json.dumps({"bootstrapServers": tansu.address, "contractEvents": topic,
-                            "requestTimeoutMs": 5000}),))
+                            "partitions": 1, "requestTimeoutMs": 5000}),))
     try:
         fid = db.execute("SELECT eventeum.add_filter(%s, %s)",
                          (emitter.address, emitter.signature("Ping"))).fetchone()[0]

@@ -76,7 +76,10 @@ impl HttpClient {
             request = request.header(name, value);
         }
         let response = request.send().await.map_err(|e| {
-            let error = format!("POST {destination} failed: {}", e.without_url());
+            let error = format!(
+                "POST {destination} failed: {}",
+                crate::error::display_chain(&e.without_url())
+            );
             (error, false)
         })?;
         let status = response.status();

@@ -43,7 +43,7 @@ impl CappedHttp {
             .headers(request.headers())
             .send()
             .await
-            .map_err(TransportErrorKind::custom)?;
+            .map_err(|e| TransportErrorKind::custom_str(&crate::error::display_chain(&e)))?;
         let status = response.status();
         let retry_after = response
             .headers()
