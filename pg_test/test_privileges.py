@@ -145,6 +145,14 @@ def make_certificates(directory):
             ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
 
 
+@pytest.fixture(scope="module")
+def certificates(workdir):
+    """(directory, PEM texts) of a test CA, a server and a client certificate."""
+    directory = workdir / "tls"
+    directory.mkdir(exist_ok=True)
+    return directory, make_certificates(directory)
+
+
 class TlsReceiver:
     """An HTTPS endpoint that requires a client certificate signed by the test
     CA and records each POST with the client's common name."""
@@ -184,10 +192,8 @@ class TlsReceiver:
         self._server.server_close()
 
 
-def test_pem_material_reaches_a_tls_endpoint(cluster, admin_only, db, workdir):
-    directory = workdir / "tls"
-    directory.mkdir(exist_ok=True)
-    pem = make_certificates(directory)
+def test_pem_material_reaches_a_tls_endpoint(cluster, admin_only, db, certificates):
+    directory, pem = certificates
     receiver = TlsReceiver(directory)
     tls_variants = {
         "tls_none": None,  # the system's CAs do not know the test CA
@@ -219,6 +225,99 @@ def test_pem_material_reaches_a_tls_endpoint(cluster, admin_only, db, workdir):
         for name in tls_variants:
             drop_broadcaster(db, name)
         receiver.stop()
+
+
+class TlsProxy:
+    """TLS in front of the machine's plain RabbitMQ: requires a client
+    certificate signed by the test CA, then passes bytes both ways."""
+
+    def __init__(self, directory, upstream_port):
+        self.upstream_port = upstream_port
+        self.clients = []
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(directory / "server.pem", directory / "server.key")
+        self.context.load_verify_locations(directory / "ca.pem")
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                plain, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                client = self.context.wrap_socket(plain, server_side=True)
+            except (ssl.SSLError, OSError):
+                plain.close()
+                continue
+            subject = dict(item for rdn in client.getpeercert()["subject"] for item in rdn)
+            self.clients.append(subject.get("commonName"))
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.listener.close()
+
+
+def test_pem_material_reaches_rabbitmq_over_amqps(cluster, admin_only, db, certificates):
+    from test_rabbit_relay import connect, drain, rabbit_up
+    if not rabbit_up():
+        subprocess.run(["rabbitmq-server", "-detached"], check=False)
+        wait_until(rabbit_up, timeout=60, what="RabbitMQ to start")
+    directory, pem = certificates
+    proxy = TlsProxy(directory, 5672)
+    exchange = f"lp-tls-{uuid.uuid4().hex[:8]}"
+    queue = exchange + "-queue"
+    with connect() as conn:
+        channel = conn.channel()
+        channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+        channel.queue_declare(queue, durable=True)
+        channel.queue_bind(queue, exchange, routing_key="jobs.#")
+    url = f"amqps://guest:guest@127.0.0.1:{proxy.port}/%2f"
+    variants = {"lp_amqps_ca_only": {"caPem": pem["ca.pem"]},
+                "lp_amqps_full": {"caPem": pem["ca.pem"], "certificatePem": pem["client.pem"],
+                                  "keyPem": pem["client.key"]}}
+    try:
+        with connect_as(cluster, admin_only) as admin:
+            for name, tls in variants.items():
+                admin.execute("SELECT eventeum.add_broadcaster(%s, 'rabbitmq', %s)",
+                              (name, json.dumps({"url": url, "exchange": exchange, "tls": tls})))
+                admin.execute("SELECT eventeum.publish('jobs.tls', %s, %s, broadcaster => %s)",
+                              (name, json.dumps({"via": name}), name))
+        wait_until(lambda: (r := outbox_row(db, "lp_amqps_full")) and r[2] is not None, timeout=30,
+                   what="the message sent with the client certificate to be confirmed")
+        wait_until(lambda: (r := outbox_row(db, "lp_amqps_ca_only")) and r[0] > 0, timeout=30,
+                   what="the one without a client certificate to fail")
+        time.sleep(1)
+        got = [(key, body) for key, _, body in drain(queue)]
+        assert got == [("jobs.tls", {"via": "lp_amqps_full"})], "exactly the one sent with the full PEM set"
+        assert set(proxy.clients) == {"eventeum-client"}
+    finally:
+        for name in variants:
+            drop_broadcaster(db, name)
+        proxy.stop()
+        with connect() as conn:
+            channel = conn.channel()
+            channel.queue_delete(queue)
+            channel.exchange_delete(exchange)
 
 
 # --- Where nodes and brokers may live ------------------------------------------
