@@ -200,6 +200,12 @@ impl NetworkPolicy {
         })
     }
 
+    /// Every unicast address: for parsing options whose hosts are checked
+    /// later, when a client connects, against the policy in force then.
+    pub fn any() -> Self {
+        NetworkPolicy::parse("public, private, loopback, link-local").expect("classes parse")
+    }
+
     /// Refuses everything: what the worker follows when the setting does not parse.
     pub fn deny_all(reason: &str) -> Self {
         NetworkPolicy {

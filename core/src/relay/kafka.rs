@@ -50,7 +50,7 @@ pub struct KafkaClient {
 impl KafkaClient {
     /// A client configured from the named options only: no librdkafka
     /// property is set from anything else (see `broadcast::options`).
-    pub fn new(options: &KafkaOptions) -> Result<Self, String> {
+    pub fn new(options: &KafkaOptions) -> Self {
         let timeout_ms = options.request_timeout_ms;
         let mut config = rdkafka::ClientConfig::new();
         config
@@ -109,7 +109,7 @@ impl KafkaClient {
         } else {
             vec![]
         };
-        Ok(KafkaClient {
+        KafkaClient {
             producer: None,
             admin: None,
             config,
@@ -121,7 +121,7 @@ impl KafkaClient {
             known_topics: Default::default(),
             in_flight: HashMap::new(),
             timeout: Duration::from_millis(timeout_ms),
-        })
+        }
     }
 
     /// The producer, made when there is none once the bootstrap servers

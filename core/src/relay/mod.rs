@@ -133,8 +133,9 @@ impl Lane {
         let name = name.to_string();
         // Options are checked again here (an older version stored them, or
         // a superuser wrote the table): a lane never runs on options the
-        // SQL API would refuse. Hosts are checked when it connects.
-        let policy = netpolicy::current();
+        // SQL API would refuse. Hosts are checked when the client connects,
+        // against the policy in force then, so that a lane outlives a reload.
+        let policy = netpolicy::NetworkPolicy::any();
         let client: Result<Client, String> = match kind {
             BroadcasterKind::Http => HttpOptions::parse(options, &policy)
                 .map_err(|e| e.to_string())
@@ -145,8 +146,7 @@ impl Lane {
                 .map(|o| Client::Rabbit(rabbitmq::RabbitClient::new(&o))),
             BroadcasterKind::Kafka => KafkaOptions::parse(options, &policy)
                 .map_err(|e| e.to_string())
-                .and_then(|o| kafka::KafkaClient::new(&o))
-                .map(Client::Kafka),
+                .map(|o| Client::Kafka(kafka::KafkaClient::new(&o))),
             BroadcasterKind::Group => Err("consumer groups are read with eventeum.poll".into()),
         };
         let task = match client {
