@@ -255,7 +255,6 @@ BAD_CALLS = [
      ('{"contractAddress":"0x5FbDB2315678afecb367f032d93F642f64180aa3","eventSpecification":{"eventName":"E","indexedParameterDefinitions":[{"position":0,"type":"UINT8"}],"nonIndexedParameterDefinitions":[{"position":0,"type":"UINT8"}]}}',), "22023"),
     ("four indexed", "SELECT eventeum.add_filter('0x5FbDB2315678afecb367f032d93F642f64180aa3', 'E(uint8 indexed a, uint8 indexed b, uint8 indexed c, uint8 indexed d)')", (), "22023"),
     ("unknown node", "SELECT eventeum.add_filter('0x5FbDB2315678afecb367f032d93F642f64180aa3', 'Ping(uint256 n)', 'nowhere')", (), "42704"),
-    ("duplicate filter id", "SELECT eventeum.add_filter('0x5FbDB2315678afecb367f032d93F642f64180aa3', 'Ping(uint256 n)', id => 'taken')", (), "23505"),
     ("duplicate node", "SELECT eventeum.add_node('default', 'http://127.0.0.1:1')", (), "23505"),
     ("malformed signature", "SELECT eventeum.add_filter('0x5FbDB2315678afecb367f032d93F642f64180aa3', 'Ping(uint256 n')", (), "22023"),
     ("negative start block", "SELECT eventeum.add_filter('0x5FbDB2315678afecb367f032d93F642f64180aa3', 'Ping(uint256 n)', start_block => -1)", (), "22023"),

@@ -54,6 +54,7 @@ def test_to_address_monitor_sees_a_plain_value_transfer(cluster, db, anvil, txs_
         wait_caught_up(db, txs_node, int(receipt["blockNumber"], 16))
         got = messages(listener, "eventeum_transaction_events")
     tx = anvil.rpc("eth_getTransactionByHash", receipt["transactionHash"])
+    block = anvil.rpc("eth_getBlockByNumber", receipt["blockNumber"], False)
     assert transactions(db, mid) == [(
         receipt["transactionHash"], DEPLOYER, target, None, "12345", int(tx["nonce"], 16),
         int(receipt["blockNumber"], 16), receipt["blockHash"], 0, "CONFIRMED", None)]
@@ -66,11 +67,13 @@ def test_to_address_monitor_sees_a_plain_value_transfer(cluster, db, anvil, txs_
             "nonce": tx["nonce"],
             "blockHash": receipt["blockHash"],
             "blockNumber": receipt["blockNumber"],
+            "timestamp": int(block["timestamp"], 16),
             "transactionIndex": "0x0",
             "from": DEPLOYER,
             "to": target,
             "value": hex(12345),
             "nodeName": txs_node,
+            "input": "0x",
             "status": "CONFIRMED",
         },
     }]
@@ -196,7 +199,6 @@ BAD_MONITORS = [
     ("empty node", {"type": "HASH", "transactionIdentifierValue": HASH, "nodeName": ""}, "22023"),
     ("unknown key", {"type": "HASH", "transactionIdentifierValue": HASH, "colour": 1}, "22023"),
     ("unknown node", {"type": "HASH", "transactionIdentifierValue": HASH, "nodeName": "nowhere"}, "42704"),
-    ("duplicate id", {"id": "monitor-taken", "type": "HASH", "transactionIdentifierValue": HASH}, "23505"),
 ]
 
 

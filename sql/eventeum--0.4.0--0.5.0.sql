@@ -218,3 +218,11 @@ ALTER FUNCTION revoke_consumer_group(text, text) SECURITY DEFINER SET search_pat
 GRANT EXECUTE ON FUNCTION grant_consumer_group(text, text), revoke_consumer_group(text, text) TO eventeum_admin;
 -- CREATE OR REPLACE reset what privileges.sql set on a fresh install.
 ALTER FUNCTION create_consumer_group(text, text[]) SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp;
+
+-- TRANSACTION messages carry the block's timestamp and the call data, as Eventeum's do.
+ALTER TABLE transaction_states ADD COLUMN input text, ADD COLUMN block_timestamp bigint;
+CREATE OR REPLACE VIEW transactions AS
+SELECT monitor_id, node, hash, from_address, to_address, contract_address, value, nonce, block_number,
+       block_hash, transaction_index, status, revert_reason, created_at, updated_at, input, block_timestamp
+  FROM transaction_states
+ WHERE reported;

@@ -235,7 +235,9 @@ impl ContractEventRecord {
 }
 
 impl ContractEventRecord {
-    /// Keyed by the filter's correlation id, as Eventeum does, else by the message id.
+    /// Keyed as Eventeum keys it: by the filter's correlation id, else by
+    /// the event id, the same for every status of the event, so that its
+    /// UNCONFIRMED, CONFIRMED and INVALIDATED share a Kafka partition.
     pub fn outgoing(&self) -> Outgoing {
         let message_id = [self.id.as_str(), ":", self.status.as_str()].concat();
         let payload = self.message();
@@ -243,7 +245,7 @@ impl ContractEventRecord {
             key: self
                 .correlation_id
                 .clone()
-                .unwrap_or_else(|| message_id.clone()),
+                .unwrap_or_else(|| self.id.clone()),
             message_id,
             route: self.filter_id.clone(),
             reference: self.reference_for(&payload),
@@ -282,8 +284,15 @@ pub struct TransactionRecord {
     pub transaction_index: u64,
     pub status: TransactionStatus,
     pub revert_reason: Option<String>,
+    /// NULL for rows stored before 0.5.0.
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub block_timestamp: Option<u64>,
 }
 
+/// Eventeum's `TransactionDetails`; like Eventeum (`NON_NULL`), a field
+/// without a value is left out rather than sent as null.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TransactionDetails<'a> {
@@ -291,16 +300,21 @@ struct TransactionDetails<'a> {
     nonce: String,
     block_hash: &'a str,
     block_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
     transaction_index: String,
     from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     to: Option<&'a str>,
     value: String,
     node_name: &'a str,
-    status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     contract_address: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     revert_reason: Option<&'a str>,
+    status: &'a str,
 }
 
 impl TransactionRecord {
@@ -313,14 +327,16 @@ impl TransactionRecord {
             nonce: format!("{:#x}", self.nonce),
             block_hash: &self.block_hash,
             block_number: format!("{:#x}", self.block_number),
+            timestamp: self.block_timestamp,
             transaction_index: format!("{:#x}", self.transaction_index),
             from: &self.from_address,
             to: self.to_address.as_deref(),
             value: format!("{value:#x}"),
             node_name: &self.node,
-            status: self.status.as_str(),
             contract_address: self.contract_address.as_deref(),
+            input: self.input.as_deref(),
             revert_reason: self.revert_reason.as_deref(),
+            status: self.status.as_str(),
         };
         let envelope = Envelope {
             id: &self.hash,
@@ -358,19 +374,54 @@ impl TransactionRecord {
             message_id: format!("{}-{}:{}", self.hash, self.block_hash, self.status),
             key: self.block_hash.clone(),
             route: self.hash.clone(),
-            reference: None,
+            reference: self.reference_for(&payload),
             payload,
             targets: None,
         }
     }
+
+    /// A contract creation's input can be far larger than NOTIFY takes: then
+    /// NOTIFY carries a reference to the row in `eventeum.transactions`.
+    fn reference_for(&self, message: &str) -> Option<String> {
+        if message.len() <= NOTIFY_PAYLOAD_LIMIT {
+            return None;
+        }
+        let reference = TransactionReference {
+            id: &self.hash,
+            kind: MessageType::Transaction.as_str(),
+            truncated: true,
+            monitor_id: &self.monitor_id,
+            node_name: &self.node,
+            block_hash: &self.block_hash,
+            status: self.status.as_str(),
+        };
+        Some(serde_json::to_string(&reference).expect("reference fields always serialize"))
+    }
+}
+
+/// What NOTIFY carries instead of a TRANSACTION message too large for it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TransactionReference<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    /// Always true: fetch the row from `eventeum.transactions`.
+    truncated: bool,
+    monitor_id: &'a str,
+    node_name: &'a str,
+    block_hash: &'a str,
+    status: &'a str,
 }
 
 impl BlockRecord {
+    /// Keyed by the block hash, as Eventeum does; the message id also names
+    /// the node, since each node sends its own.
     pub fn outgoing(&self) -> Outgoing {
         let payload = self.message();
         let message_id = format!("{}:{}", self.hash, self.node);
         Outgoing {
-            key: message_id.clone(),
+            key: self.hash.clone(),
             message_id,
             route: String::new(),
             reference: None,

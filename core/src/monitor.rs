@@ -80,10 +80,31 @@ impl TransactionStatus {
     }
 }
 
+/// The statuses a monitor reports unless it lists its own: Eventeum's code
+/// (its README says FAILED and CONFIRMED; its code and tests win).
+pub const DEFAULT_STATUSES: [TransactionStatus; 3] = [
+    TransactionStatus::Unconfirmed,
+    TransactionStatus::Confirmed,
+    TransactionStatus::Failed,
+];
+
+/// Eventeum's monitor id: keccak-256 of the identifier value as given, the
+/// type, the node name and the statuses as Java prints a list
+/// (`[UNCONFIRMED, CONFIRMED, FAILED]`), in hex without `0x`. The same spec
+/// registered again gets the same id.
+pub fn eventeum_id(value: &str, kind: &str, node: &str, statuses: &[TransactionStatus]) -> String {
+    let listed: Vec<&str> = statuses.iter().map(TransactionStatus::as_str).collect();
+    let text = format!("{value}{kind}{node}[{}]", listed.join(", "));
+    alloy::primitives::hex::encode(alloy::primitives::keccak256(text.as_bytes()))
+}
+
 /// A validated transaction monitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionMonitor {
+    /// The id the caller gave, if any.
     pub id: Option<String>,
+    /// The id Eventeum would give it, used when the caller gives none.
+    pub eventeum_id: String,
     pub node: String,
     pub target: MonitorTarget,
     pub statuses: BTreeSet<TransactionStatus>,
@@ -93,7 +114,8 @@ pub struct TransactionMonitor {
 
 impl TransactionMonitor {
     /// Parses Eventeum's REST body: `type`, `transactionIdentifierValue`,
-    /// `nodeName` (default `default`), `statuses` (default FAILED and CONFIRMED),
+    /// `nodeName` (default `default`), `statuses` (default UNCONFIRMED,
+    /// CONFIRMED and FAILED),
     /// and our optional `id`.
     pub fn from_json(body: &Value) -> ApiResult<Self> {
         let raw: RawMonitor = serde_json::from_value(body.clone())
@@ -116,8 +138,9 @@ impl TransactionMonitor {
                 ))
             }
         };
-        let statuses = match raw.statuses {
-            None => BTreeSet::from([TransactionStatus::Failed, TransactionStatus::Confirmed]),
+        // As listed (Eventeum's id hashes the list as written), else Eventeum's default.
+        let listed: Vec<TransactionStatus> = match raw.statuses {
+            None => DEFAULT_STATUSES.to_vec(),
             Some(list) if list.is_empty() => {
                 return Err(ApiError::invalid("statuses must not be empty"))
             }
@@ -127,6 +150,7 @@ impl TransactionMonitor {
                 .collect::<ApiResult<_>>()?,
         };
         let node = raw.node_name.unwrap_or_else(|| DEFAULT_NODE.to_string());
+        let eventeum_id = eventeum_id(&value, target.kind(), &node, &listed);
         if node.trim().is_empty() {
             return Err(ApiError::invalid("nodeName must not be empty"));
         }
@@ -142,9 +166,10 @@ impl TransactionMonitor {
         }
         Ok(TransactionMonitor {
             id: raw.id,
+            eventeum_id,
             node,
             target,
-            statuses,
+            statuses: listed.into_iter().collect(),
             broadcasters: raw.broadcasters,
         })
     }

@@ -195,6 +195,10 @@ pub struct MatchedTransaction {
     pub block_number: u64,
     pub block_hash: B256,
     pub transaction_index: u64,
+    /// The block's timestamp (seconds).
+    pub block_timestamp: u64,
+    /// The call data, 0x-hex.
+    pub input: String,
     pub success: bool,
     pub revert_reason: Option<String>,
 }

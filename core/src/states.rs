@@ -89,6 +89,28 @@ impl MessageType {
             MessageType::App => "APP",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            MessageType::ContractEvent,
+            MessageType::Transaction,
+            MessageType::Block,
+            MessageType::App,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == text)
+    }
+
+    /// The class Eventeum's Java consumers deserialize the message into
+    /// (Spring AMQP's `__TypeId__` header); none for the application's own.
+    pub fn eventeum_class(self) -> Option<&'static str> {
+        match self {
+            MessageType::ContractEvent => Some("net.consensys.eventeum.dto.message.ContractEvent"),
+            MessageType::Transaction => Some("net.consensys.eventeum.dto.message.TransactionEvent"),
+            MessageType::Block => Some("net.consensys.eventeum.dto.message.BlockEvent"),
+            MessageType::App => None,
+        }
+    }
 }
 
 macro_rules! display_as_str {

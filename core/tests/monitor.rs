@@ -17,13 +17,40 @@ fn eventeum_body_with_defaults() {
         m.target,
         MonitorTarget::ToAddress(address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"))
     );
+    // Eventeum's code defaults to all three (its README says otherwise).
+    assert!(m.wants(TransactionStatus::Unconfirmed));
     assert!(m.wants(TransactionStatus::Failed) && m.wants(TransactionStatus::Confirmed));
-    assert!(!m.wants(TransactionStatus::Unconfirmed));
+    assert!(!m.wants(TransactionStatus::Invalidated));
     assert_eq!(
         m.to_json("m1"),
         json!({"id": "m1", "type": "TO_ADDRESS",
                "transactionIdentifierValue": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-               "nodeName": "default", "statuses": ["CONFIRMED", "FAILED"]})
+               "nodeName": "default", "statuses": ["UNCONFIRMED", "CONFIRMED", "FAILED"]})
+    );
+}
+
+/// Eventeum's id: keccak-256 of value (as given) + type + node + the status
+/// list as Java prints it, hex without 0x. Computed here independently.
+#[test]
+fn monitor_ids_are_eventeums() {
+    let value = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+    let m = TransactionMonitor::from_json(
+        &json!({"type": "TO_ADDRESS", "transactionIdentifierValue": value}),
+    )
+    .unwrap();
+    let text = format!("{value}TO_ADDRESSdefault[UNCONFIRMED, CONFIRMED, FAILED]");
+    let expected = alloy::primitives::hex::encode(alloy::primitives::keccak256(text.as_bytes()));
+    assert_eq!(m.eventeum_id, expected);
+    assert_eq!(m.eventeum_id.len(), 64);
+    let listed = TransactionMonitor::from_json(&json!({
+        "type": "TO_ADDRESS", "transactionIdentifierValue": value, "nodeName": "n2",
+        "statuses": ["FAILED", "CONFIRMED"]}))
+    .unwrap();
+    let text = format!("{value}TO_ADDRESSn2[FAILED, CONFIRMED]");
+    assert_eq!(
+        listed.eventeum_id,
+        alloy::primitives::hex::encode(alloy::primitives::keccak256(text.as_bytes())),
+        "the statuses in the order given"
     );
 }
 
@@ -78,6 +105,39 @@ fn transaction_message_has_hex_quantities() {
     assert_eq!(d["value"], "0x10000000000000000", "2^64 stays exact");
     assert_eq!(d["contractAddress"], "0xC");
     assert!(d.get("revertReason").is_none());
+    assert!(
+        d.get("to").is_none(),
+        "a contract creation has no to; Eventeum leaves out nulls"
+    );
+    assert!(
+        d.get("timestamp").is_none() && d.get("input").is_none(),
+        "rows from before 0.5.0"
+    );
+}
+
+#[test]
+fn transaction_message_has_timestamp_and_input_and_a_reference_when_too_large() {
+    let row = |input: String| -> TransactionRecord {
+        serde_json::from_value(json!({
+            "monitor_id": "m", "node": "default", "hash": "0xaa", "from_address": "0xF", "to_address": "0xT",
+            "contract_address": null, "value": 0, "nonce": 1, "block_number": 2, "block_hash": "0xbb",
+            "transaction_index": 0, "status": "UNCONFIRMED", "revert_reason": null,
+            "input": input, "block_timestamp": 1700000000u64}))
+        .unwrap()
+    };
+    let small = row("0xa9059cbb".into());
+    let message: Value = serde_json::from_str(&small.message()).unwrap();
+    assert_eq!(message["details"]["timestamp"], 1700000000u64);
+    assert_eq!(message["details"]["input"], "0xa9059cbb");
+    assert_eq!(message["details"]["to"], "0xT");
+    let out = small.outgoing();
+    assert_eq!(out.notice(), out.payload);
+    let creation = row(format!("0x{}", "60".repeat(20_000)));
+    let out = creation.outgoing();
+    let notice: Value = serde_json::from_str(out.notice()).unwrap();
+    assert_eq!(notice["truncated"], true);
+    assert_eq!(notice["monitorId"], "m");
+    assert!(out.payload.len() > 40_000, "brokers get the whole message");
 }
 
 #[test]

@@ -168,6 +168,8 @@ CREATE TABLE transaction_states (
     invalidated_at_block bigint,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
+    input                text,    -- the call data; NULL for rows stored before 0.5.0
+    block_timestamp      bigint,  -- the block's, in seconds; NULL likewise
     PRIMARY KEY (monitor_id, hash, block_hash)
 );
 CREATE INDEX transaction_states_unconfirmed ON transaction_states (node, block_number) WHERE status = 'UNCONFIRMED';
@@ -177,7 +179,7 @@ COMMENT ON TABLE transaction_states IS
 
 CREATE VIEW transactions AS
 SELECT monitor_id, node, hash, from_address, to_address, contract_address, value, nonce, block_number,
-       block_hash, transaction_index, status, revert_reason, created_at, updated_at
+       block_hash, transaction_index, status, revert_reason, created_at, updated_at, input, block_timestamp
   FROM transaction_states
  WHERE reported;
 COMMENT ON VIEW transactions IS

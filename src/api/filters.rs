@@ -41,11 +41,19 @@ fn store_filter(filter: FilterDefinition) -> String {
     require_served_database();
     require_node(&filter.node);
     require_broadcasters(filter.broadcasters.as_ref());
-    let id = new_id(
-        filter.id.as_deref(),
-        "SELECT EXISTS (SELECT 1 FROM eventeum.contract_event_filters WHERE id = $1)",
-        "filter",
-    );
+    let id = match filter.id.as_deref() {
+        Some(id)
+            if exists(
+                "SELECT EXISTS (SELECT 1 FROM eventeum.contract_event_filters WHERE id = $1)",
+                id,
+            ) =>
+        {
+            notice_registered("filter", id);
+            return id.to_string();
+        }
+        Some(id) => id.to_string(),
+        None => new_uuid(),
+    };
     let definition = filter.to_json(&id);
     Spi::run_with_args(
         "INSERT INTO eventeum.contract_event_filters

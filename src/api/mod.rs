@@ -113,18 +113,19 @@ pub(super) fn require_node(node: &str) {
     }
 }
 
-/// The caller's id, unless taken (23505), or a new UUID.
-pub(super) fn new_id(requested: Option<&str>, exists_sql: &str, kind: &'static str) -> String {
-    match requested {
-        Some(id) if exists(exists_sql, id) => raise(ApiError::Duplicate {
-            kind,
-            name: id.to_string(),
-        }),
-        Some(id) => id.to_string(),
-        None => Spi::get_one::<String>("SELECT gen_random_uuid()::text")
-            .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
-            .expect("gen_random_uuid returns a value"),
-    }
+/// A new UUID, for a filter registered without an id.
+pub(super) fn new_uuid() -> String {
+    Spi::get_one::<String>("SELECT gen_random_uuid()::text")
+        .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
+        .expect("gen_random_uuid returns a value")
+}
+
+/// Eventeum answers a registration whose id exists with that id and changes
+/// nothing; say so, since the caller may have meant another definition.
+pub(super) fn notice_registered(kind: &str, id: &str) {
+    pgrx::notice!(
+        "{kind} \"{id}\" is registered already and is left as it is; remove it first to change it"
+    );
 }
 
 /// Raises 42704 for a named broadcaster that does not exist.

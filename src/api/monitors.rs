@@ -9,8 +9,10 @@ use crate::monitor::TransactionMonitor;
 
 /// Adds a transaction monitor given as Eventeum's REST body: `type` (HASH,
 /// FROM_ADDRESS or TO_ADDRESS), `transactionIdentifierValue`, `nodeName`
-/// (default `default`), `statuses` (default FAILED and CONFIRMED), and an
-/// optional `id`. Returns the monitor id.
+/// (default `default`), `statuses` (default UNCONFIRMED, CONFIRMED and
+/// FAILED), and an optional `id` (else Eventeum's id, a hash of the spec).
+/// Registering a monitor whose id exists leaves it as it is and returns the
+/// id, as Eventeum does. Returns the monitor id.
 #[pg_extern(volatile)]
 fn add_transaction_monitor(monitor: JsonB) -> String {
     require_served_database();
@@ -22,11 +24,17 @@ fn add_transaction_monitor(monitor: JsonB) -> String {
     let monitor = or_raise(TransactionMonitor::from_json(&monitor.0));
     require_node(&monitor.node);
     require_broadcasters(monitor.broadcasters.as_ref());
-    let id = new_id(
-        monitor.id.as_deref(),
+    let id = monitor
+        .id
+        .clone()
+        .unwrap_or_else(|| monitor.eventeum_id.clone());
+    if exists(
         "SELECT EXISTS (SELECT 1 FROM eventeum.transaction_monitors WHERE id = $1)",
-        "transaction monitor",
-    );
+        &id,
+    ) {
+        notice_registered("transaction monitor", &id);
+        return id;
+    }
     let statuses: Vec<String> = monitor
         .statuses
         .iter()

@@ -64,6 +64,8 @@ pub(super) fn store_transactions(
                 "status": status.as_str(),
                 "revert_reason": tx.revert_reason,
                 "reported": monitor.wants(status),
+                "input": tx.input,
+                "block_timestamp": tx.block_timestamp,
             }));
         }
     }
@@ -72,14 +74,17 @@ pub(super) fn store_transactions(
         let inserted = client.update(
             "INSERT INTO eventeum.transaction_states AS t
                     (monitor_id, node, hash, from_address, to_address, contract_address, value, nonce,
-                     block_number, block_hash, transaction_index, status, revert_reason, reported)
+                     block_number, block_hash, transaction_index, status, revert_reason, reported,
+                     input, block_timestamp)
              SELECT r.monitor_id, r.node, r.hash, r.from_address, r.to_address, r.contract_address, r.value,
                     r.nonce, r.block_number, r.block_hash, r.transaction_index,
-                    r.status::eventeum.transaction_status, r.revert_reason, r.reported
+                    r.status::eventeum.transaction_status, r.revert_reason, r.reported,
+                    r.input, r.block_timestamp
                FROM jsonb_to_recordset($1::text::jsonb) AS r(
                     monitor_id text, node text, hash text, from_address text, to_address text,
                     contract_address text, value numeric, nonce bigint, block_number bigint, block_hash text,
-                    transaction_index integer, status text, revert_reason text, reported boolean)
+                    transaction_index integer, status text, revert_reason text, reported boolean,
+                    input text, block_timestamp bigint)
               ORDER BY r.block_number, r.transaction_index
              ON CONFLICT (monitor_id, hash, block_hash) DO UPDATE
                 SET status = EXCLUDED.status, reported = t.reported OR EXCLUDED.reported,

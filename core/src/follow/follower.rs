@@ -282,7 +282,7 @@ impl Follower {
                     transactions,
                 } => (from, to, headers, transactions),
             };
-        let transactions = match_transactions(client, node, &transactions).await?;
+        let transactions = match_transactions(client, node, &transactions, &headers).await?;
 
         let (events, failures) = if node.filters.is_empty() {
             (vec![], vec![])

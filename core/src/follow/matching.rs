@@ -9,8 +9,8 @@ use alloy::rpc::types::{Log, Transaction};
 
 use crate::decode::{decode_log_with_topic0, RawLog, RenderOptions};
 use crate::protocol::{
-    DecodedEvent, FilterConfig, LogPosition, MatchedTransaction, MonitorConfig, NodeConfig,
-    UndecodableLog,
+    BlockHeader, DecodedEvent, FilterConfig, LogPosition, MatchedTransaction, MonitorConfig,
+    NodeConfig, UndecodableLog,
 };
 use crate::rpc::{NodeClient, RpcError};
 
@@ -40,6 +40,7 @@ pub(super) async fn match_transactions(
     client: &NodeClient,
     node: &NodeConfig,
     transactions: &[Transaction],
+    headers: &BTreeMap<u64, BlockHeader>,
 ) -> Result<Vec<MatchedTransaction>, RpcError> {
     use alloy::consensus::Transaction as _;
     use alloy::network::TransactionResponse as _;
@@ -76,6 +77,8 @@ pub(super) async fn match_transactions(
                 block_number,
                 block_hash,
                 transaction_index: tx.transaction_index.unwrap_or_default(),
+                block_timestamp: headers.get(&block_number).map_or(0, |h| h.timestamp),
+                input: tx.input().to_string(),
                 success,
                 revert_reason: revert_reason.clone(),
             });

@@ -12,6 +12,7 @@ use crate::limits::RABBIT_TIMEOUT;
 use crate::netpolicy;
 use crate::protocol::{Delivery, DeliveryFailure, Publish};
 use crate::redact::redact_url;
+use crate::states::MessageType;
 
 /// RabbitMQ through lapin: a durable topic exchange, persistent messages, and
 /// publisher confirms; the batch is pipelined and the confirms awaited in order.
@@ -117,6 +118,22 @@ impl RabbitClient {
     }
 }
 
+/// The `__TypeId__` header Spring AMQP's JSON converter reads to choose the
+/// class of the body: what Eventeum's own Spring consumers expect. Messages
+/// of your own (`publish`) carry none.
+fn spring_type_header(message_type: &str) -> lapin::types::FieldTable {
+    use lapin::types::{AMQPValue, FieldTable, LongString};
+    let Some(class) = MessageType::parse(message_type).and_then(MessageType::eventeum_class) else {
+        return FieldTable::default();
+    };
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "__TypeId__".into(),
+        AMQPValue::LongString(LongString::from(class)),
+    );
+    headers
+}
+
 impl Broker for RabbitClient {
     async fn connect(&mut self) -> Result<(), String> {
         self.channel().await.map(drop)
@@ -149,7 +166,9 @@ impl Broker for RabbitClient {
             let properties = lapin::BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
-                .with_message_id(message.message_id.as_str().into());
+                .with_content_encoding("UTF-8".into())
+                .with_message_id(message.message_id.as_str().into())
+                .with_headers(spring_type_header(&message.message_type));
             let mut publish = Box::pin(channel.basic_publish(
                 self.exchange.as_str().into(),
                 message.destination.as_str().into(),
