@@ -254,6 +254,7 @@ class RpcProxy:
       block hash it does not know those blocks;
     - `rewrite(request, reply) -> reply`: any other change to an answer (a
       reply given as bytes is sent as it is);
+    - `basic_auth`: (user, password) every request must carry, else HTTP 401;
     - stop() and start(): an outage.
 
     It records when each request came (`arrivals`) and counts calls per method."""
@@ -271,6 +272,8 @@ class RpcProxy:
         self.lagged_answers = 0
         self._first_reported: dict[int, float] = {}  # block number -> when a head answer first named it
         self.rewrite = None
+        self.basic_auth: tuple[str, str] | None = None
+        self.unauthorized = 0
         self.port = free_port()
         self.refused_ranges = 0
         self.refused_for_rate = 0
@@ -316,6 +319,13 @@ class RpcProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["content-length"]))
+                if proxy.basic_auth:
+                    import base64
+                    expected = "Basic " + base64.b64encode(":".join(proxy.basic_auth).encode()).decode()
+                    if self.headers.get("authorization") != expected:
+                        with proxy._lock:
+                            proxy.unauthorized += 1
+                        return self.reply(401, b'{"error": "unauthorized"}', {"www-authenticate": "Basic"})
                 request = json.loads(body)
                 single = not isinstance(request, list)
                 with proxy._lock:

@@ -83,8 +83,27 @@ def test_every_type_decodes_to_eventeums_json(db, emitter):
     key_hash = "0x" + keccak256(b"key").hex()
     signature = got["IndexedDynamic"][9]
     log = topics[signature]
-    assert indexed == [param("string", key_hash), param("uint256[]", log["topics"][2])]
+    # The topic holds the hash of a dynamic value: Eventeum types it bytes32.
+    assert indexed == [param("bytes32", key_hash), param("bytes32", log["topics"][2])]
     assert non_indexed == [param("string", "value")]
+
+
+def test_eventeums_type_aliases_byte_and_byte_arrays(db, emitter):
+    """Eventeum's ParameterType takes BYTE (web3j's bytes1): a filter for
+    BytesA written with BYTE for its first parameter decodes it as bytes1,
+    and list_filters gives the spelling back."""
+    spec = {"eventName": "BytesA", "nonIndexedParameterDefinitions": [
+        {"position": i, "type": "BYTE" if i == 0 else f"BYTES{i + 1}"} for i in range(8)]}
+    fid = db.execute("SELECT eventeum.add_filter(%s)", (json.dumps(
+        {"contractAddress": emitter.address, "eventSpecification": spec}),)).fetchone()[0]
+    try:
+        emitter.call("emitAll()")
+        (row,) = wait_rows(db, fid, 1)
+        assert row[2][0] == param("bytes1", "0x" + PATTERN[:2])
+        listed = db.execute("SELECT f FROM eventeum.list_filters() f WHERE f->>'id' = %s", (fid,)).fetchone()[0]
+        assert listed["eventSpecification"]["nonIndexedParameterDefinitions"][0] == {"position": 0, "type": "BYTE"}
+    finally:
+        db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
 
 
 def test_two_filters_on_one_contract(db, emitter):

@@ -10,7 +10,7 @@ from collections import defaultdict
 import pika
 import pytest
 from conftest import wait_caught_up
-from harness import Tansu, keccak256, to_checksum, wait_until
+from harness import RpcProxy, Tansu, keccak256, to_checksum, wait_until
 from test_kafka_relay import drain
 from test_rabbit_relay import AMQP, rabbit_up
 
@@ -207,3 +207,38 @@ def test_transaction_messages_carry_timestamp_and_input_and_leave_out_nulls(clus
                           (created["transactionHash"],)).fetchone() == (init, int(block["timestamp"], 16))
     finally:
         db.execute("SELECT eventeum.remove_transaction_monitor(%s)", (monitor,))
+
+
+def test_node_credentials_and_connection_settings_are_eventeums(cluster, db, anvil):
+    """Eventeum's node settings username/password (basic auth),
+    maxIdleConnections and keepAliveDuration. The credentials move into the
+    URL, which only admins read; the options readers see keep none."""
+    proxy = RpcProxy(anvil.url)
+    proxy.basic_auth = ("indexer", "s3cret p@ss")
+    proxy.start()
+    options = {"pollingInterval": 100, "username": "indexer", "password": "s3cret p@ss",
+               "maxIdleConnections": 2, "keepAliveDuration": 5000}
+    db.execute("SELECT eventeum.add_node('authed', %s, %s)", (proxy.url, json.dumps(options)))
+    db.execute("SELECT eventeum.add_node('unauthed', %s, '{\"pollingInterval\": 100}')", (proxy.url,))
+    try:
+        wait_caught_up(db, "authed", anvil.block_number())
+        stored = db.execute("SELECT url, options FROM eventeum.nodes WHERE name = 'authed'").fetchone()
+        assert stored[0].startswith("http://indexer:s3cret%20p%40ss@127.0.0.1:"), "in the URL, percent-encoded"
+        assert "username" not in stored[1] and "password" not in stored[1]
+        assert (stored[1]["maxIdleConnections"], stored[1]["keepAliveDuration"]) == (2, 5000)
+        error = wait_until(lambda: (r := db.execute("SELECT last_error FROM eventeum.node_status "
+                                                    "WHERE name = 'unauthed'").fetchone()) and r[0],
+                           timeout=30, what="the node without credentials to be refused")
+        assert "401" in error and "s3cret" not in error
+        shown = json.dumps(db.execute("SELECT url, endpoints FROM eventeum.node_status WHERE name = 'authed'"
+                                      ).fetchone())
+        assert "s3cret" not in shown and "indexer" not in shown
+        for bad in ({"password": "p"}, {"username": "u"}):
+            with pytest.raises(Exception) as refused:
+                db.execute("SELECT eventeum.add_node('bad_auth', %s, %s)",
+                           ("http://u:p@127.0.0.1:1" if "username" in bad else "http://127.0.0.1:1", json.dumps(bad)))
+            assert refused.value.sqlstate == "22023"
+    finally:
+        db.execute("SELECT eventeum.remove_node('authed')")
+        db.execute("SELECT eventeum.remove_node('unauthed')")
+        proxy.stop()

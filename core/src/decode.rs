@@ -184,14 +184,15 @@ fn decode_topic(
     topic: &B256,
     options: RenderOptions,
 ) -> Result<EventParameter, DecodeError> {
-    let ty = def.ty.sol_name();
     if def.ty.is_hashed_when_indexed() {
-        // Only the keccak hash of a dynamic value is in the topic; pass it on as hex.
+        // Only the keccak hash of a dynamic value is in the topic: pass it on
+        // as hex, typed as what it is, a bytes32 (as Eventeum types it).
         return Ok(EventParameter {
-            ty,
+            ty: "bytes32".to_string(),
             value: ParamValue::Text(hex::encode_prefixed(topic)),
         });
     }
+    let ty = def.ty.sol_name();
     let value = def
         .ty
         .sol_type()
@@ -238,7 +239,15 @@ pub fn render(ty: &str, value: &DynSolValue, options: RenderOptions) -> EventPar
     }
 }
 
-/// Eventeum trims strings and drops NUL characters, which Postgres text cannot hold.
+/// Trimmed as Eventeum trims (Java's `String.trim()`: every character up to
+/// U+0020 at both ends, NUL and control characters included, and no other
+/// whitespace); a NUL left inside is dropped, since Postgres text and jsonb
+/// cannot hold one.
 fn clean_text(s: &str) -> String {
-    s.replace('\0', "").trim().to_string()
+    let trimmed = s.trim_matches(|c: char| c <= '\u{20}');
+    if trimmed.contains('\0') {
+        trimmed.replace('\0', "")
+    } else {
+        trimmed.to_string()
+    }
 }

@@ -41,6 +41,17 @@ pub struct NodeOptions {
     /// The largest answer read from the node, in bytes: a larger `eth_getLogs`
     /// answer splits its range, any other is an error.
     pub max_response_bytes: u64,
+    /// Eventeum's basic-auth credentials. `add_node` moves them into the
+    /// URLs (readable by admins only) and never stores them here, where
+    /// readers can see the options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Idle HTTP connections kept per host (Eventeum's maxIdleConnections).
+    pub max_idle_connections: u64,
+    /// How long an idle HTTP connection is kept, in ms (Eventeum's keepAliveDuration).
+    pub keep_alive_duration: u64,
 }
 
 impl Default for NodeOptions {
@@ -61,6 +72,10 @@ impl Default for NodeOptions {
             block_notification: true,
             max_requests_per_second: 0,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            username: None,
+            password: None,
+            max_idle_connections: 5,
+            keep_alive_duration: 10_000,
         }
     }
 }
@@ -157,6 +172,13 @@ impl NodeOptions {
                 MIN_RESPONSE_BYTES,
                 MAX_RESPONSE_BYTES,
             ),
+            ("maxIdleConnections", self.max_idle_connections, 0, 1_000),
+            (
+                "keepAliveDuration",
+                self.keep_alive_duration,
+                0,
+                MAX_INTERVAL_MS,
+            ),
         ];
         for (name, value, min, max) in ranges {
             if !(min..=max).contains(&value) {
@@ -220,6 +242,36 @@ pub fn validate_urls(raw: &str, strategy: BlockStrategy) -> ApiResult<String> {
         checked.push(validate_url(fallback, BlockStrategy::Poll)?.to_string());
     }
     Ok(checked.join(", "))
+}
+
+/// Moves Eventeum's `username`/`password` options into every URL's user
+/// info, where only admins can read them and every display redacts them;
+/// the HTTP client sends them as basic auth, the WebSocket client likewise.
+pub fn move_credentials_into_urls(stored: &str, options: &mut NodeOptions) -> ApiResult<String> {
+    let password = options.password.take();
+    let Some(username) = options.username.take() else {
+        if password.is_some() {
+            return Err(ApiError::invalid("node option password needs username"));
+        }
+        return Ok(stored.to_string());
+    };
+    let mut urls = Vec::new();
+    for raw in split_urls(stored) {
+        let shown = redact_url(raw);
+        let mut url = url::Url::parse(raw)
+            .map_err(|e| ApiError::invalid(format!("node url {shown} is not a valid URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ApiError::invalid(format!(
+                "node url {shown} has credentials already; give them in the url or as username and password, not both"
+            )));
+        }
+        let set = url
+            .set_username(&username)
+            .and_then(|()| url.set_password(password.as_deref()));
+        set.map_err(|()| ApiError::invalid(format!("node url {shown} cannot carry credentials")))?;
+        urls.push(url.to_string());
+    }
+    Ok(urls.join(", "))
 }
 
 /// Refuses (42501) a node URL whose host `policy` does not allow, as far as

@@ -20,26 +20,37 @@ pub const DEFAULT_NODE: &str = "default";
 /// Solidity allows at most three indexed parameters (topic0 is the signature).
 pub const MAX_INDEXED: usize = 3;
 
-/// One of Eventeum's parameter types: UINT8..UINT256, INT8..INT256, ADDRESS,
-/// BYTES1..BYTES32, STRING, BOOL, each optionally a dynamic array (`[]`).
+/// One of Eventeum's parameter types: UINT8..UINT256 and INT8..INT256 (UINT
+/// and INT are 256 bits), ADDRESS, BYTE (bytes1), BYTES1..BYTES32, BYTES
+/// (dynamic), STRING, BOOL, each optionally a dynamic array (`[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamType {
     sol: DynSolType,
+    /// As the filter spelled it, upper case: `list_filters` gives it back.
+    name: String,
 }
 
 impl ParamType {
-    /// Parses an Eventeum type name, case-insensitively (`uint256`, `UINT256[]`).
+    /// Parses an Eventeum type name, case-insensitively (`uint256`, `UINT256[]`, `BYTE`).
     pub fn parse(name: &str) -> ApiResult<Self> {
         let lower = name.trim().to_ascii_lowercase();
         let (base, is_array) = match lower.strip_suffix("[]") {
             Some(base) => (base, true),
             None => (lower.as_str(), false),
         };
+        // web3j's aliases, which Eventeum's filters use.
+        let base = match base {
+            "byte" => "bytes1",
+            "uint" => "uint256",
+            "int" => "int256",
+            other => other,
+        };
         if !is_supported_base(base) {
             return Err(ApiError::invalid_with_hint(
                 format!("unsupported parameter type \"{name}\""),
-                "supported types are UINT8-UINT256 and INT8-INT256 in steps of 8, ADDRESS, \
-                 BYTES1-BYTES32, STRING and BOOL, each optionally with []",
+                "supported types are UINT8-UINT256 and INT8-INT256 in steps of 8 (UINT and INT \
+                 are 256 bits), ADDRESS, BYTE, BYTES1-BYTES32, BYTES, STRING and BOOL, each \
+                 optionally with []",
             ));
         }
         let base = DynSolType::parse(base).map_err(|e| {
@@ -50,7 +61,10 @@ impl ParamType {
         } else {
             base
         };
-        Ok(ParamType { sol })
+        Ok(ParamType {
+            sol,
+            name: name.trim().to_ascii_uppercase(),
+        })
     }
 
     /// The Solidity type, used to decode.
@@ -63,9 +77,10 @@ impl ParamType {
         self.sol.sol_type_name().into_owned()
     }
 
-    /// Eventeum's spelling, e.g. `UINT256[]`; what `list_filters` returns.
+    /// Eventeum's spelling as the filter gave it, e.g. `UINT256[]` or
+    /// `BYTE`; what `list_filters` returns.
     pub fn eventeum_name(&self) -> String {
-        self.sol_name().to_ascii_uppercase()
+        self.name.clone()
     }
 
     /// Dynamic types are stored in a topic only as their keccak hash.
@@ -90,7 +105,7 @@ fn is_supported_base(base: &str) -> bool {
             && !rest.starts_with('0')
     }
     match base {
-        "address" | "string" | "bool" => true,
+        "address" | "string" | "bool" | "bytes" => true,
         _ => {
             if let Some(rest) = base.strip_prefix("uint") {
                 bits(rest)

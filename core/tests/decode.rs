@@ -141,10 +141,50 @@ fn indexed_dynamic_types_carry_the_topic_hash() {
         RenderOptions::default(),
     )
     .unwrap();
+    // Typed as what the topic holds, a bytes32, as Eventeum types it.
     assert_eq!(
         json_of(&decoded.indexed),
-        json!([{"type": "string", "value": key.to_string()}, {"type": "uint256[]", "value": list.to_string()}])
+        json!([{"type": "bytes32", "value": key.to_string()}, {"type": "bytes32", "value": list.to_string()}])
     );
+}
+
+/// web3j's aliases in Eventeum's filters: BYTE is bytes1, UINT and INT are
+/// 256 bits, BYTES is dynamic; list_filters gives the spelling back.
+#[test]
+fn eventeum_type_aliases() {
+    use eventeum_core::spec::ParamType;
+    for (given, sol) in [
+        ("BYTE", "bytes1"),
+        ("byte[]", "bytes1[]"),
+        ("UINT", "uint256"),
+        ("INT[]", "int256[]"),
+        ("BYTES", "bytes"),
+    ] {
+        let ty = ParamType::parse(given).unwrap();
+        assert_eq!(ty.sol_name(), sol);
+        assert_eq!(ty.eventeum_name(), given.to_ascii_uppercase());
+    }
+    assert!(ParamType::parse("BYTES33").is_err() && ParamType::parse("BYTE2").is_err());
+}
+
+/// Java's String.trim(): everything up to U+0020 at both ends (NUL and
+/// control characters too), and no other whitespace.
+#[test]
+fn strings_are_trimmed_as_java_trims_them() {
+    let f = filter("E(string s)");
+    for (raw, shown) in [
+        ("\0\t hello \x01\0", "hello"),
+        ("\u{a0}nbsp\u{2003}", "\u{a0}nbsp\u{2003}"),
+        ("in\0side", "inside"),
+    ] {
+        let data = DynSolValue::Tuple(vec![DynSolValue::String(raw.into())]).abi_encode_params();
+        let decoded = decode(&f, &[f.specification.topic0()], &data);
+        assert_eq!(
+            json_of(&decoded.non_indexed),
+            json!([{"type": "string", "value": shown}]),
+            "{raw:?}"
+        );
+    }
 }
 
 #[test]

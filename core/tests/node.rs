@@ -106,3 +106,28 @@ fn a_node_may_have_fallback_urls_of_any_scheme_after_its_primary() {
     let nine = ["http://a.example"; 9].join(",");
     assert!(validate_urls(&nine, BlockStrategy::Poll).is_err());
 }
+
+/// Eventeum's username/password move into each URL's user info; the options
+/// keep none of them.
+#[test]
+fn credentials_move_into_the_urls() {
+    use eventeum_core::node::move_credentials_into_urls;
+    let mut options = NodeOptions::from_json(&serde_json::json!({
+        "username": "indexer", "password": "p@ss word", "maxIdleConnections": 3, "keepAliveDuration": 1000
+    }))
+    .unwrap();
+    let stored =
+        move_credentials_into_urls("https://a.example/rpc, https://b.example", &mut options)
+            .unwrap();
+    assert_eq!(
+        stored,
+        "https://indexer:p%40ss%20word@a.example/rpc, https://indexer:p%40ss%20word@b.example/"
+    );
+    assert_eq!((&options.username, &options.password), (&None, &None));
+    let shown = serde_json::to_value(&options).unwrap();
+    assert!(shown.get("username").is_none() && shown.get("password").is_none());
+    let mut both = NodeOptions::from_json(&serde_json::json!({"username": "u"})).unwrap();
+    assert!(move_credentials_into_urls("https://x:y@a.example", &mut both).is_err());
+    let mut orphan = NodeOptions::from_json(&serde_json::json!({"password": "p"})).unwrap();
+    assert!(move_credentials_into_urls("https://a.example", &mut orphan).is_err());
+}

@@ -4,7 +4,9 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::*;
-use crate::node::{check_urls_allowed, validate_name, validate_urls, NodeOptions};
+use crate::node::{
+    check_urls_allowed, move_credentials_into_urls, validate_name, validate_urls, NodeOptions,
+};
 
 /// Registers an Ethereum node for the worker to follow.
 ///
@@ -15,8 +17,9 @@ use crate::node::{check_urls_allowed, validate_name, validate_urls, NodeOptions}
 fn add_node(name: &str, url: &str, options: default!(JsonB, "'{}'")) -> String {
     require_served_database();
     or_raise(validate_name(name));
-    let options = or_raise(NodeOptions::from_json(&options.0));
+    let mut options = or_raise(NodeOptions::from_json(&options.0));
     let urls = or_raise(validate_urls(url, options.block_strategy));
+    let urls = or_raise(move_credentials_into_urls(&urls, &mut options));
     or_raise(check_urls_allowed(&urls, &network_policy()));
     if node_exists(name) {
         raise(ApiError::Duplicate {

@@ -85,7 +85,19 @@ impl NodeClient {
                     let mut config = WebSocketConfig::default();
                     config.max_message_size = Some(limit);
                     config.max_frame_size = Some(limit);
-                    let ws = WsConnect::new(url).with_config(config);
+                    // Credentials in the URL go as basic auth, as over HTTP.
+                    let auth = (!parsed.username().is_empty()).then(|| {
+                        let decode = |s: &str| {
+                            percent_encoding::percent_decode_str(s)
+                                .decode_utf8_lossy()
+                                .into_owned()
+                        };
+                        alloy::transports::Authorization::basic(
+                            decode(parsed.username()),
+                            decode(parsed.password().unwrap_or_default()),
+                        )
+                    });
+                    let ws = WsConnect::new(url).with_config(config).with_auth_opt(auth);
                     let provider = ProviderBuilder::new()
                         .connect_ws(ws)
                         .await
@@ -94,8 +106,12 @@ impl NodeClient {
                 }
                 _ => {
                     let is_local = alloy::transports::utils::guess_local_url(url);
-                    let http =
-                        CappedHttp::new(parsed, limit, read_timeout).map_err(|e| failed(&e))?;
+                    let idle = (
+                        usize::try_from(options.max_idle_connections).unwrap_or(usize::MAX),
+                        Duration::from_millis(options.keep_alive_duration),
+                    );
+                    let http = CappedHttp::new(parsed, limit, read_timeout, idle)
+                        .map_err(|e| failed(&e))?;
                     let provider =
                         ProviderBuilder::new().connect_client(RpcClient::new(http, is_local));
                     // An HTTP node is first reached by the first call.

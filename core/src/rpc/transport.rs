@@ -28,10 +28,20 @@ pub struct CappedHttp {
 
 impl CappedHttp {
     /// A transport to `url`; each request (answer included) must finish
-    /// within `timeout`.
-    pub fn new(url: Url, limit: usize, timeout: Duration) -> Result<Self, reqwest::Error> {
+    /// within `timeout`. `idle` bounds the pooled connections: how many per
+    /// host, and for how long.
+    pub fn new(
+        url: Url,
+        limit: usize,
+        timeout: Duration,
+        idle: (usize, Duration),
+    ) -> Result<Self, reqwest::Error> {
         // Names resolve through eventeum.allowed_hosts; redirects too.
-        let client = crate::netpolicy::http_client().timeout(timeout).build()?;
+        let client = crate::netpolicy::http_client()
+            .timeout(timeout)
+            .pool_max_idle_per_host(idle.0)
+            .pool_idle_timeout(idle.1)
+            .build()?;
         Ok(CappedHttp { client, url, limit })
     }
 
