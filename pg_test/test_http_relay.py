@@ -11,7 +11,8 @@ from harness import ROOT, Emitter, wait_until
 @pytest.fixture
 def hook(db, receiver):
     db.execute("SELECT eventeum.add_broadcaster('hook', 'http', %s)", (json.dumps(
-        {"contractEventsUrl": receiver.url + "/events", "headers": {"X-Source": "eventeum-test"}}),))
+        {"contractEventsUrl": receiver.url + "/events", "headers": {"X-Source": "eventeum-test"},
+         "envelope": True}),))
     yield "hook"
     db.execute("SELECT eventeum.remove_broadcaster('hook')")
 
@@ -39,6 +40,30 @@ def test_every_message_arrives_in_order_through_an_http_outage(db, emitter, rece
     # The relay reports the 200s and the worker marks the rows delivered.
     wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'hook' "
                                   "AND delivered_at IS NULL").fetchone() == (0,), what="the rows marked delivered")
+
+
+def test_bodies_are_eventeums_bare_details_unless_the_envelope_is_asked(db, emitter, receiver, anvil):
+    """HttpBlockchainEventBroadcaster POSTs the ContractEventDetails and
+    BlockDetails themselves: the same bytes as the message's details."""
+    db.execute("SELECT eventeum.add_broadcaster('bare', 'http', %s)", (json.dumps(
+        {"contractEventsUrl": receiver.url + "/events", "blockEventsUrl": receiver.url + "/blocks"}),))
+    fid = db.execute("SELECT eventeum.add_filter(%s, %s)", (emitter.address, emitter.signature("Ping"))).fetchone()[0]
+    try:
+        receipt = emitter.call("burst(uint256)", 1)
+        event = wait_until(lambda: [r for r in receiver.accepted()
+                                    if r["path"] == "/events" and r["body"].get("filterId") == fid],
+                           what="the bare event")
+        (row,) = db.execute("SELECT payload FROM eventeum.outbox WHERE broadcaster = 'bare' "
+                            "AND payload -> 'details' ->> 'filterId' = %s", (fid,)).fetchall()
+        assert event[0]["body"] == row[0]["details"], "exactly the message's details"
+        assert event[0]["body"]["transactionHash"] == receipt["transactionHash"]
+        assert "retries" not in event[0]["body"] and "type" not in event[0]["body"]
+        block = wait_until(lambda: [r for r in receiver.accepted() if r["path"] == "/blocks"
+                                    and r["body"].get("hash") == receipt["blockHash"]], what="the bare block")
+        assert set(block[0]["body"]) == {"number", "hash", "timestamp", "nodeName"}
+    finally:
+        db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
+        db.execute("SELECT eventeum.remove_broadcaster('bare')")
 
 
 def test_a_permanent_rejection_is_dead_lettered_then_replayed(db, emitter, receiver, hook):

@@ -137,7 +137,7 @@ def test_kill_9_with_a_non_empty_outbox_loses_no_message(cluster, emitter):
         new_worker(cluster, old)
         ids = {f"{receipt['transactionHash']}-{receipt['blockHash']}-{i}:CONFIRMED" for i in range(5)}
         wait_until(lambda: {r["headers"]["idempotency-key"] for r in receiver.accepted()
-                            if r["body"]["details"]["filterId"] == fid} == ids, timeout=60,
+                            if r["body"]["filterId"] == fid} == ids, timeout=60,
                    what="every message after the crash")
     finally:
         with cluster.connect_when_ready() as db:

@@ -171,6 +171,9 @@ def test_kafka_options_of_0_4_0_move_to_named_options(released_scripts, scratch_
         for name, options in (("named", named), ("risky", risky)):
             conn.execute("INSERT INTO eventeum.broadcasters (name, kind, options) VALUES (%s, 'kafka', %s)",
                          (name, json.dumps(options)))
+        # An HTTP broadcaster of 0.4.0 keeps posting the whole message.
+        conn.execute("INSERT INTO eventeum.broadcasters (name, kind, options) "
+                     "VALUES ('hook', 'http', '{\"contractEventsUrl\": \"http://h/e\"}')")
         warnings = []
         conn.add_notice_handler(lambda d: warnings.append(d.message_primary))
         conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.5.0'")
@@ -181,6 +184,7 @@ def test_kafka_options_of_0_4_0_move_to_named_options(released_scripts, scratch_
                                     "librdkafka": risky["librdkafka"]}
         assert any("risky" in w and "plugin.library.paths" in w for w in warnings), warnings
         assert not any('"named"' in w for w in warnings), warnings
+        assert options["hook"] == {"contractEventsUrl": "http://h/e", "envelope": True}
 
 
 def psql_literal(text):

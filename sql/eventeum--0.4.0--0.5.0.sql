@@ -226,3 +226,7 @@ SELECT monitor_id, node, hash, from_address, to_address, contract_address, value
        block_hash, transaction_index, status, revert_reason, created_at, updated_at, input, block_timestamp
   FROM transaction_states
  WHERE reported;
+
+-- HTTP broadcasters POST Eventeum's bare details from 0.5.0 on; those made
+-- before keep the whole message their consumers parse.
+UPDATE broadcasters SET options = options || '{"envelope": true}' WHERE kind = 'http';

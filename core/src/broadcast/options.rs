@@ -224,6 +224,10 @@ pub struct HttpOptions {
     /// For `https` URLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsPem>,
+    /// POST the whole message (`{id, type, details, retries}`) instead of
+    /// Eventeum's bare `ContractEventDetails`/`BlockDetails`/`TransactionDetails`.
+    #[serde(default)]
+    pub envelope: bool,
 }
 
 pub const HTTP_KEYS: &[&str] = &[
@@ -232,6 +236,7 @@ pub const HTTP_KEYS: &[&str] = &[
     "transactionEventsUrl",
     "headers",
     "tls",
+    "envelope",
 ];
 
 fn topic_contract_events() -> String {

@@ -1,5 +1,7 @@
 //! HTTP broadcasters through reqwest (tokio): one POST per message, in
-//! outbox order, with the message id as `Idempotency-Key`. Every destination
+//! outbox order, with the message id as `Idempotency-Key`. Like Eventeum, a
+//! chain message's body is its bare details unless the broadcaster asks for
+//! the whole envelope; `publish()` payloads go as they are. Every destination
 //! is checked against `eventeum.allowed_hosts`: an address in the URL here,
 //! what a name resolves to in the client's resolver.
 
@@ -9,11 +11,14 @@ use crate::limits::HTTP_TIMEOUT;
 use crate::netpolicy;
 use crate::protocol::{Delivery, DeliveryFailure, OutboxMessage, Publish};
 use crate::redact::redact_url;
+use crate::states::MessageType;
 
 pub struct HttpClient {
     http: reqwest::Client,
     /// Extra headers from the broadcaster's options (an API key, say).
     headers: Vec<(String, String)>,
+    /// POST the whole message rather than its details.
+    envelope: bool,
 }
 
 impl HttpClient {
@@ -50,7 +55,11 @@ impl HttpClient {
                     .map_err(|e| format!("cannot make an HTTP client: {e}"))?
             }
         };
-        Ok(HttpClient { http, headers })
+        Ok(HttpClient {
+            http,
+            headers,
+            envelope: options.envelope,
+        })
     }
 
     /// Sends one message; on failure, the reason and whether it is permanent.
@@ -71,7 +80,7 @@ impl HttpClient {
             .post(url)
             .header("content-type", "application/json")
             .header("Idempotency-Key", &message.message_id)
-            .body(message.payload.clone());
+            .body(self.body_of(message));
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
@@ -90,6 +99,27 @@ impl HttpClient {
         let transient =
             status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
         Err((format!("POST {destination} answered {status}"), !transient))
+    }
+}
+
+impl HttpClient {
+    /// What Eventeum POSTs: a chain message's `details` as they are in the
+    /// message (the same bytes), or the whole message with `envelope`.
+    fn body_of(&self, message: &OutboxMessage) -> String {
+        #[derive(serde::Deserialize)]
+        struct Details<'a> {
+            #[serde(borrow)]
+            details: &'a serde_json::value::RawValue,
+        }
+        let chain =
+            MessageType::parse(&message.message_type).is_some_and(|t| t.eventeum_class().is_some());
+        if self.envelope || !chain {
+            return message.payload.clone();
+        }
+        match serde_json::from_str::<Details>(&message.payload) {
+            Ok(d) => d.details.get().to_string(),
+            Err(_) => message.payload.clone(),
+        }
     }
 }
 
