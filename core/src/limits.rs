@@ -107,6 +107,9 @@ pub const KAFKA_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 /// broker that is down then is tried again, and its failure recorded, when a
 /// batch comes.
 pub const CONNECT_AHEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a host name's lookup may take before `eventeum.allowed_hosts`
+/// can judge its addresses.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 // --- the worker's main thread ----------------------------------------------
 

@@ -352,8 +352,11 @@ pub async fn resolve_checked(host: &str, port: u16) -> Result<Vec<SocketAddr>, S
     if policy.check_host(&parsed).map_err(|e| e.to_string())? == HostCheck::Allowed {
         return Ok(vec![]);
     }
-    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+    // Callers wait on this outside their own connect deadlines.
+    let lookup = tokio::net::lookup_host((host, port));
+    let addresses: Vec<SocketAddr> = tokio::time::timeout(crate::limits::RESOLVE_TIMEOUT, lookup)
         .await
+        .map_err(|_| format!("resolving {host} timed out"))?
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
         .collect();
     if let Some(bad) = addresses.iter().find(|a| !policy.allows_ip(a.ip())) {

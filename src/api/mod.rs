@@ -59,9 +59,20 @@ pub(super) fn require_served_database() {
     let Some(served) = crate::guc::served_database() else {
         return; // no worker on this server at all: add_node warns
     };
-    let current = Spi::get_one::<String>("SELECT current_database()::text")
-        .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
-        .unwrap_or_default();
+    // publish() calls this per message: read the name, no SPI round trip.
+    // SAFETY: a backend's own database id, set before any query runs;
+    // get_database_name returns a palloc'd C string (or NULL) in the
+    // current memory context, which outlives this call.
+    let current = unsafe {
+        let name = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        if name.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
     if current != served {
         raise(ApiError::NotServed {
             database: current,
