@@ -560,7 +560,7 @@ class HttpReceiver:
         self.port = free_port()
         self.status = 200
         self.fail_once_at: int | None = None  # the request number answered 503, once
-        self.requests: list[dict] = []  # {"path", "headers", "body", "status"}
+        self.requests: list[dict] = []  # {"path", "headers", "body", "raw", "status"}
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -571,7 +571,7 @@ class HttpReceiver:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 status = 503 if len(receiver.requests) == receiver.fail_once_at else receiver.status
                 receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                          "body": json.loads(body), "status": status})
+                                          "body": json.loads(body), "raw": body.decode(), "status": status})
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -53,8 +53,8 @@ def test_bodies_are_eventeums_bare_details_unless_the_envelope_is_asked(db, emit
         event = wait_until(lambda: [r for r in receiver.accepted()
                                     if r["path"] == "/events" and r["body"].get("filterId") == fid],
                            what="the bare event")
-        (row,) = db.execute("SELECT payload FROM eventeum.outbox WHERE broadcaster = 'bare' "
-                            "AND payload -> 'details' ->> 'filterId' = %s", (fid,)).fetchall()
+        (row,) = db.execute("SELECT payload::jsonb FROM eventeum.outbox WHERE broadcaster = 'bare' "
+                            "AND payload::jsonb -> 'details' ->> 'filterId' = %s", (fid,)).fetchall()
         assert event[0]["body"] == row[0]["details"], "exactly the message's details"
         assert event[0]["body"]["transactionHash"] == receipt["transactionHash"]
         assert "retries" not in event[0]["body"] and "type" not in event[0]["body"]

@@ -180,17 +180,17 @@ def test_broadcaster_management_and_redaction(db, emitter):
         receipt = emitter.call("transfer(address,uint256)", emitter.address, 1)
         wait_caught_up(db, "default", int(receipt["blockNumber"], 16))
         rows = db.execute("SELECT broadcaster, type, destination FROM eventeum.outbox "
-                          "WHERE payload -> 'details' ->> 'filterId' = %s AND broadcaster IN ('hooks', 'rabbit') "
+                          "WHERE payload::jsonb -> 'details' ->> 'filterId' = %s AND broadcaster IN ('hooks', 'rabbit') "
                           "ORDER BY broadcaster", (fid,)).fetchall()
         assert rows == [("hooks", "CONTRACT_EVENT", "http://127.0.0.1:9/events"),
                         ("rabbit", "CONTRACT_EVENT", f"contractEvents.{fid}")]
         wait_caught_up(db, "deep", int(receipt["blockNumber"], 16))
         # The transfer's block, on each node that follows the chain, went to
         # rabbit (routing key blockEvents) and not to hooks (no blockEventsUrl).
-        block_rows = db.execute("SELECT broadcaster, destination, payload -> 'details' ->> 'nodeName' "
+        block_rows = db.execute("SELECT broadcaster, destination, payload::jsonb -> 'details' ->> 'nodeName' "
                                 "FROM eventeum.outbox WHERE type = 'BLOCK' AND broadcaster IN ('hooks', 'rabbit') "
-                                "AND payload -> 'details' ->> 'hash' = %s "
-                                "AND payload -> 'details' ->> 'nodeName' IN ('default', 'deep') ORDER BY 3",
+                                "AND payload::jsonb -> 'details' ->> 'hash' = %s "
+                                "AND payload::jsonb -> 'details' ->> 'nodeName' IN ('default', 'deep') ORDER BY 3",
                                 (receipt["blockHash"],)).fetchall()
         assert block_rows == [("rabbit", "blockEvents", "deep"), ("rabbit", "blockEvents", "default")]
     finally:

@@ -84,7 +84,7 @@ def test_messages_reach_rabbitmq_in_order_through_an_outage(db, emitter, exchang
                     "WHERE q.broadcaster = 'rabbit' ORDER BY q.id LIMIT 1").fetchone()
                 held = db.execute(
                     "SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'rabbit' AND delivered_at IS NULL "
-                    "AND payload -> 'details' ->> 'transactionHash' = %s", (second["transactionHash"],)).fetchone()[0]
+                    "AND payload::jsonb -> 'details' ->> 'transactionHash' = %s", (second["transactionHash"],)).fetchone()[0]
                 return oldest is not None and oldest[0] > 0 and held == 5
             wait_until(tried_and_held, timeout=30, what="failed attempts while RabbitMQ is down")
             assert "RabbitMQ" in db.execute("SELECT last_error FROM eventeum.broadcaster_state "

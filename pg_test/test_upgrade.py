@@ -187,6 +187,34 @@ def test_kafka_options_of_0_4_0_move_to_named_options(released_scripts, scratch_
         assert options["hook"] == {"contractEventsUrl": "http://h/e", "envelope": True}
 
 
+def test_node_range_caps_and_outbox_payloads_of_0_4_0_move(released_scripts, scratch_databases):
+    """0.5.0 gives maxBlocksToSync Eventeum's meaning: the range cap it was in
+    0.4.0 moves to maxBlockRange, with a WARNING when it was set. Outbox
+    payloads become the text brokers receive, still pending and unchanged
+    in value."""
+    with scratch_databases("upgrade_nodes") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.4.0'")
+        conn.execute("INSERT INTO eventeum.nodes (name, url, options) VALUES "
+                     "('capped', 'http://n:1', '{\"maxBlocksToSync\": 500, \"pollingInterval\": 100}'), "
+                     "('plain', 'http://n:1', '{\"maxBlocksToSync\": 0}')")
+        conn.execute("SELECT eventeum.create_consumer_group('readers', ARRAY['APP'])")
+        conn.execute("SELECT eventeum.publish('jobs', 'k', '{\"b\": [1, 2], \"a\": \"x\"}')")
+        warnings = []
+        conn.add_notice_handler(lambda d: warnings.append(d.message_primary))
+        conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.5.0'")
+        options = dict(conn.execute("SELECT name, options FROM eventeum.nodes").fetchall())
+        assert options["capped"] == {"maxBlockRange": 500, "maxBlocksToSync": 0, "pollingInterval": 100,
+                                     "confirmedIsFinal": False}
+        assert options["plain"] == {"maxBlockRange": 0, "maxBlocksToSync": 0, "confirmedIsFinal": False}
+        assert [w for w in warnings if "maxBlockRange" in w] == [
+            'eventeum: node "capped": maxBlocksToSync 500 is now maxBlockRange (blocks per eth_getLogs); '
+            "maxBlocksToSync now means what it meant in Eventeum"]
+        assert conn.execute("SELECT pg_typeof(payload)::text, payload::jsonb FROM eventeum.outbox").fetchall() == \
+            [("text", {"a": "x", "b": [1, 2]})]
+        assert conn.execute("SELECT payload FROM eventeum.poll('readers')").fetchall() == \
+            [({"a": "x", "b": [1, 2]},)]
+
+
 def psql_literal(text):
     assert text.replace(".", "").isalnum()
     return f"'{text}'"

@@ -406,12 +406,12 @@ def prefill_outbox(db, broadcaster, destination):
         # As the worker writes them: the outbox row and its entry in the queue.
         db.execute("""WITH added AS (
                           INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
-                          SELECT %s || '-' || i, 'CONTRACT_EVENT', %s, %s, i::text, %s::jsonb
+                          SELECT %s || '-' || i, 'CONTRACT_EVENT', %s, %s, i::text, %s
                             FROM generate_series(1, %s) AS i
                           RETURNING broadcaster, id, created_at)
                       INSERT INTO eventeum.outbox_pending (broadcaster, id, created_at)
                       SELECT broadcaster, id, created_at FROM added""",
-                   (broadcaster, broadcaster, destination, json.dumps(payload), EVENTS))
+                   (broadcaster, broadcaster, destination, json.dumps(payload, separators=(",", ":")), EVENTS))
     return time.perf_counter()
 
 

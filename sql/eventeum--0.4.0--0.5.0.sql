@@ -21,6 +21,11 @@ COMMENT ON FUNCTION require_served_database() IS
 COMMENT ON FUNCTION require_consumer(text) IS
   'Internal: raises 42501 unless the calling role may poll and ack the consumer group.';
 
+-- Messages are stored as the bytes brokers receive (compact, Eventeum's
+-- field order): jsonb reorders and respaces them.
+ALTER TABLE outbox ALTER COLUMN payload TYPE text USING payload::text;
+ALTER TABLE dead_letters ALTER COLUMN payload TYPE text USING payload::text;
+
 CREATE OR REPLACE FUNCTION publish(destination text, key text, payload jsonb, broadcaster text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp AS $$
 DECLARE
@@ -39,7 +44,7 @@ BEGIN
     END IF;
     WITH added AS (
         INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
-        SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload
+        SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload::text
           FROM eventeum.broadcasters b
          WHERE (publish.broadcaster IS NULL OR b.name = publish.broadcaster)
            AND (b.kind <> 'group' OR eventeum.destination(b.kind, b.options, 'APP', NULL) IS NOT NULL)
@@ -134,7 +139,7 @@ BEGIN
                          WHERE q.broadcaster = poll."group" AND p.next_attempt_at <= now()
                          ORDER BY q.id LIMIT max FOR UPDATE OF p SKIP LOCKED)
         RETURNING o.id, o.message_id, o.type, o.key, o.payload, o.attempts)
-    SELECT t.message_id, t.type, t.key, t.payload, t.attempts FROM taken t ORDER BY t.id;
+    SELECT t.message_id, t.type, t.key, t.payload::jsonb, t.attempts FROM taken t ORDER BY t.id;
 END
 $$;
 COMMENT ON FUNCTION poll(text, int, interval) IS
@@ -230,3 +235,21 @@ SELECT monitor_id, node, hash, from_address, to_address, contract_address, value
 -- HTTP broadcasters POST Eventeum's bare details from 0.5.0 on; those made
 -- before keep the whole message their consumers parse.
 UPDATE broadcasters SET options = options || '{"envelope": true}' WHERE kind = 'http';
+
+-- maxBlocksToSync takes Eventeum's meaning from 0.5.0 on (a follower that
+-- starts further behind skips to the last that many blocks); the most blocks
+-- per eth_getLogs it used to set is maxBlockRange.
+DO $$
+DECLARE
+    node record;
+BEGIN
+    FOR node IN SELECT name, options ->> 'maxBlocksToSync' AS range FROM eventeum.nodes
+                 WHERE coalesce((options ->> 'maxBlocksToSync')::bigint, 0) > 0 LOOP
+        RAISE WARNING 'eventeum: node "%": maxBlocksToSync % is now maxBlockRange (blocks per eth_getLogs); maxBlocksToSync now means what it meant in Eventeum', node.name, node.range;
+    END LOOP;
+END
+$$;
+UPDATE nodes
+   SET options = (options - 'maxBlocksToSync')
+                 || jsonb_build_object('maxBlockRange', coalesce(options -> 'maxBlocksToSync', '0'),
+                                       'maxBlocksToSync', 0, 'confirmedIsFinal', false);

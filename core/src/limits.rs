@@ -10,7 +10,7 @@ use std::time::Duration;
 
 // --- following a node (tokio) ---------------------------------------------
 
-/// Blocks per `eth_getLogs` when the node sets no `maxBlocksToSync`.
+/// Blocks per `eth_getLogs` when the node sets no `maxBlockRange`.
 pub const DEFAULT_RANGE: u64 = 2_000;
 /// Fewer logs than this in an answer lets the range grow again.
 pub const SMALL_ANSWER: usize = 1_000;

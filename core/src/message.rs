@@ -255,6 +255,23 @@ impl ContractEventRecord {
     }
 }
 
+/// A stored chain message with `retries` set to `attempts`. Messages are
+/// rendered with `"retries":0` as their last field (Eventeum's field order),
+/// so a retry changes that number alone and every other byte stays as it
+/// was. Rows stored as jsonb text before 0.5.0 end in `"retries": 0}`.
+pub fn with_retries(payload: &str, attempts: i32) -> std::borrow::Cow<'_, str> {
+    if attempts <= 0 {
+        return payload.into();
+    }
+    for ending in ["\"retries\":0}", "\"retries\": 0}"] {
+        if let Some(start) = payload.strip_suffix(ending) {
+            let (name, _) = ending.split_at(ending.len() - 2);
+            return format!("{start}{name}{attempts}}}").into();
+        }
+    }
+    payload.into()
+}
+
 /// Eventeum's event id: `<txHash>-<blockHash>-<logIndex>`.
 pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: u64) -> String {
     // Built in place: format! would grow the string a few times on the way.
@@ -445,5 +462,43 @@ impl BlockRecord {
             retries: 0,
         };
         serde_json::to_string(&envelope).expect("message fields always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> BlockRecord {
+        BlockRecord {
+            node: "default".into(),
+            hash: "0xab".into(),
+            number: 7,
+            timestamp: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn messages_are_compact_in_eventeums_field_order() {
+        assert_eq!(
+            block().message(),
+            r#"{"id":"0xab","type":"BLOCK","details":{"number":7,"hash":"0xab","timestamp":1700000000,"nodeName":"default"},"retries":0}"#
+        );
+    }
+
+    #[test]
+    fn a_retry_changes_the_retries_number_alone() {
+        let message = block().message();
+        let retried = with_retries(&message, 3);
+        assert_eq!(retried.replace("\"retries\":3}", "\"retries\":0}"), message);
+        assert!(retried.ends_with(",\"retries\":3}"));
+        assert_eq!(with_retries(&message, 0), message);
+        // A row stored as jsonb text before 0.5.0.
+        assert_eq!(
+            with_retries(r#"{"id": "x", "details": {}, "retries": 0}"#, 2),
+            r#"{"id": "x", "details": {}, "retries": 2}"#
+        );
+        // Anything else is sent as it is.
+        assert_eq!(with_retries("{\"a\":1}", 2), "{\"a\":1}");
     }
 }

@@ -26,8 +26,21 @@ pub struct NodeOptions {
     pub num_blocks_to_wait_before_invalidating: u64,
     pub num_blocks_to_wait_for_missing_tx: u64,
     pub num_blocks_to_replay: u64,
-    /// Most blocks fetched in one step; 0 lets the follower choose.
+    /// Eventeum's maxBlocksToSync: when the follower starts more than this
+    /// many blocks behind the head, it skips to the last this many blocks
+    /// (older ones are never read). 0 syncs every block.
     pub max_blocks_to_sync: u64,
+    /// Eventeum's initialStartBlock: the first block followed when the node
+    /// has no checkpoint yet, instead of the block mined at its registration.
+    /// Filters without a `startBlock` that have not been followed yet start
+    /// there too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_start_block: Option<u64>,
+    /// Most blocks one `eth_getLogs` covers; 0 lets the follower choose.
+    pub max_block_range: u64,
+    /// Leave CONFIRMED events and transactions as they are when a later fork
+    /// removes their block, as Eventeum did; by default they become INVALIDATED.
+    pub confirmed_is_final: bool,
     pub block_strategy: BlockStrategy,
     pub healthcheck_interval: u64,
     pub connection_timeout: u64,
@@ -63,6 +76,9 @@ impl Default for NodeOptions {
             num_blocks_to_wait_for_missing_tx: 200,
             num_blocks_to_replay: 12,
             max_blocks_to_sync: 0,
+            initial_start_block: None,
+            max_block_range: 0,
+            confirmed_is_final: false,
             block_strategy: BlockStrategy::Poll,
             healthcheck_interval: 10_000,
             connection_timeout: 5_000,
@@ -159,6 +175,13 @@ impl NodeOptions {
                 MAX_BLOCKS,
             ),
             ("maxBlocksToSync", self.max_blocks_to_sync, 0, MAX_BLOCKS),
+            ("maxBlockRange", self.max_block_range, 0, MAX_BLOCKS),
+            (
+                "initialStartBlock",
+                self.initial_start_block.unwrap_or(0),
+                0,
+                i64::MAX as u64,
+            ),
             ("syncingThreshold", self.syncing_threshold, 0, MAX_BLOCKS),
             (
                 "maxRequestsPerSecond",

@@ -173,10 +173,12 @@ pub enum StepKind {
 }
 
 impl ChainStep {
-    /// The block confirmation depth is measured from.
+    /// The block confirmation depth is measured from: the node's head, so
+    /// that a follower catching up sends an event already deep enough once,
+    /// CONFIRMED, as Eventeum did, rather than UNCONFIRMED and then CONFIRMED.
     pub fn tip(&self) -> u64 {
         match self.kind {
-            StepKind::Live { .. } => self.to,
+            StepKind::Live { .. } => self.head.max(self.to),
             StepKind::Backfill { checkpoint, .. } => checkpoint,
         }
     }

@@ -274,7 +274,9 @@ CREATE TABLE outbox (
     broadcaster     text NOT NULL,
     destination     text,
     key             text,
-    payload         jsonb NOT NULL,
+    -- The message's bytes as brokers receive them (compact, Eventeum's field
+    -- order); jsonb would reorder and respace them.
+    payload         text NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
@@ -308,7 +310,7 @@ CREATE TABLE dead_letters (
     broadcaster text NOT NULL,
     destination text,
     key         text,
-    payload     jsonb NOT NULL,
+    payload     text NOT NULL,
     created_at  timestamptz NOT NULL,
     attempts    integer NOT NULL,
     reason      text NOT NULL,
@@ -359,7 +361,7 @@ BEGIN
     END IF;
     WITH added AS (
         INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
-        SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload
+        SELECT 'app-' || seq, 'APP', b.name, publish.destination, publish.key, publish.payload::text
           FROM eventeum.broadcasters b
          WHERE (publish.broadcaster IS NULL OR b.name = publish.broadcaster)
            AND (b.kind <> 'group' OR eventeum.destination(b.kind, b.options, 'APP', NULL) IS NOT NULL)
@@ -456,7 +458,7 @@ BEGIN
                          WHERE q.broadcaster = poll."group" AND p.next_attempt_at <= now()
                          ORDER BY q.id LIMIT max FOR UPDATE OF p SKIP LOCKED)
         RETURNING o.id, o.message_id, o.type, o.key, o.payload, o.attempts)
-    SELECT t.message_id, t.type, t.key, t.payload, t.attempts FROM taken t ORDER BY t.id;
+    SELECT t.message_id, t.type, t.key, t.payload::jsonb, t.attempts FROM taken t ORDER BY t.id;
 END
 $$;
 COMMENT ON FUNCTION poll(text, int, interval) IS

@@ -38,7 +38,7 @@ pub(super) fn emit(client: &mut SpiClient<'_>, ty: MessageType, batch: Batch) ->
         client.update(
             "WITH added AS (
                  INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
-                 SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload::jsonb
+                 SELECT m.message_id, $1, b.name, d.destination, m.key, m.payload
                    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
                         WITH ORDINALITY AS m(message_id, key, route, targets, payload, seq)
                   CROSS JOIN eventeum.broadcasters b

@@ -5,7 +5,9 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::json;
 
 use super::*;
+use crate::message::with_retries;
 use crate::protocol::{BroadcasterConfig, Delivery, OutboxMessage, Publish};
+use crate::states::MessageType;
 
 /// The next batch of each broadcaster that has one due, in outbox order: its
 /// oldest pending rows, or, when a batch of it is in flight, the rows after
@@ -42,11 +44,8 @@ pub(super) fn due_batch(
     limit: i64,
 ) -> SpiResult<Option<Publish>> {
     let rows = client.select(
-        "SELECT o.id, o.message_id, o.type, o.destination, o.key,
-                    -- Stored with retries 0: only a retried message needs its count set.
-                    (CASE WHEN o.type = 'APP' OR o.attempts = 0 THEN o.payload
-                          ELSE jsonb_set(o.payload, '{retries}', to_jsonb(o.attempts)) END)::text,
-                    o.next_attempt_at <= now()
+        "SELECT o.id, o.message_id, o.type, o.destination, o.key, o.payload,
+                    o.next_attempt_at <= now(), o.attempts
                FROM (SELECT q.id FROM eventeum.outbox_pending q
                       WHERE q.broadcaster = $1 AND q.id > $3
                       ORDER BY q.id
@@ -66,13 +65,23 @@ pub(super) fn due_batch(
         if n == 0 && !due {
             return Ok(None);
         }
+        let message_type: String = row.get(3)?.unwrap_or_default();
+        let payload: String = row.get(6)?.unwrap_or_default();
+        // Stored with retries 0: only a retried chain message needs its count set.
+        let payload = match MessageType::parse(&message_type) {
+            Some(t) if t.eventeum_class().is_some() => {
+                let attempts: i32 = row.get(8)?.unwrap_or(0);
+                with_retries(&payload, attempts).into_owned()
+            }
+            _ => payload,
+        };
         messages.push(OutboxMessage {
             id: row.get(1)?.unwrap_or_default(),
             message_id: row.get(2)?.unwrap_or_default(),
-            message_type: row.get(3)?.unwrap_or_default(),
+            message_type,
             destination: row.get(4)?.unwrap_or_default(),
             key: row.get(5)?,
-            payload: row.get(6)?.unwrap_or_default(),
+            payload,
         });
     }
     Ok((!messages.is_empty()).then(|| Publish {

@@ -17,6 +17,11 @@ use crate::states::{EventStatus, MessageType};
 /// INVALIDATED (never those in blocks the new chain still has), their hashes
 /// are forgotten and the checkpoint moves back to the ancestor.
 pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<StepAck> {
+    // Eventeum never took back what it had CONFIRMED; eventeum does unless asked not to.
+    let confirmed_is_final = snapshot
+        .nodes
+        .get(&rewind.node)
+        .is_some_and(|n| n.options.confirmed_is_final);
     Spi::connect_mut(|client| {
         let canonical: Vec<String> = rewind.canonical.iter().map(hex::encode_prefixed).collect();
         let orphaned_transactions = client.update(
@@ -24,7 +29,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
                 SET status = 'INVALIDATED', invalidated_at_block = $4, updated_at = now(),
                     reported = t.reported OR eventeum.monitor_wants(t.monitor_id, 'INVALIDATED')
               WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
-                AND block_hash <> ALL ($3::text[])
+                AND block_hash <> ALL ($3::text[]) AND NOT ($5 AND status = 'CONFIRMED')
              RETURNING to_jsonb(t)::text",
             None,
             &[
@@ -32,6 +37,7 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
                 (rewind.ancestor as i64).into(),
                 canonical.clone().into(),
                 (rewind.head as i64).into(),
+                confirmed_is_final.into(),
             ],
         )?;
         let orphaned_transactions = records_of::<TransactionRecord>(orphaned_transactions)?;
@@ -60,13 +66,14 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
             "UPDATE eventeum.contract_events e
                 SET status = 'INVALIDATED', updated_at = now()
               WHERE node = $1 AND block_number > $2 AND status <> 'INVALIDATED'
-                AND block_hash <> ALL ($3::text[])
+                AND block_hash <> ALL ($3::text[]) AND NOT ($4 AND status = 'CONFIRMED')
              RETURNING to_jsonb(e)::text",
             None,
             &[
                 rewind.node.as_str().into(),
                 (rewind.ancestor as i64).into(),
                 canonical.into(),
+                confirmed_is_final.into(),
             ],
         )?;
         let mut rows = records_of::<ContractEventRecord>(invalidated)?;

@@ -34,7 +34,7 @@ pub(super) fn store_transactions(
         };
         let status = if !tx.success {
             TransactionStatus::Failed
-        } else if step.to.saturating_sub(tx.block_number) >= wait {
+        } else if step.tip().saturating_sub(tx.block_number) >= wait {
             TransactionStatus::Confirmed
         } else {
             TransactionStatus::Unconfirmed
@@ -96,7 +96,7 @@ pub(super) fn store_transactions(
         )?;
         records.extend(records_of::<TransactionRecord>(inserted)?);
     }
-    if let Some(depth) = step.to.checked_sub(wait) {
+    if let Some(depth) = step.tip().checked_sub(wait) {
         let confirmed = client.update(
             "UPDATE eventeum.transaction_states t
                 SET status = 'CONFIRMED', reported = t.reported OR eventeum.monitor_wants(t.monitor_id, 'CONFIRMED'),

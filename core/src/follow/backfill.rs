@@ -222,17 +222,19 @@ pub fn split_into_pieces(
 
 /// Filters that live following takes over now, after block `last`: each gets
 /// a backfill of `start..=last` (its `startBlock`, or the block its
-/// registration resolved to), done at once when it starts after `last`.
+/// registration resolved to), done at once when it starts after `last`. No
+/// backfill starts below `floor` (the node's `maxBlocksToSync`).
 pub(super) fn new_backfills(
     node: &NodeConfig,
     position: &Position,
     last: u64,
+    floor: u64,
 ) -> Vec<(String, Backfill)> {
     node.filters
         .iter()
         .filter(|f| !position.backfills.contains_key(&f.id))
         .filter_map(|f| {
-            let from = f.start?;
+            let from = f.start?.max(floor);
             // A start above `last` needs no backfill: mark it done at once.
             let current = if from > last {
                 last

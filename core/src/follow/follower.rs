@@ -14,7 +14,7 @@ use super::handover::LiveParts;
 use super::lagging::incomplete_answer;
 use super::matching::{addresses, decode_logs, match_transactions, topics};
 use super::plan::{block_timestamps, plan, BlockNeeds, Plan};
-use super::position::{range_cap, Position};
+use super::position::{range_cap, sync_floor, Position};
 use super::start::{registration_start, resolve_filter_starts};
 use super::wake_main_thread;
 use crate::decode::RenderOptions;
@@ -204,34 +204,35 @@ impl Follower {
         }
         let node = &*resolve_filter_starts(client, node, snapshot.version, position, head).await?;
 
+        let floor = sync_floor(options, head);
         let Some(last) = position.cursor else {
-            // First contact: follow from the first block mined since the node
-            // was added, however late the worker gets here. The block before
-            // it is committed first, so that a crash cannot move the start.
-            let first = registration_start(client, position, node.added_at, head).await?;
-            let start = first.saturating_sub(1);
-            let header = client.block_header(start).await?;
-            let kind = StepKind::Live {
-                headers: vec![header],
-                new_backfills: new_backfills(node, position, start),
-                blocks: vec![],
-                transactions: vec![],
+            // First contact: follow from the node's initialStartBlock, else
+            // from the first block mined since the node was added, however
+            // late the worker gets here.
+            let first = match options.initial_start_block {
+                Some(first) if first > head + 1 => return Ok(Progress::CaughtUp), // not mined yet
+                Some(first) => first,
+                None => registration_start(client, position, node.added_at, head).await?,
             };
             return self
-                .hand_over(
-                    client,
-                    &snapshot,
-                    node,
-                    start + 1,
-                    start,
-                    head,
-                    kind,
-                    vec![],
-                    vec![],
-                    position,
-                )
+                .start_after(client, &snapshot, node, first.saturating_sub(1), head, position)
                 .await;
         };
+        if position.sync_limit_pending {
+            if last + 1 < floor {
+                // Eventeum's maxBlocksToSync: a follower that starts further
+                // behind skips to the last blocks it allows; older ones are never read.
+                tracing::info!(node = %node.name, checkpoint = last, head, first = floor, "maxBlocksToSync: skipping the blocks before the first");
+                let progress = self
+                    .start_after(client, &snapshot, node, floor - 1, head, position)
+                    .await?;
+                if position.cursor == Some(floor - 1) {
+                    position.sync_limit_pending = false;
+                }
+                return Ok(progress);
+            }
+            position.sync_limit_pending = false;
+        }
 
         let needs = BlockNeeds {
             every_block: options.block_notification || !node.monitors.is_empty(),
@@ -242,7 +243,7 @@ impl Follower {
                 Plan::Wait => {
                     // A filter with a startBlock may arrive while the chain is
                     // idle: register its backfill now, not at the next block.
-                    let started = new_backfills(node, position, last);
+                    let started = new_backfills(node, position, last, floor);
                     if !started.is_empty() {
                         let kind = StepKind::Live {
                             headers: vec![],
@@ -325,7 +326,7 @@ impl Follower {
                 .into_values()
                 .filter(|h| h.number >= window_start)
                 .collect(),
-            new_backfills: new_backfills(node, position, last),
+            new_backfills: new_backfills(node, position, last, floor),
             blocks,
             transactions,
         };
@@ -337,6 +338,40 @@ impl Follower {
             parts,
             events,
             failures,
+            position,
+        )
+        .await
+    }
+
+    /// Moves the follower to just after block `start` without reading the
+    /// blocks before it: the block is committed first (with the backfills of
+    /// the filters that start below it), so a crash cannot move the start.
+    async fn start_after(
+        &self,
+        client: &NodeClient,
+        snapshot: &ConfigSnapshot,
+        node: &NodeConfig,
+        start: u64,
+        head: u64,
+        position: &mut Position,
+    ) -> Result<Progress, RpcError> {
+        let header = client.block_header(start).await?;
+        let kind = StepKind::Live {
+            headers: vec![header],
+            new_backfills: new_backfills(node, position, start, sync_floor(&node.options, head)),
+            blocks: vec![],
+            transactions: vec![],
+        };
+        self.hand_over(
+            client,
+            snapshot,
+            node,
+            start + 1,
+            start,
+            head,
+            kind,
+            vec![],
+            vec![],
             position,
         )
         .await

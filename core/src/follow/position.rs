@@ -48,6 +48,9 @@ pub(super) struct Position {
     pushed: Option<u64>,
     /// Since when the node has had a head newer than any pushed.
     unpushed_since: Option<Instant>,
+    /// The follower (re)started from a checkpoint and has not yet checked it
+    /// against the node's `maxBlocksToSync`.
+    pub sync_limit_pending: bool,
 }
 
 impl Position {
@@ -67,6 +70,7 @@ impl Position {
             seen: VecDeque::with_capacity(HEADS_REMEMBERED),
             pushed: None,
             unpushed_since: None,
+            sync_limit_pending: cursor.is_some(),
         }
     }
 
@@ -162,10 +166,19 @@ impl Position {
 
 /// The most blocks one `eth_getLogs` may cover for this node.
 pub(super) fn range_cap(options: &NodeOptions) -> u64 {
-    if options.max_blocks_to_sync > 0 {
-        options.max_blocks_to_sync
+    if options.max_block_range > 0 {
+        options.max_block_range
     } else {
         DEFAULT_RANGE
+    }
+}
+
+/// The first block worth reading with `head` the node's head: Eventeum's
+/// `maxBlocksToSync` keeps the last that many blocks (0 keeps every block).
+pub(super) fn sync_floor(options: &NodeOptions, head: u64) -> u64 {
+    match options.max_blocks_to_sync {
+        0 => 0,
+        max => (head + 1).saturating_sub(max),
     }
 }
 

@@ -122,7 +122,12 @@ pub(super) async fn resolve_filter_starts(
             None => match position.starts.get(&filter.id) {
                 Some(&(added_at, start)) if added_at == filter.added_at => start,
                 _ => {
-                    let start = registration_start(client, position, filter.added_at, head).await?;
+                    // Eventeum: a filter not followed yet on a node with an
+                    // initialStartBlock starts there.
+                    let start = match node.options.initial_start_block {
+                        Some(first) => first,
+                        None => registration_start(client, position, filter.added_at, head).await?,
+                    };
                     tracing::debug!(node = %node.name, filter = %filter.id, start, "filter registered; following it from this block");
                     position
                         .starts
