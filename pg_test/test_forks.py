@@ -137,3 +137,40 @@ def test_a_reorg_deeper_than_the_window_is_reported(cluster, db, anvil, emitter)
         for (f,) in db.execute("SELECT id FROM eventeum.contract_event_filters WHERE node = 'shallow'").fetchall():
             db.execute("SELECT eventeum.remove_filter(%s)", (f,))
         db.execute("SELECT eventeum.remove_node('shallow')")
+
+
+def test_confirmed_is_final_keeps_a_confirmed_event_a_fork_removed(db, anvil, emitter):
+    """Node option confirmedIsFinal: Eventeum never took back what it had
+    CONFIRMED. On such a node the orphaned event stays CONFIRMED, with no
+    INVALIDATED message; an UNCONFIRMED one is still invalidated."""
+    settle(anvil, emitter, 3)
+    db.execute("SELECT eventeum.add_node('final', %s, %s)", (anvil.url, json.dumps(
+        {"pollingInterval": 100, "numBlocksToWait": 1, "confirmedIsFinal": True})))
+    group = "final_group"
+    db.execute("SELECT eventeum.create_consumer_group(%s, ARRAY['CONTRACT_EVENT'])", (group,))
+    try:
+        wait_caught_up(db, "final", anvil.block_number())
+        fid = add_filter(db, emitter, "Transfer", node="final")
+        confirmed = transfer(emitter, 1)
+        unconfirmed = transfer(emitter, 2)  # one block later: confirms the first only
+        wait_caught_up(db, "final", int(unconfirmed["blockNumber"], 16))
+        assert [r[3] for r in rows(db, fid)] == ["CONFIRMED", "UNCONFIRMED"]
+
+        head = reorg(anvil, 2)
+        wait_until(lambda: [r[3] for r in rows(db, fid)] == ["CONFIRMED", "INVALIDATED"],
+                   what="the unconfirmed event invalidated")
+        wait_caught_up(db, "final", head)
+        assert [(r[6], r[3]) for r in rows(db, fid)] == [
+            (confirmed["transactionHash"], "CONFIRMED"), (unconfirmed["transactionHash"], "INVALIDATED")]
+        sent = {}
+        for _, p in db.execute("SELECT type, payload FROM eventeum.poll(%s, 100)", (group,)).fetchall():
+            if p["details"]["filterId"] == fid:
+                sent.setdefault(p["details"]["transactionHash"], []).append(p["details"]["status"])
+        # The first may have been seen UNCONFIRMED before the second's block.
+        assert sent[confirmed["transactionHash"]] in (["CONFIRMED"], ["UNCONFIRMED", "CONFIRMED"]), \
+            "no INVALIDATED for the CONFIRMED event"
+        assert sent[unconfirmed["transactionHash"]] == ["UNCONFIRMED", "INVALIDATED"]
+        db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
+    finally:
+        db.execute("SELECT eventeum.remove_broadcaster(%s)", (group,))
+        db.execute("SELECT eventeum.remove_node('final')")

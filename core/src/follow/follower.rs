@@ -215,7 +215,14 @@ impl Follower {
                 None => registration_start(client, position, node.added_at, head).await?,
             };
             return self
-                .start_after(client, &snapshot, node, first.saturating_sub(1), head, position)
+                .start_after(
+                    client,
+                    &snapshot,
+                    node,
+                    first.saturating_sub(1),
+                    head,
+                    position,
+                )
                 .await;
         };
         if position.sync_limit_pending {

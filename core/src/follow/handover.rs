@@ -181,7 +181,12 @@ impl Follower {
             StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
         };
         let (ack, answer) = oneshot::channel();
-        let prepared = prepare_events(&node.name, events, head.max(to), node.options.num_blocks_to_wait);
+        let prepared = prepare_events(
+            &node.name,
+            events,
+            head.max(to),
+            node.options.num_blocks_to_wait,
+        );
         let step = ChainStep {
             node: node.name.clone(),
             config_version: snapshot.version,
