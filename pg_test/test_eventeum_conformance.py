@@ -291,6 +291,67 @@ def test_supported_solidity_types(db, contract, group):
             db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
 
 
+def transaction_messages(db, group, *hashes):
+    rows = db.execute("SELECT payload FROM eventeum.poll(%s, 1000, '1 hour')", (group,)).fetchall()
+    return [(p["id"], p["details"]["status"]) for (p,) in rows if p["id"] in hashes]
+
+
+def test_multiple_hash_monitored_transactions_confirm_in_turn(db, anvil):
+    """TransactionMonitorIT.testMultipleTransactions (with
+    MainBroadcasterTests.doTestBroadcastsUnconfirmedTransactionAfterInitialMining
+    and ...ConfirmedTransactionAfterBlockThresholdReached): three transactions,
+    each monitored by hash before it is mined (Eventeum's default statuses),
+    are sent UNCONFIRMED when mined and CONFIRMED each in turn, exactly when
+    numBlocksToWait (3, the 'deep' node) blocks sit on top of it."""
+    group = f"tx_{uuid.uuid4().hex[:8]}"
+    db.execute("SELECT eventeum.create_consumer_group(%s, ARRAY['TRANSACTION'])", (group,))
+    receiver = f"0x{uuid.uuid4().hex}{uuid.uuid4().hex[:8]}"
+    hashes = []
+    anvil.rpc("evm_setAutomine", False)
+    try:
+        for _ in range(3):
+            tx_hash = anvil.submit(receiver, value=1)
+            db.execute("SELECT eventeum.add_transaction_monitor(%s)", (json.dumps(
+                {"type": "HASH", "transactionIdentifierValue": tx_hash, "nodeName": "deep"}),))
+            anvil.mine(1)
+            hashes.append(tx_hash)
+        wait_caught_up(db, "deep", anvil.block_number())
+        assert transaction_messages(db, group, *hashes) == [(h, "UNCONFIRMED") for h in hashes]
+        for confirmed in hashes:
+            anvil.mine(1)
+            wait_caught_up(db, "deep", anvil.block_number())
+            assert transaction_messages(db, group, *hashes) == [(confirmed, "CONFIRMED")]
+        anvil.mine(3)
+        wait_caught_up(db, "deep", anvil.block_number())
+        assert transaction_messages(db, group, *hashes) == [], "nothing more: each HASH monitor ended"
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+        db.execute("SELECT eventeum.remove_broadcaster(%s)", (group,))
+
+
+def test_contract_creation_transaction_contains_contract_address(db, anvil):
+    """TransactionMonitorIT.testContractCreationTransactionContainsContractAddress:
+    a FROM_ADDRESS monitor sees the deployment of Eventeum's contract, without
+    `to` and with the new contract's (checksummed) address."""
+    sender = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"  # anvil's fourth account: only this test's
+    group = f"tx_{uuid.uuid4().hex[:8]}"
+    db.execute("SELECT eventeum.create_consumer_group(%s, ARRAY['TRANSACTION'])", (group,))
+    monitor = db.execute("SELECT eventeum.add_transaction_monitor(%s)", (json.dumps(
+        {"type": "FROM_ADDRESS", "transactionIdentifierValue": sender, "nodeName": "default"}),)).fetchone()[0]
+    try:
+        deployed = Emitter(anvil, sender=sender, artifact=ARTIFACT)
+        wait_caught_up(db, "default", int(deployed.deployment["blockNumber"], 16))
+        rows = db.execute("SELECT payload FROM eventeum.poll(%s, 1000, '1 hour')", (group,)).fetchall()
+        sent = [p["details"] for (p,) in rows if p["details"]["from"].lower() == sender.lower()]
+        assert len(sent) == 1, "once (numBlocksToWait 0: CONFIRMED at once)"
+        assert sent[0]["hash"] == deployed.deployment["transactionHash"] and sent[0]["status"] == "CONFIRMED"
+        assert "to" not in sent[0]
+        assert sent[0]["contractAddress"] == deployed.address
+    finally:
+        db.execute("SELECT eventeum.remove_transaction_monitor(%s)", (monitor,))
+        db.execute("SELECT eventeum.remove_broadcaster(%s)", (group,))
+
+
 def test_initial_start_block_is_where_a_new_node_starts(db, anvil, contract):
     """HttpStartBlockIT / WSStartBlockIT (BaseStartBlockTest): a node with
     initialStartBlock sends every block from it on, and its filters take the
