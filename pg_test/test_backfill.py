@@ -2,6 +2,8 @@
 large eth_getLogs ranges, with nothing lost or duplicated at the boundary
 between backfill and live following."""
 
+import json
+
 import pytest
 from conftest import POLL_MS, wait_caught_up
 from harness import DEPLOYER, ROOT, Emitter, RpcProxy, wait_until
@@ -120,3 +122,53 @@ def test_a_dense_backfill_commits_block_aligned_pieces_and_a_readded_filter_repl
                                   " AND transaction_hash = %s", (live["transactionHash"],)).fetchone()[0] == 1,
                what="the live event after the replayed backfill")
     db.execute("SELECT eventeum.remove_filter('dense')")
+
+
+@pytest.mark.parametrize("notify_backfill", [False, True])
+def test_a_start_block_backfill_notifies_pieces_unless_the_filter_asks_for_each_event(
+        cluster, db, anvil, emitter, notify_backfill):
+    """A startBlock backfill is history: by default each committed piece is
+    one notice on eventeum_backfill (its events are in the table and the
+    outbox), not a NOTIFY per event; `notifyBackfill: true` notifies each.
+    A live event after the backfill is notified either way."""
+    anvil.mine(1)
+    start = anvil.block_number() + 1
+    history = [emitter.call("burst(uint256)", 20) for _ in range(3)]
+    anvil.mine(2)
+    wait_caught_up(db, "default", anvil.block_number())
+    group = f"bf_{int(notify_backfill)}"
+    db.execute("SELECT eventeum.create_consumer_group(%s, ARRAY['CONTRACT_EVENT'])", (group,))
+    body = {"contractAddress": emitter.address, "startBlock": start,
+            "eventSpecification": {"eventName": "Ping",
+                                   "indexedParameterDefinitions": [{"position": 0, "type": "UINT256"}],
+                                   "nonIndexedParameterDefinitions": [{"position": 1, "type": "UINT256"}]}}
+    if notify_backfill:
+        body["notifyBackfill"] = True
+    with cluster.connect() as listener:
+        listener.execute("LISTEN eventeum_contract_events")
+        listener.execute("LISTEN eventeum_backfill")
+        fid = db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps(body),)).fetchone()[0]
+        try:
+            wait_until(lambda: db.execute("SELECT done FROM eventeum.backfill_status WHERE filter_id = %s",
+                                          (fid,)).fetchone() == (True,), timeout=60, what="the backfill")
+            live = emitter.call("burst(uint256)", 1)
+            wait_caught_up(db, "default", int(live["blockNumber"], 16))
+            notes = [(n.channel, json.loads(n.payload)) for n in listener.notifies(timeout=2)]
+            assert db.execute("SELECT count(*) FROM eventeum.contract_events WHERE filter_id = %s",
+                              (fid,)).fetchone() == (61,)
+            outbox = db.execute("SELECT count(*) FROM eventeum.poll(%s, 1000) WHERE payload -> 'details' ->> "
+                                "'filterId' = %s", (group, fid)).fetchone()[0]
+            assert outbox == 61, "the outbox holds every event either way"
+        finally:
+            db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
+            db.execute("SELECT eventeum.remove_broadcaster(%s)", (group,))
+    events = [(m["details"]["transactionHash"]) for c, m in notes
+              if c == "eventeum_contract_events" and m["details"]["filterId"] == fid]
+    pieces = [m for c, m in notes if c == "eventeum_backfill" and m["filterId"] == fid]
+    if notify_backfill:
+        assert events == [r["transactionHash"] for r in history for _ in range(20)] + [live["transactionHash"]]
+        assert pieces == []
+    else:
+        assert events == [live["transactionHash"]], "only the live event, one NOTIFY"
+        assert sum(p["events"] for p in pieces) == 60
+        assert pieces[0]["fromBlock"] == start and pieces[0]["nodeName"] == "default"

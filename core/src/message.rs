@@ -22,6 +22,28 @@ pub const CONTRACT_EVENTS_CHANNEL: &str = "eventeum_contract_events";
 pub const TRANSACTION_EVENTS_CHANNEL: &str = "eventeum_transaction_events";
 /// The NOTIFY channel for block events.
 pub const BLOCK_EVENTS_CHANNEL: &str = "eventeum_block_events";
+/// The NOTIFY channel for backfill progress: one notice per committed piece
+/// of a `startBlock` backfill whose events are not notified one by one.
+pub const BACKFILL_CHANNEL: &str = "eventeum_backfill";
+
+/// What `eventeum_backfill` carries for a committed backfill piece: the rows
+/// of blocks `fromBlock..=toBlock` are in `eventeum.contract_events`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillPiece<'a> {
+    pub filter_id: &'a str,
+    pub node_name: &'a str,
+    pub from_block: u64,
+    pub to_block: u64,
+    /// Events stored by this piece.
+    pub events: usize,
+}
+
+impl BackfillPiece<'_> {
+    pub fn notice(&self) -> String {
+        serde_json::to_string(self).expect("backfill notices always serialize")
+    }
+}
 
 /// A row of `eventeum.contract_events`, as `to_jsonb(row)` returns it.
 ///
@@ -89,6 +111,19 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// Messages that go to the outbox only, without a NOTIFY each.
+    pub fn without_notices(messages: Vec<Outgoing>) -> Batch {
+        Batch {
+            messages,
+            notices: Vec::new(),
+        }
+    }
+
+    /// Whether its messages are notified one by one (else: outbox only).
+    pub fn has_notices(&self) -> bool {
+        !self.notices.is_empty()
     }
 
     /// Adds `other`'s messages after these.

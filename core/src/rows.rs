@@ -55,13 +55,16 @@ impl PreparedEvents {
 }
 
 /// Builds the rows of `events`, found on `node`; an event `wait` blocks
-/// below `tip` is CONFIRMED from the start. The events are consumed here,
-/// so that freeing them is not the main thread's work either.
+/// below `tip` is CONFIRMED from the start. With `notify_each` false the
+/// messages go to the outbox only (a `startBlock` backfill's, see
+/// `FilterDefinition::notifies_each_backfilled_event`). The events are
+/// consumed here, so that freeing them is not the main thread's work either.
 pub fn prepare_events(
     node: &str,
     events: Vec<DecodedEvent>,
     tip: u64,
     wait: u64,
+    notify_each: bool,
 ) -> PreparedEvents {
     let mut records: Vec<ContractEventRecord> = events
         .into_iter()
@@ -94,7 +97,12 @@ pub fn prepare_events(
             .text(r.status.as_str())
             .optional_bigint(r.block_timestamp);
     }
-    let messages = records.iter().map(ContractEventRecord::outgoing).collect();
+    let outgoing = records.iter().map(ContractEventRecord::outgoing);
+    let messages = if notify_each {
+        outgoing.collect()
+    } else {
+        Batch::without_notices(outgoing.collect())
+    };
     PreparedEvents {
         records,
         messages,

@@ -240,9 +240,21 @@ pub struct FilterDefinition {
     pub start_block: Option<u64>,
     /// The broadcasters its messages go to; None means all.
     pub broadcasters: Option<Vec<String>>,
+    /// NOTIFY each event its `startBlock` backfill stores, not one
+    /// `eventeum_backfill` notice per piece.
+    pub notify_backfill: bool,
 }
 
 impl FilterDefinition {
+    /// Whether the events its backfill stores are notified one by one. A
+    /// `startBlock` backfill is history the user asked for: its pieces are
+    /// announced on `eventeum_backfill` unless `notifyBackfill` says
+    /// otherwise; catching up from the filter's registration is live
+    /// following that came late, notified event by event.
+    pub fn notifies_each_backfilled_event(&self) -> bool {
+        self.notify_backfill || self.start_block.is_none()
+    }
+
     /// Eventeum's GET format, plus our `node` and `startBlock`.
     pub fn to_json(&self, id: &str) -> Value {
         let mut v = json!({
@@ -260,6 +272,9 @@ impl FilterDefinition {
         }
         if let Some(b) = self.start_block {
             v["startBlock"] = json!(b);
+        }
+        if self.notify_backfill {
+            v["notifyBackfill"] = json!(true);
         }
         v
     }
@@ -345,6 +360,7 @@ impl FilterDefinition {
             correlation,
             start_block,
             broadcasters: raw.broadcasters,
+            notify_backfill: raw.notify_backfill.unwrap_or(false),
         };
         filter.validate()?;
         Ok(filter)
@@ -402,6 +418,7 @@ impl FilterDefinition {
             correlation: None,
             start_block,
             broadcasters: None,
+            notify_backfill: false,
         };
         filter.validate()?;
         Ok(filter)
@@ -455,6 +472,7 @@ struct RawFilter {
     node: Option<String>,
     start_block: Option<Value>,
     broadcasters: Option<Vec<String>>,
+    notify_backfill: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -131,3 +131,21 @@ fn credentials_move_into_the_urls() {
     let mut orphan = NodeOptions::from_json(&serde_json::json!({"password": "p"})).unwrap();
     assert!(move_credentials_into_urls("https://a.example", &mut orphan).is_err());
 }
+
+#[test]
+fn eventeums_start_options_and_the_range_cap_have_their_own_names() {
+    let options = NodeOptions::from_json(&json!({
+        "maxBlocksToSync": 4, "initialStartBlock": 3, "maxBlockRange": 500, "confirmedIsFinal": true
+    }))
+    .unwrap();
+    assert_eq!(options.max_blocks_to_sync, 4);
+    assert_eq!(options.initial_start_block, Some(3));
+    assert_eq!(options.max_block_range, 500);
+    assert!(options.confirmed_is_final);
+    let defaults = NodeOptions::default();
+    assert_eq!(
+        (defaults.max_blocks_to_sync, defaults.initial_start_block),
+        (0, None)
+    );
+    assert!(!defaults.confirmed_is_final);
+}

@@ -203,3 +203,27 @@ fn bad_signatures_are_rejected_with_22023() {
             .unwrap_err();
     assert!(err.to_string().contains("negative"));
 }
+
+#[test]
+fn a_start_block_backfill_is_notified_per_event_only_when_asked() {
+    let plain = FilterDefinition::from_json(&body(json!([]), json!([]))).unwrap();
+    assert!(
+        plain.notifies_each_backfilled_event(),
+        "a catch-up from registration is live"
+    );
+    let mut history = body(json!([]), json!([]));
+    history["startBlock"] = json!(0);
+    let history = FilterDefinition::from_json(&history).unwrap();
+    assert!(!history.notifies_each_backfilled_event());
+    assert!(history.to_json("h").get("notifyBackfill").is_none());
+    let mut asked = body(json!([]), json!([]));
+    asked["startBlock"] = json!(0);
+    asked["notifyBackfill"] = json!(true);
+    let asked = FilterDefinition::from_json(&asked).unwrap();
+    assert!(asked.notifies_each_backfilled_event());
+    let listed = asked.to_json("a");
+    assert_eq!(listed["notifyBackfill"], json!(true));
+    let mut expected = asked.clone();
+    expected.id = Some("a".into());
+    assert_eq!(FilterDefinition::from_json(&listed).unwrap(), expected);
+}

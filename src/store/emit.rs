@@ -109,6 +109,18 @@ pub(super) fn notify(channel: &str, batch: &Batch) {
     }
 }
 
+/// Queues one NOTIFY on `channel`, delivered at commit.
+pub(super) fn notify_one(channel: &str, payload: &str) {
+    let channel = CString::new(channel).expect("channel names have no NUL");
+    // JSON escapes every control character: no NUL inside.
+    let payload = CString::new(payload).expect("JSON has no NUL");
+    // SAFETY: as in `notify`: main thread, inside the step's transaction,
+    // both strings outlive the call.
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), payload.as_ptr()))
+    };
+}
+
 unsafe extern "C-unwind" {
     /// From `commands/async.h`, which pgrx does not bind.
     fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);

@@ -95,6 +95,7 @@ pub(super) fn upsert_events(
     if written.len() == records.len() {
         return Ok((records, messages));
     }
+    let notify_each = messages.has_notices();
     // Only the rows written now are new.
     let mut fresh = std::collections::HashSet::with_capacity(written.len());
     for row in written {
@@ -107,7 +108,12 @@ pub(super) fn upsert_events(
         .zip(messages.messages)
         .filter(|(r, _)| fresh.contains(&(r.filter_id.clone(), r.id.clone())))
         .unzip();
-    Ok((records, messages.into()))
+    let messages = if notify_each {
+        messages.into()
+    } else {
+        Batch::without_notices(messages)
+    };
+    Ok((records, messages))
 }
 
 /// Whether the node has rows where the step's events could land: in the

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::follow::EndpointHealth;
 use crate::limits::{LARGE_STEP_EVENTS, LARGE_STEP_WORK_MEM};
+use crate::message::{BackfillPiece, BACKFILL_CHANNEL};
 use crate::protocol::{Backfill, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind};
 use crate::states::{MessageType, NodeStatus};
 
@@ -54,6 +55,19 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
         }
         let wait = node.options.num_blocks_to_wait;
         let mut messages = insert_events(client, step)?;
+        let stored = messages.len();
+        if let StepKind::Backfill { filter_id, .. } = &step.kind {
+            if stored > 0 && !messages.has_notices() {
+                let piece = BackfillPiece {
+                    filter_id,
+                    node_name: &step.node,
+                    from_block: step.from,
+                    to_block: step.to,
+                    events: stored,
+                };
+                notify_one(BACKFILL_CHANNEL, &piece.notice());
+            }
+        }
         messages.append(confirm_events(client, &step.node, step.tip(), wait)?.into());
         emit(
             client,

@@ -67,7 +67,13 @@ impl Follower {
                 drop(logs);
                 for piece in split_into_pieces(next, to, events, failures, BACKFILL_PIECE_LOGS) {
                     // Built while the main thread still commits the last pieces.
-                    let prepared = prepare_events(&node.name, piece.events, checkpoint, wait);
+                    let prepared = prepare_events(
+                        &node.name,
+                        piece.events,
+                        checkpoint,
+                        wait,
+                        filter.definition.notifies_each_backfilled_event(),
+                    );
                     while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
                         in_flight.settle_oldest().await;
                     }

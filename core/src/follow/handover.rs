@@ -186,6 +186,7 @@ impl Follower {
             events,
             head.max(to),
             node.options.num_blocks_to_wait,
+            true, // every live state change is notified
         );
         let step = ChainStep {
             node: node.name.clone(),
