@@ -279,6 +279,66 @@ def notify_latency(cluster, db, anvil, bench, node, url, **options):
     return latencies
 
 
+class BareSubscriber:
+    """The live-latency baseline: a bare WebSocket client on the same anvil,
+    no database, that takes each `newHeads` push and then asks `eth_getLogs`
+    for that block; an event has arrived when its log is in hand."""
+
+    def __init__(self, ws_url, address):
+        from websockets.sync.client import connect
+
+        self.arrivals: dict[str, float] = {}
+        self._address = address
+        self._socket = connect(ws_url, max_size=None)
+        self._socket.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+                                      "params": ["newHeads"]}))
+        json.loads(self._socket.recv())  # the subscription id
+        self._next_id = 2
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                message = json.loads(self._socket.recv())
+                if message.get("method") != "eth_subscription":
+                    continue
+                head = message["params"]["result"]
+                self._next_id += 1
+                self._socket.send(json.dumps({"jsonrpc": "2.0", "id": self._next_id, "method": "eth_getLogs",
+                                              "params": [{"blockHash": head["hash"], "address": self._address}]}))
+                while True:  # heads pushed meanwhile wait in the socket's queue
+                    answer = json.loads(self._socket.recv())
+                    if answer.get("id") == self._next_id:
+                        break
+                now = time.perf_counter()
+                for log in answer.get("result") or []:
+                    self.arrivals.setdefault(log["transactionHash"], now)
+        except ConnectionClosed:
+            pass
+
+    def arrived(self, tx_hash, deadline):
+        while time.perf_counter() < deadline:
+            if tx_hash in self.arrivals:
+                return self.arrivals[tx_hash]
+            time.sleep(0.0002)
+        raise TimeoutError(f"no log for {tx_hash} at the bare subscriber")
+
+    def close(self):
+        self._socket.close()
+        self._thread.join(timeout=10)
+
+
+def bare_subscriber_latency(cluster, db, anvil, bench):
+    subscriber = BareSubscriber(anvil.ws_url, bench.address)
+    try:
+        return live_latency(cluster, db, anvil, bench, "bare", subscriber.arrived, "bare subscriber")
+    finally:
+        subscriber.close()
+
+
 class KafkaReader:
     """A Kafka consumer on its own thread, noting when each message arrived."""
 
@@ -555,8 +615,16 @@ def live(cluster, db, anvil, bench, tansu):
     report("live_poll_p99_ms", percentile(poll, 99), f"live POLL ({POLL_MS} ms) p99", "ms")
     pubsub = notify_latency(cluster, db, anvil, bench, "bench_ws", anvil.ws_url, blockStrategy="PUBSUB",
                             blockNotification=False)
+    bare = bare_subscriber_latency(cluster, db, anvil, bench)
+    report("bare_subscriber_p50_ms", percentile(bare, 50), "bare WebSocket subscriber p50", "ms",
+           "(baseline: newHeads, then eth_getLogs of the block; no database)")
+    report("bare_subscriber_p99_ms", percentile(bare, 99), "bare WebSocket subscriber p99", "ms", "(baseline)")
     report("live_p50_ms", percentile(pubsub, 50), "live PUBSUB p50", "ms", "mined -> NOTIFY")
     report("live_p99_ms", percentile(pubsub, 99), "live PUBSUB p99", "ms", "(goal <= 50)")
+    report("live_p50_vs_bare", percentile(pubsub, 50) / percentile(bare, 50), "live PUBSUB p50 / bare p50", "",
+           "(goal <= 1.5)")
+    report("live_p99_vs_bare", percentile(pubsub, 99) / percentile(bare, 99), "live PUBSUB p99 / bare p99", "",
+           "(goal <= 1.5)")
     kafka = kafka_latency(db, anvil, bench, tansu)
     report("kafka_p50_ms", percentile(kafka, 50), "live PUBSUB -> Kafka p50", "ms", "mined -> consumer")
     report("kafka_p99_ms", percentile(kafka, 99), "live PUBSUB -> Kafka p99", "ms", "(goal <= 100)")
