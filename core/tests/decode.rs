@@ -414,7 +414,14 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
         &BTreeMap::new(),
         RenderOptions::default(),
     );
-    let prepared = prepare_events("node\t1", events, 20, 2);
+    let quiet = prepare_events("node\t1", events.clone(), 20, 2, false);
+    assert_eq!(
+        quiet.messages.len(),
+        3,
+        "a quiet backfill piece still has its messages"
+    );
+    assert!(!quiet.messages.has_notices() && quiet.messages.notices().next().is_none());
+    let prepared = prepare_events("node\t1", events, 20, 2, true);
 
     let rows: Vec<_> = prepared
         .records
