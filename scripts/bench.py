@@ -159,6 +159,35 @@ def backfill(db, anvil, bench, node="bench", filter_id="bench_backfill"):
     return elapsed, spent
 
 
+class MemorySampler:
+    """Samples the worker's /proc status every 20 ms on a thread of its own
+    and keeps the peaks: private memory (RssAnon, what the worker holds),
+    file pages, and the shared buffers it touched (RssShmem, the server's
+    shared memory, counted in VmHWM though no process owns it)."""
+
+    def __init__(self, db):
+        pid = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+        self._path = Path(f"/proc/{pid}/status")
+        self.peak = {"RssAnon": 0.0, "RssFile": 0.0, "RssShmem": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            try:
+                status = dict(line.split(":", 1) for line in self._path.read_text().splitlines())
+            except OSError:
+                return
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], int(status[key].split()[0]) / 1024)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.peak
+
+
 def peak_rss_mb(db):
     """The worker's peak resident memory since it started (VmHWM), in MB."""
     pid = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
@@ -220,6 +249,7 @@ def backfill_rounds(db, anvil, bench):
     add_node(db, "bench", anvil.url)
     wait_caught_up(db, anvil, "bench")
     rounds = []
+    sampler = MemorySampler(db)
     for i in range(BACKFILL_ROUNDS):
         if i:
             # Start again from the same place: no filter, no rows.
@@ -231,6 +261,7 @@ def backfill_rounds(db, anvil, bench):
         step(f"round {i + 1}: backfill {seconds:.2f} s (CPU: main thread {cpu['main']:.2f} s, "
              f"other threads {cpu['threads']:.2f} s, anvil {cpu['anvil']:.2f} s); "
              f"COPY {copy_s:.2f} s (CPU {copy_cpu:.2f} s); ratio {copy_s / seconds:.2f}")
+    figures["backfill_peak_memory_mb"] = sampler.stop()
     return rounds
 
 
@@ -611,8 +642,11 @@ def run(cluster, db, anvil, tansu, proxy):
     copy_cpu = min(r[3] for r in rounds)
     report("backfill_main_thread_cpu_vs_copy", main_cpu / copy_cpu, "worker main thread CPU / COPY backend CPU", "",
            f"(least of each: {main_cpu:.2f} s / {copy_cpu:.2f} s)")
+    peak = figures["backfill_peak_memory_mb"]
+    report("backfill_peak_private_mb", peak["RssAnon"], f"worker peak private memory, {EVENTS:,}-event backfills",
+           "MB", f"(goal <= 64; RssAnon sampled every 20 ms; file pages {peak['RssFile']:.0f} MB)")
     report("backfill_peak_rss_mb", peak_rss_mb(db), f"worker peak RSS, {EVENTS:,}-event backfills", "MB",
-           "(VmHWM: the worker's peak since it started)")
+           f"(VmHWM since it started; of which shared buffers it touched up to {peak['RssShmem']:.0f} MB)")
     clean = proxied_backfill(db, anvil, bench, hostile=False)
     hostile = proxied_backfill(db, anvil, bench, hostile=True)
     report("backfill_hostile_events_per_s", EVENTS / hostile, "backfill via a rate-limiting, lagging proxy",
