@@ -103,7 +103,7 @@ def test_a_dense_backfill_commits_block_aligned_pieces_and_a_readded_filter_repl
         "       count(DISTINCT xmin::text)"
         "  FROM eventeum.contract_events WHERE filter_id = 'dense' AND status = 'CONFIRMED'").fetchone()
     assert (count, distinct, values) == (per_block * blocks,) * 3, "every log once"
-    # 30,000 logs arrive in pieces of about 10,000, each its own transaction,
+    # 30,000 logs arrive in pieces of about 2,500, each its own transaction,
     # and a piece never splits a block.
     assert pieces >= 3, pieces
     split = db.execute("SELECT block_number FROM eventeum.contract_events WHERE filter_id = 'dense'"

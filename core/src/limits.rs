@@ -19,7 +19,12 @@ pub const FETCH_CONCURRENCY: usize = 8;
 /// Blocks in a backfill's first `eth_getLogs`; later ranges follow the density.
 pub const BACKFILL_FIRST_RANGE: u64 = 1;
 /// Logs per backfill piece: each piece commits in a transaction of its own.
-pub const BACKFILL_PIECE_LOGS: usize = 10_000;
+/// Small, because what a piece holds on its way to the main thread (rows,
+/// COPY data, messages: about 3 kB a log) is most of the worker's memory.
+pub const BACKFILL_PIECE_LOGS: usize = 2_500;
+/// Logs a backfill `eth_getLogs` range is sized for: several pieces, so that
+/// a rate-limited provider is asked fewer, larger questions.
+pub const BACKFILL_RANGE_LOGS: usize = 10_000;
 /// Logs above which a live step (a catch-up after an outage, say) is cut
 /// into pieces of this many, each committed on its own.
 pub const LIVE_PIECE_LOGS: usize = BACKFILL_PIECE_LOGS;
@@ -136,7 +141,7 @@ pub const WORKER_LOCK_TIMEOUT: &str = "5s";
 /// The worker's `statement_timeout`: far above any one step's statement.
 pub const WORKER_STATEMENT_TIMEOUT: &str = "5min";
 /// Steps with at least this many events allocate megabytes at a time.
-pub const LARGE_STEP: usize = 5_000;
+pub const LARGE_STEP: usize = 2_000;
 /// Steps with more events than this get [`LARGE_STEP_WORK_MEM`], so that
 /// their arrays and sorts stay in memory instead of temp files.
 pub const LARGE_STEP_EVENTS: usize = 10_000;

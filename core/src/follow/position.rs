@@ -10,7 +10,7 @@ use alloy::primitives::B256;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::limits::{
-    BACKFILL_FIRST_RANGE, BACKFILL_PIECE_LOGS, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER,
+    BACKFILL_FIRST_RANGE, BACKFILL_RANGE_LOGS, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER,
 };
 use crate::node::NodeOptions;
 use crate::protocol::{Backfill, NodeConfig};
@@ -151,10 +151,10 @@ impl Position {
     }
 
     /// Sizes the next backfill range from the log density of the last one
-    /// (`blocks` blocks, `logs` logs), toward two pieces per range: enough
-    /// that one piece commits while the next range is fetched.
+    /// (`blocks` blocks, `logs` logs), toward [`BACKFILL_RANGE_LOGS`] logs:
+    /// several pieces, so that pieces commit while the next range is fetched.
     pub fn size_backfill_range(&mut self, blocks: u64, logs: usize, cap: u64) {
-        let target = 2 * BACKFILL_PIECE_LOGS as u64;
+        let target = BACKFILL_RANGE_LOGS as u64;
         let sized = if logs == 0 {
             blocks.saturating_mul(2)
         } else {
