@@ -310,6 +310,15 @@ def notify_latency(cluster, db, anvil, bench, node, url, **options):
     return latencies
 
 
+def wait_for_arrival(arrivals, tx_hash, deadline, where):
+    """When a reader thread noted `tx_hash` in `arrivals`, waiting until `deadline`."""
+    while time.perf_counter() < deadline:
+        if tx_hash in arrivals:
+            return arrivals[tx_hash]
+        time.sleep(0.0002)
+    raise TimeoutError(f"no message for {tx_hash} {where}")
+
+
 class BareSubscriber:
     """The live-latency baseline: a bare WebSocket client on the same anvil,
     no database, that takes each `newHeads` push and then asks `eth_getLogs`
@@ -351,11 +360,7 @@ class BareSubscriber:
             pass
 
     def arrived(self, tx_hash, deadline):
-        while time.perf_counter() < deadline:
-            if tx_hash in self.arrivals:
-                return self.arrivals[tx_hash]
-            time.sleep(0.0002)
-        raise TimeoutError(f"no log for {tx_hash} at the bare subscriber")
+        return wait_for_arrival(self.arrivals, tx_hash, deadline, "at the bare subscriber")
 
     def close(self):
         self._socket.close()
@@ -404,11 +409,7 @@ class KafkaReader:
                     self.arrivals[details["transactionHash"]] = now
 
     def arrived(self, tx_hash, deadline):
-        while time.perf_counter() < deadline:
-            if tx_hash in self.arrivals:
-                return self.arrivals[tx_hash]
-            time.sleep(0.0005)
-        raise TimeoutError(f"no Kafka message for {tx_hash}")
+        return wait_for_arrival(self.arrivals, tx_hash, deadline, "in Kafka")
 
     def close(self):
         self._stop = True

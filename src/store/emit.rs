@@ -1,7 +1,7 @@
 //! Messages out of a step, in its transaction: a NOTIFY each and an outbox row per broadcaster (main thread).
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
@@ -100,12 +100,7 @@ pub(super) fn with_filter_targets(mut messages: Batch, node: &NodeConfig) -> Bat
 pub(super) fn notify(channel: &str, batch: &Batch) {
     let channel = CString::new(channel).expect("channel names have no NUL");
     for notice in batch.notices() {
-        // SAFETY: main thread, inside the step's transaction; both strings
-        // outlive the call, which copies them into transaction memory.
-        // A Postgres ERROR in it comes back as a Rust panic, as from SPI.
-        unsafe {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), notice.as_ptr()))
-        };
+        queue_notify(&channel, notice);
     }
 }
 
@@ -114,8 +109,13 @@ pub(super) fn notify_one(channel: &str, payload: &str) {
     let channel = CString::new(channel).expect("channel names have no NUL");
     // JSON escapes every control character: no NUL inside.
     let payload = CString::new(payload).expect("JSON has no NUL");
-    // SAFETY: as in `notify`: main thread, inside the step's transaction,
-    // both strings outlive the call.
+    queue_notify(&channel, &payload);
+}
+
+fn queue_notify(channel: &CStr, payload: &CStr) {
+    // SAFETY: main thread, inside the step's transaction; both strings
+    // outlive the call, which copies them into transaction memory.
+    // A Postgres ERROR in it comes back as a Rust panic, as from SPI.
     unsafe {
         pg_sys::ffi::pg_guard_ffi_boundary(|| Async_Notify(channel.as_ptr(), payload.as_ptr()))
     };
