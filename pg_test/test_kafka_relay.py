@@ -84,3 +84,40 @@ def test_messages_reach_kafka_with_keys_and_ids_through_a_broker_outage(db, emit
         assert message_ids(records) == ids, "in order"
     finally:
         db.execute("SELECT eventeum.remove_broadcaster('kafka')")
+
+
+def test_batches_in_flight_reach_kafka_once_and_in_order_through_a_freeze(db, tansu):
+    """Three batches (5,000 rows each at most), the next handed to the producer
+    while the last is awaited. The broker freezes with two of them in flight:
+    their delivery reports time out, the messages stay in the producer, and
+    the retry waits for them instead of producing them again."""
+    topic = f"app-{uuid.uuid4().hex[:8]}"
+    db.execute("SELECT eventeum.add_broadcaster('kafka', 'kafka', %s)",
+               (json.dumps({"bootstrapServers": tansu.address, "contractEvents": topic,
+                            "partitions": 1, "requestTimeoutMs": 3000}),))
+    try:
+        # The topic exists and the producer has its id before the freeze.
+        db.execute("SELECT eventeum.publish(%s, 'first', '{\"n\": 0}', 'kafka')", (topic,))
+        assert len(drain(tansu.address, topic, 1, idle=0.5)) == 1
+        tansu.freeze()
+        try:
+            db.execute("SELECT count(eventeum.publish(%s, i::text, jsonb_build_object('n', i), 'kafka')) "
+                       "FROM generate_series(1, 12000) AS i", (topic,))
+            wait_until(lambda: db.execute(
+                "SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' AND attempts > 0").fetchone()[0] > 0,
+                timeout=60, what="a batch's delivery reports to time out")
+        finally:
+            tansu.thaw()
+        wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' "
+                                      "AND delivered_at IS NULL").fetchone() == (0,),
+                   timeout=120, what="every row marked delivered")
+        expected = [r[0] for r in db.execute(
+            "SELECT message_id FROM eventeum.outbox WHERE broadcaster = 'kafka' AND destination = %s ORDER BY id",
+            (topic,))]
+        assert len(expected) == 12001
+        records = drain(tansu.address, topic, len(expected), timeout=180)
+        got = message_ids(records)
+        assert len(got) == len(set(got)) == len(expected), "each once"
+        assert got == expected, "in outbox order"
+    finally:
+        db.execute("SELECT eventeum.remove_broadcaster('kafka')")

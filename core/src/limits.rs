@@ -22,9 +22,11 @@ pub const BACKFILL_FIRST_RANGE: u64 = 1;
 /// Small, because what a piece holds on its way to the main thread (rows,
 /// COPY data, messages: about 3 kB a log) is most of the worker's memory.
 pub const BACKFILL_PIECE_LOGS: usize = 2_500;
-/// Logs a backfill `eth_getLogs` range is sized for: several pieces, so that
-/// a rate-limited provider is asked fewer, larger questions.
-pub const BACKFILL_RANGE_LOGS: usize = 10_000;
+/// Logs a backfill `eth_getLogs` range is sized for: two pieces, so that a
+/// rate-limited provider is asked few, large questions, while the answer
+/// (held twice as it is parsed: the body and alloy's raw result) stays near
+/// 4 MB a copy.
+pub const BACKFILL_RANGE_LOGS: usize = 5_000;
 /// Logs above which a live step (a catch-up after an outage, say) is cut
 /// into pieces of this many, each committed on its own.
 pub const LIVE_PIECE_LOGS: usize = BACKFILL_PIECE_LOGS;
@@ -91,11 +93,12 @@ pub const DISCARD_QUEUE: usize = 16;
 
 /// Most outbox rows handed to the relay at once per broadcaster.
 pub const RELAY_BATCH: i64 = 5_000;
-/// Batches a broadcaster may have in flight at once.
+/// Batches a broadcaster may have in flight at once: the broker takes one
+/// while the next is read from the outbox and handed to it.
 pub const BATCHES_IN_FLIGHT: usize = 2;
 /// Batches queued for one lane; the main thread has at most
 /// [`BATCHES_IN_FLIGHT`] per broadcaster, so handing one over never waits.
-pub const LANE_QUEUE: usize = 4;
+pub const LANE_QUEUE: usize = BATCHES_IN_FLIGHT;
 /// How long a broadcaster's batches may go without any answer from its lane
 /// before the main thread reads them again from the outbox (a lane that
 /// panicked is replaced, and what it held is sent again). Far above the

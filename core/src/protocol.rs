@@ -321,6 +321,14 @@ impl Delivery {
             skipped: false,
         }
     }
+
+    /// A batch behind one that failed: nothing of it counts as delivered.
+    pub fn skipped(broadcaster: &str) -> Self {
+        Delivery {
+            skipped: true,
+            ..Delivery::nothing(broadcaster)
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

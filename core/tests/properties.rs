@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use alloy::primitives::B256;
 use common::*;
 use eventeum_core::decode::{decode_log, RawLog, RenderOptions};
-use eventeum_core::follow::{decode_logs, split_into_pieces};
+use eventeum_core::follow::{decode_logs, piece_ends, split_into_pieces};
 use eventeum_core::rows::BinaryCopy;
 use eventeum_core::spec::FilterDefinition;
 use proptest::prelude::*;
@@ -48,7 +48,11 @@ proptest! {
             .map(|e| (e.position.block_number, e.position.log_index))
             .collect();
 
+        // A backfill cuts its raw logs where the decoded events would be cut.
+        let raw_ends = piece_ends(to, logs.iter().filter_map(|l| l.block_number), size);
+
         let pieces = split_into_pieces(from, to, events, failures, size);
+        prop_assert_eq!(raw_ends, pieces.iter().map(|p| p.to).collect::<Vec<_>>());
         // The pieces cover the range, in order, without gaps or overlaps.
         prop_assert_eq!(pieces.first().map(|p| p.from), Some(from));
         prop_assert_eq!(pieces.last().map(|p| p.to), Some(to));

@@ -49,7 +49,7 @@ impl Follower {
         let fetched: Result<(), RpcError> = async {
             while next <= backfill.to && Instant::now() < turn_ends && !in_flight.failed {
                 let to = backfill.to.min(next + position.backfill_range - 1);
-                let logs = client
+                let mut logs = client
                     .logs(
                         next,
                         to,
@@ -62,14 +62,30 @@ impl Follower {
                 let render = RenderOptions {
                     bytes_to_ascii: snapshot.bytes_to_ascii,
                 };
-                let (events, failures) =
-                    decode_logs(std::slice::from_ref(&filter), &logs, &timestamps, render);
-                drop(logs);
-                for piece in split_into_pieces(next, to, events, failures, BACKFILL_PIECE_LOGS) {
+                // Decoded and built a piece at a time, each piece's logs freed
+                // as it goes: a range's rows and messages never exist at once.
+                // In block order, whatever order the node answered in, so
+                // that a piece holds exactly its blocks' logs.
+                logs.sort_by_key(|l| (l.block_number, l.log_index));
+                let ends = piece_ends(
+                    to,
+                    logs.iter().filter_map(|l| l.block_number),
+                    BACKFILL_PIECE_LOGS,
+                );
+                let mut logs = logs.into_iter().peekable();
+                let mut from = next;
+                for end in ends {
+                    let piece: Vec<_> = std::iter::from_fn(|| {
+                        logs.next_if(|l| l.block_number.is_none_or(|n| n <= end))
+                    })
+                    .collect();
+                    let (events, failures) =
+                        decode_logs(std::slice::from_ref(&filter), &piece, &timestamps, render);
+                    drop(piece);
                     // Built while the main thread still commits the last pieces.
                     let prepared = prepare_events(
                         &node.name,
-                        piece.events,
+                        events,
                         checkpoint,
                         wait,
                         filter.definition.notifies_each_backfilled_event(),
@@ -83,8 +99,8 @@ impl Follower {
                     let step = ChainStep {
                         node: node.name.clone(),
                         config_version: snapshot.version,
-                        from: piece.from,
-                        to: piece.to,
+                        from,
+                        to: end,
                         head,
                         status: client.status(position.heads.is_some()),
                         kind: StepKind::Backfill {
@@ -92,12 +108,13 @@ impl Follower {
                             checkpoint,
                         },
                         prepared,
-                        failures: piece.failures,
-                        ack: in_flight.push(piece.to),
+                        failures,
+                        ack: in_flight.push(end),
                     };
                     if !self.send_step(step).await {
                         in_flight.failed = true; // shutting down
                     }
+                    from = end + 1;
                 }
                 next = to + 1;
             }
@@ -173,6 +190,35 @@ pub struct Piece {
     pub failures: Vec<UndecodableLog>,
 }
 
+/// The last block of each piece of blocks `..=to` whose logs are in
+/// `block_numbers` (ascending, a log each): pieces of about `size` logs, cut
+/// only between blocks. The last piece ends at `to`.
+pub fn piece_ends(to: u64, block_numbers: impl IntoIterator<Item = u64>, size: usize) -> Vec<u64> {
+    let mut ends = Vec::new();
+    let mut count = 0;
+    let mut current: Option<u64> = None;
+    for number in block_numbers {
+        if current != Some(number) {
+            // A new block: the last one closes a piece if that is full.
+            if let Some(last) = current {
+                if count >= size.max(1) && last < to {
+                    ends.push(last);
+                    count = 0;
+                }
+            }
+            current = Some(number);
+        }
+        count += 1;
+    }
+    if let Some(last) = current {
+        if count >= size.max(1) && last < to {
+            ends.push(last);
+        }
+    }
+    ends.push(to);
+    ends
+}
+
 /// Splits the decoded logs of blocks `from..=to` into consecutive pieces of
 /// about `size` logs each, cut only between blocks, so that no transaction
 /// grows with the range and the first rows commit early. Every block of the
@@ -192,17 +238,10 @@ pub fn split_into_pieces(
     {
         *per_block.entry(number).or_default() += 1;
     }
-    // The last block of each piece but the final one.
-    let mut ends = Vec::new();
-    let mut count = 0;
-    for (&number, &logs) in &per_block {
-        count += logs;
-        if count >= size.max(1) && number < to {
-            ends.push(number);
-            count = 0;
-        }
-    }
-    ends.push(to);
+    let numbers = per_block
+        .iter()
+        .flat_map(|(&number, &logs)| std::iter::repeat_n(number, logs));
+    let ends = piece_ends(to, numbers, size);
     let mut events = events.into_iter().peekable();
     let mut failures = failures.into_iter().peekable();
     let mut start = from;

@@ -27,7 +27,7 @@ mod supervisor;
 #[cfg(test)]
 mod test_node;
 
-pub use backfill::{split_into_pieces, Piece};
+pub use backfill::{piece_ends, split_into_pieces, Piece};
 pub use endpoints::EndpointHealth;
 pub use matching::decode_logs;
 pub use supervisor::supervise;

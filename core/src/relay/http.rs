@@ -5,7 +5,7 @@
 //! is checked against `eventeum.allowed_hosts`: an address in the URL here,
 //! what a name resolves to in the client's resolver.
 
-use super::Broker;
+use super::{Acks, Broker};
 use crate::broadcast::HttpOptions;
 use crate::limits::HTTP_TIMEOUT;
 use crate::netpolicy;
@@ -63,7 +63,7 @@ impl HttpClient {
     }
 
     /// Sends one message; on failure, the reason and whether it is permanent.
-    async fn send(&self, message: &OutboxMessage) -> Result<(), (String, bool)> {
+    async fn send_one(&self, message: &OutboxMessage) -> Result<(), (String, bool)> {
         let destination = redact_url(&message.destination);
         // A destination the policy refuses stays refused: dead-lettered, so
         // that it does not hold back the messages behind it.
@@ -124,14 +124,17 @@ impl HttpClient {
 }
 
 impl Broker for HttpClient {
+    type Leftover = ();
+
     async fn connect(&mut self) -> Result<(), String> {
         Ok(())
     }
 
-    async fn publish(&mut self, batch: &Publish) -> Delivery {
+    /// POSTs one message after another: each is acknowledged by its answer.
+    async fn send(&mut self, batch: &Publish) -> Acks<()> {
         let mut delivery = Delivery::nothing(&batch.broadcaster);
         for message in &batch.messages {
-            match self.send(message).await {
+            match self.send_one(message).await {
                 Ok(()) => delivery.delivered.push(message.id),
                 Err((error, permanent)) => {
                     delivery.failure = Some(DeliveryFailure {
@@ -143,6 +146,8 @@ impl Broker for HttpClient {
                 }
             }
         }
-        delivery
+        Box::pin(std::future::ready((delivery, ())))
     }
+
+    fn settled(&mut self, _: &Delivery, (): ()) {}
 }

@@ -18,11 +18,15 @@ use std::time::Duration;
 
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 
-use super::Broker;
+use super::{Acks, Broker};
 use crate::broadcast::KafkaOptions;
 use crate::limits::KAFKA_TIMEOUT_MARGIN;
 use crate::netpolicy;
 use crate::protocol::{Delivery, DeliveryFailure, Publish};
+
+/// Messages queued in the producer whose delivery reports were not read:
+/// the next try of their batch waits for them instead of producing them again.
+type Leftover = Vec<(i64, DeliveryFuture)>;
 
 /// One broadcaster's producer. The batch is pipelined, deliveries awaited in order.
 pub struct KafkaClient {
@@ -41,8 +45,9 @@ pub struct KafkaClient {
     partitions: i32,
     replication: i32,
     known_topics: HashSet<String>,
-    /// Messages the producer holds, by outbox id, until their delivery
-    /// report is read: at most the rows of the batches in flight.
+    /// Messages the producer holds, by outbox id, whose delivery reports
+    /// a batch's acknowledgements left unread: at most the rows of the
+    /// batches in flight.
     in_flight: HashMap<i64, DeliveryFuture>,
     timeout: Duration,
 }
@@ -179,6 +184,8 @@ impl KafkaClient {
 }
 
 impl Broker for KafkaClient {
+    type Leftover = Leftover;
+
     /// Checks where the bootstrap servers are, then makes the producer and
     /// the configured topics.
     async fn connect(&mut self) -> Result<(), String> {
@@ -189,63 +196,73 @@ impl Broker for KafkaClient {
         Ok(())
     }
 
-    async fn publish(&mut self, batch: &Publish) -> Delivery {
-        let mut delivery = Delivery::nothing(&batch.broadcaster);
-        let (queued, mut failure) = self.queue(batch).await;
+    /// Queues the batch in the producer and returns the wait for its
+    /// delivery reports, which own them: the next batch is queued meanwhile.
+    async fn send(&mut self, batch: &Publish) -> Acks<Leftover> {
+        let (queued, queue_failure) = self.queue(batch).await;
+        let reports: Vec<(i64, DeliveryFuture)> = queued
+            .into_iter()
+            .filter_map(|id| self.in_flight.remove(&id).map(|report| (id, report)))
+            .collect();
         // One deadline for the batch: a frozen broker costs one timeout, not one per message.
         let deadline = tokio::time::Instant::now() + self.timeout + KAFKA_TIMEOUT_MARGIN;
-        for id in queued {
-            let Some(future) = self.in_flight.get_mut(&id) else {
-                continue;
-            };
-            let problem = match tokio::time::timeout_at(deadline, future).await {
-                Ok(Ok(Ok(_))) => None,
-                Ok(Ok(Err((e, _)))) => {
-                    use rdkafka::types::RDKafkaErrorCode;
-                    let too_large =
-                        e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
-                    Some((format!("Kafka did not take the message: {e}"), too_large))
-                }
-                Ok(Err(_)) => Some(("the Kafka producer dropped the message".into(), false)),
-                Err(_) => {
-                    // Still in the producer: the next try waits for it again.
-                    // It comes before any message that could not be queued.
-                    failure = Some(DeliveryFailure {
-                        id,
-                        error: "Kafka's delivery report timed out; the message stays queued in the producer".into(),
-                        permanent: false,
-                    });
-                    break;
-                }
-            };
-            self.in_flight.remove(&id);
-            match problem {
-                None => delivery.delivered.push(id),
-                Some((error, permanent)) => {
-                    failure = Some(DeliveryFailure {
-                        id,
-                        error,
-                        permanent,
-                    });
-                    break;
+        let mut delivery = Delivery::nothing(&batch.broadcaster);
+        Box::pin(async move {
+            let mut reports = reports.into_iter();
+            let mut failure = None;
+            let mut leftover = Vec::new();
+            for (id, mut report) in reports.by_ref() {
+                let problem = match tokio::time::timeout_at(deadline, &mut report).await {
+                    Ok(Ok(Ok(_))) => None,
+                    Ok(Ok(Err((e, _)))) => {
+                        use rdkafka::types::RDKafkaErrorCode;
+                        let too_large =
+                            e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
+                        Some((format!("Kafka did not take the message: {e}"), too_large))
+                    }
+                    Ok(Err(_)) => Some(("the Kafka producer dropped the message".into(), false)),
+                    Err(_) => {
+                        // Still in the producer: the next try waits for it again.
+                        leftover.push((id, report));
+                        Some(("Kafka's delivery report timed out; the message stays queued in the producer".into(), false))
+                    }
+                };
+                match problem {
+                    None => delivery.delivered.push(id),
+                    Some((error, permanent)) => {
+                        failure = Some(DeliveryFailure {
+                            id,
+                            error,
+                            permanent,
+                        });
+                        break;
+                    }
                 }
             }
+            // The messages behind a failure stay in the producer, awaited by the next try.
+            leftover.extend(reports);
+            // A message that could not be queued comes after every one that was.
+            delivery.failure = failure.or(queue_failure);
+            (delivery, leftover)
+        })
+    }
+
+    fn settled(&mut self, delivery: &Delivery, leftover: Leftover) {
+        self.in_flight.extend(leftover);
+        if delivery.failure.is_none() {
+            return;
         }
-        if failure.is_some() {
-            // A restarted broker may have lost its topics.
-            self.known_topics.clear();
-            let fatal = self
-                .producer
-                .as_ref()
-                .and_then(|p| p.client().fatal_error());
-            if let Some((code, reason)) = fatal {
-                tracing::warn!(broadcaster = %batch.broadcaster, ?code, %reason, "the Kafka producer failed for good; making a new one");
-                self.producer = None;
-                self.in_flight.clear();
-            }
+        // A restarted broker may have lost its topics.
+        self.known_topics.clear();
+        let fatal = self
+            .producer
+            .as_ref()
+            .and_then(|p| p.client().fatal_error());
+        if let Some((code, reason)) = fatal {
+            tracing::warn!(broadcaster = %delivery.broadcaster, ?code, %reason, "the Kafka producer failed for good; making a new one");
+            self.producer = None;
+            self.in_flight.clear();
         }
-        delivery.failure = failure;
-        delivery
     }
 }
 

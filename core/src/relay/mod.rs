@@ -15,26 +15,42 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::broadcast::{BroadcasterKind, HttpOptions, KafkaOptions, RabbitOptions};
 use crate::follow::wake_main_thread;
-use crate::limits::{CONNECT_AHEAD_TIMEOUT, HTTP_TIMEOUT, LANE_QUEUE};
+use crate::limits::{BATCHES_IN_FLIGHT, CONNECT_AHEAD_TIMEOUT, HTTP_TIMEOUT, LANE_QUEUE};
 use crate::netpolicy;
 use crate::protocol::{ConfigSnapshot, Delivery, DeliveryFailure, Publish};
 use crate::redact::Scrubber;
 
+/// A batch handed to its broker: the future of what the broker acknowledged,
+/// awaited without the client, so that the lane can hand over the next batch
+/// meanwhile. It yields the delivery and what the client takes back.
+pub type Acks<T> = BoxFuture<'static, (Delivery, T)>;
+
 /// A connection to one broadcaster's broker. Errors are plain text: the lane
 /// scrubs them of credentials before they reach the log or the outbox.
 pub trait Broker: Send + 'static {
+    /// What a batch's acknowledgements give back to the client once awaited
+    /// (messages a producer still holds, say).
+    type Leftover: Send + 'static;
+
     /// Opens what the first batch would need (a channel, a producer and its
     /// topics), so that the first message does not wait for it.
     fn connect(&mut self) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Publishes a batch in order, stopping at the first message that fails.
-    fn publish(&mut self, batch: &Publish) -> impl Future<Output = Delivery> + Send;
+    /// Hands a batch to the broker in order, up to the first message that
+    /// cannot be; the acknowledgements are the returned future's.
+    fn send(&mut self, batch: &Publish) -> impl Future<Output = Acks<Self::Leftover>> + Send;
+
+    /// Takes back what a batch's acknowledgements left, in the order the
+    /// batches were sent.
+    fn settled(&mut self, delivery: &Delivery, leftover: Self::Leftover);
 }
 
 /// Runs until the main thread drops its sender: hands each batch to its
@@ -176,9 +192,12 @@ impl Lane {
     }
 }
 
-/// A lane's task: publishes its broadcaster's batches in order. After a
-/// failure, a batch read behind the failed one is skipped, so that it cannot
-/// overtake the retry of the failed message.
+/// A lane's task: publishes its broadcaster's batches in order, the next
+/// handed to the broker while the last one's acknowledgements are awaited
+/// (up to [`BATCHES_IN_FLIGHT`]), so that the broker is never idle between
+/// batches. After a failure, the batches behind the failed one are reported
+/// skipped, sent or not, so that none overtakes the retry of the failed
+/// message; the main thread reads again from there.
 async fn serve(
     name: String,
     scrubber: Scrubber,
@@ -198,22 +217,39 @@ async fn serve(
     if let Some(error) = error {
         tracing::info!(broadcaster = %name, %error, "cannot connect ahead of the first batch");
     }
+    let mut sent = FuturesOrdered::new();
     let mut failed = false;
-    while let Some(batch) = batches.recv().await {
-        let delivery = if batch.behind_another && failed {
-            Delivery {
-                skipped: true,
-                ..Delivery::nothing(&batch.broadcaster)
+    let mut open = true;
+    while open || !sent.is_empty() {
+        let delivery = tokio::select! {
+            biased;
+            Some((mut delivery, leftover)) = sent.next(), if !sent.is_empty() => {
+                client.settled(&delivery, leftover);
+                if failed {
+                    Delivery::skipped(&delivery.broadcaster)
+                } else {
+                    failed = delivery.failure.is_some();
+                    if let Some(failure) = &mut delivery.failure {
+                        // Broker errors may quote a URL or a credential; they go to the log and the outbox.
+                        failure.error = scrubber.scrub(&failure.error);
+                        tracing::warn!(broadcaster = %name, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
+                    }
+                    delivery
+                }
             }
-        } else {
-            let mut delivery = client.publish(&batch).await;
-            failed = delivery.failure.is_some();
-            if let Some(failure) = &mut delivery.failure {
-                // Broker errors may quote a URL or a credential; they go to the log and the outbox.
-                failure.error = scrubber.scrub(&failure.error);
-                tracing::warn!(broadcaster = %name, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
+            batch = batches.recv(), if open && sent.len() < BATCHES_IN_FLIGHT => {
+                let Some(batch) = batch else {
+                    open = false;
+                    continue;
+                };
+                if batch.behind_another && failed {
+                    Delivery::skipped(&batch.broadcaster)
+                } else {
+                    failed = false;
+                    sent.push_back(client.send(&batch).await);
+                    continue;
+                }
             }
-            delivery
         };
         if deliveries.send(delivery).await.is_err() {
             break;
@@ -235,17 +271,21 @@ enum Client {
 struct Unavailable(String);
 
 impl Broker for Unavailable {
+    type Leftover = ();
+
     async fn connect(&mut self) -> Result<(), String> {
         Ok(())
     }
 
-    async fn publish(&mut self, batch: &Publish) -> Delivery {
+    async fn send(&mut self, batch: &Publish) -> Acks<()> {
         let mut delivery = Delivery::nothing(&batch.broadcaster);
         delivery.failure = batch.messages.first().map(|first| DeliveryFailure {
             id: first.id,
             error: self.0.clone(),
             permanent: false,
         });
-        delivery
+        Box::pin(std::future::ready((delivery, ())))
     }
+
+    fn settled(&mut self, _: &Delivery, (): ()) {}
 }

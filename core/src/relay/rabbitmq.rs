@@ -6,7 +6,7 @@
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::uri::AMQPUri;
 
-use super::Broker;
+use super::{Acks, Broker};
 use crate::broadcast::RabbitOptions;
 use crate::limits::RABBIT_TIMEOUT;
 use crate::netpolicy;
@@ -135,14 +135,18 @@ fn spring_type_header(message_type: &str) -> lapin::types::FieldTable {
 }
 
 impl Broker for RabbitClient {
+    type Leftover = ();
+
     async fn connect(&mut self) -> Result<(), String> {
         self.channel().await.map(drop)
     }
 
-    async fn publish(&mut self, batch: &Publish) -> Delivery {
+    /// Publishes the batch and returns the wait for its confirms, which
+    /// does not hold the client: the next batch is published meanwhile.
+    async fn send(&mut self, batch: &Publish) -> Acks<()> {
         let mut delivery = Delivery::nothing(&batch.broadcaster);
         let Some(first) = batch.messages.first() else {
-            return delivery;
+            return Box::pin(std::future::ready((delivery, ())));
         };
         let channel = match self.channel().await {
             Ok(channel) => channel.clone(),
@@ -152,7 +156,7 @@ impl Broker for RabbitClient {
                     error,
                     permanent: false,
                 });
-                return delivery;
+                return Box::pin(std::future::ready((delivery, ())));
             }
         };
         // Publish the whole batch, then await the confirms in order: the first
@@ -198,27 +202,32 @@ impl Broker for RabbitClient {
                 }
             }
         }
-        for (id, confirm) in confirms {
-            let problem = match tokio::time::timeout(RABBIT_TIMEOUT, confirm).await {
-                Ok(Ok(confirmation)) if confirmation.is_ack() => {
-                    delivery.delivered.push(id);
-                    continue;
-                }
-                Ok(Ok(_)) => "RabbitMQ refused the message (nack)".to_string(),
-                Ok(Err(e)) => format!("RabbitMQ did not confirm the message: {e}"),
-                Err(_) => "RabbitMQ's confirm timed out".to_string(),
-            };
-            failure = Some((id, problem));
-            break;
-        }
-        if let Some((id, error)) = failure {
-            self.channel = None; // reconnect for the next batch
-            delivery.failure = Some(DeliveryFailure {
+        Box::pin(async move {
+            for (id, confirm) in confirms {
+                let problem = match tokio::time::timeout(RABBIT_TIMEOUT, confirm).await {
+                    Ok(Ok(confirmation)) if confirmation.is_ack() => {
+                        delivery.delivered.push(id);
+                        continue;
+                    }
+                    Ok(Ok(_)) => "RabbitMQ refused the message (nack)".to_string(),
+                    Ok(Err(e)) => format!("RabbitMQ did not confirm the message: {e}"),
+                    Err(_) => "RabbitMQ's confirm timed out".to_string(),
+                };
+                failure = Some((id, problem));
+                break;
+            }
+            delivery.failure = failure.map(|(id, error)| DeliveryFailure {
                 id,
                 error,
                 permanent: false,
             });
+            (delivery, ())
+        })
+    }
+
+    fn settled(&mut self, delivery: &Delivery, (): ()) {
+        if delivery.failure.is_some() {
+            self.channel = None; // reconnect for the next batch
         }
-        delivery
     }
 }
