@@ -30,7 +30,8 @@ pub const BACKFILL_RANGE_LOGS: usize = 5_000;
 /// Logs above which a live step (a catch-up after an outage, say) is cut
 /// into pieces of this many, each committed on its own.
 pub const LIVE_PIECE_LOGS: usize = BACKFILL_PIECE_LOGS;
-/// Backfill pieces queued for the main thread and not yet committed.
+/// Backfill pieces built and not yet committed, the one being built
+/// included: one commits while the next is built and queued.
 pub const BACKFILL_IN_FLIGHT: usize = 2;
 /// How long one turn of backfilling lasts before live following gets a turn.
 pub const BACKFILL_TURN: Duration = Duration::from_secs(5);
@@ -85,9 +86,10 @@ pub const FULL_BLOCKS_PER_STEP: u64 = 100;
 pub const FOLLOWER_QUEUE: usize = 64;
 /// Relay messages (deliveries) queued for the main thread.
 pub const RELAY_QUEUE: usize = 16;
-/// Leftovers queued to be freed on a tokio thread; when full, the main
-/// thread frees them itself.
-pub const DISCARD_QUEUE: usize = 16;
+/// Leftovers queued to be freed on a tokio thread (a piece leaves three);
+/// when full, the main thread frees them itself. Small: what waits here is
+/// memory the worker still holds.
+pub const DISCARD_QUEUE: usize = 6;
 
 // --- the relay (tokio) -----------------------------------------------------
 

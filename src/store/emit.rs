@@ -28,13 +28,23 @@ pub(super) fn emit(client: &mut SpiClient<'_>, ty: MessageType, batch: Batch) ->
         .get_one::<bool>()?
         .unwrap_or(false);
     if has_broadcasters {
-        fn column(
-            messages: &[Outgoing],
-            f: impl Fn(&Outgoing) -> Option<String>,
-        ) -> Vec<Option<String>> {
+        // Borrowed: the arrays are built from the messages' own strings,
+        // not from copies of them.
+        fn column<'a>(
+            messages: &'a [Outgoing],
+            f: impl Fn(&'a Outgoing) -> Option<&'a str>,
+        ) -> Vec<Option<&'a str>> {
             messages.iter().map(f).collect()
         }
         let messages = &batch.messages;
+        let targets: Vec<Option<String>> = messages
+            .iter()
+            .map(|m| {
+                m.targets
+                    .as_ref()
+                    .map(|t| serde_json::to_string(t).expect("names serialize"))
+            })
+            .collect();
         client.update(
             "WITH added AS (
                  INSERT INTO eventeum.outbox (message_id, type, broadcaster, destination, key, payload)
@@ -53,16 +63,11 @@ pub(super) fn emit(client: &mut SpiClient<'_>, ty: MessageType, batch: Batch) ->
             None,
             &[
                 ty.as_str().into(),
-                column(messages, |m| Some(m.message_id.clone())).into(),
-                column(messages, |m| Some(m.key.clone())).into(),
-                column(messages, |m| Some(m.route.clone())).into(),
-                column(messages, |m| {
-                    m.targets
-                        .as_ref()
-                        .map(|t| serde_json::to_string(t).expect("names serialize"))
-                })
-                .into(),
-                column(messages, |m| Some(m.payload.clone())).into(),
+                column(messages, |m| Some(&m.message_id)).into(),
+                column(messages, |m| Some(&m.key)).into(),
+                column(messages, |m| Some(&m.route)).into(),
+                targets.into(),
+                column(messages, |m| Some(&m.payload)).into(),
             ],
         )?;
     }

@@ -75,6 +75,14 @@ impl Follower {
                 let mut logs = logs.into_iter().peekable();
                 let mut from = next;
                 for end in ends {
+                    // Room first, then the piece: at most BACKFILL_IN_FLIGHT
+                    // built pieces exist at once, the one being built included.
+                    while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
+                        in_flight.settle_oldest().await;
+                    }
+                    if in_flight.failed {
+                        break;
+                    }
                     let piece: Vec<_> = std::iter::from_fn(|| {
                         logs.next_if(|l| l.block_number.is_none_or(|n| n <= end))
                     })
@@ -90,12 +98,6 @@ impl Follower {
                         wait,
                         filter.definition.notifies_each_backfilled_event(),
                     );
-                    while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
-                        in_flight.settle_oldest().await;
-                    }
-                    if in_flight.failed {
-                        break;
-                    }
                     let step = ChainStep {
                         node: node.name.clone(),
                         config_version: snapshot.version,

@@ -69,7 +69,14 @@ impl CappedHttp {
                 limit: self.limit,
             }));
         }
-        let mut body = Vec::new();
+        // Sized once when the length is known: a growing buffer would hold
+        // up to three times the answer while it doubles.
+        let mut body = Vec::with_capacity(
+            response
+                .content_length()
+                .map_or(0, |n| n as usize)
+                .min(self.limit),
+        );
         while let Some(chunk) = response.chunk().await.map_err(TransportErrorKind::custom)? {
             if body.len() + chunk.len() > self.limit {
                 return Err(TransportErrorKind::custom(ResponseTooLarge {
