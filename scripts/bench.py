@@ -13,6 +13,7 @@ only it. A 1,000,000-event run: BENCH_EVENTS=1000000 BENCH_ONLY=none.
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -553,9 +554,11 @@ def kafka_throughput(db, tansu):
     db.execute("SELECT eventeum.add_broadcaster('bench_kafka_bulk', 'kafka', %s)",
                (json.dumps({"bootstrapServers": tansu.address, "contractEvents": topic}),))
     try:
+        cpu = RelayCpu(db, "kafka")
         start = prefill_outbox(db, "bench_kafka_bulk", topic)
         wait_until(lambda: reader.count >= EVENTS, timeout=3600, interval=0.05, what="Kafka to receive every message")
         rate = EVENTS / (reader.last - start)
+        figures["kafka_relay_cpu_s"] = cpu.spent()
         wait_until(lambda: undelivered(db, "bench_kafka_bulk") == 0, timeout=600, what="the outbox to drain")
         return rate
     finally:
@@ -564,6 +567,43 @@ def kafka_throughput(db, tansu):
 
 
 BARE_PRODUCER = ROOT / "target" / "release" / "examples" / "bare_producer"
+
+
+def broker_pids(broker):
+    """The broker's processes: tansu, or RabbitMQ's Erlang VM."""
+    if broker == "kafka":
+        return [broker_pids.tansu]
+    out = subprocess.run(["pgrep", "-f", "beam"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class RelayCpu:
+    """CPU seconds spent while a relay run or its baseline runs: by the
+    worker's main thread and its other threads, by the bare producer (a
+    child of this script), and by the broker. On a 2-core machine the
+    rates are bound by their sum."""
+
+    def __init__(self, db, broker):
+        self.worker = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+        self.broker = broker
+        self.before = self.read()
+
+    def read(self):
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        main = cpu_seconds(self.worker, self.worker)
+        return {"main": main, "threads": cpu_seconds(self.worker) - main,
+                "producer": children.ru_utime + children.ru_stime,
+                "broker": sum(cpu_seconds(pid) for pid in broker_pids(self.broker))}
+
+    def spent(self):
+        after = self.read()
+        return {k: after[k] - self.before[k] for k in after}
+
+
+def cpu_note(cpu, relay):
+    if relay:
+        return f"CPU: worker main thread {cpu['main']:.2f} s, its other threads {cpu['threads']:.2f} s, broker {cpu['broker']:.2f} s"
+    return f"CPU: producer {cpu['producer']:.2f} s, broker {cpu['broker']:.2f} s"
 
 
 def bare_producer(broker, address, destination, db):
@@ -588,8 +628,10 @@ def bare_kafka_producer(db, tansu):
     reader = KafkaReader(tansu.address, topic, track_arrivals=False)
     time.sleep(2)  # the consumer joins its group
     try:
+        cpu = RelayCpu(db, "kafka")
         start = bare_producer("kafka", tansu.address, topic, db)
         wait_until(lambda: reader.count >= EVENTS, timeout=3600, interval=0.05, what="Kafka to receive every message")
+        figures["kafka_bare_cpu_s"] = cpu.spent()
         return EVENTS / (reader.last_wall - start)
     finally:
         reader.close()
@@ -634,8 +676,10 @@ def bare_rabbit_producer(db):
     send until the broker's queue holds every message."""
     queue = RabbitQueue("bench-bare")
     try:
+        cpu = RelayCpu(db, "rabbitmq")
         start = bare_producer("rabbitmq", "amqp://guest:guest@127.0.0.1:5672/%2f", RabbitQueue.EXCHANGE, db)
         _, held = queue.wait_for_all()
+        figures["rabbit_bare_cpu_s"] = cpu.spent()
         assert queue.drain() == EVENTS
         return EVENTS / (held - start)
     finally:
@@ -647,8 +691,10 @@ def rabbit_throughput(db):
     db.execute("SELECT eventeum.add_broadcaster('bench_rabbit', 'rabbitmq', %s)",
                (json.dumps({"url": "amqp://guest:guest@127.0.0.1:5672/%2f", "exchange": RabbitQueue.EXCHANGE}),))
     try:
+        cpu = RelayCpu(db, "rabbitmq")
         start = prefill_outbox(db, "bench_rabbit", "bench.bulk")
         held, _ = queue.wait_for_all()
+        figures["rabbit_relay_cpu_s"] = cpu.spent()
         got = queue.drain()
         assert got == EVENTS, got  # exactly: a duplicate would show
         return EVENTS / (held - start)
@@ -737,17 +783,22 @@ def run(cluster, db, anvil, tansu, proxy):
     if "filters" in PHASES:
         filters(db, anvil, bench, proxy)
     if "relay" in PHASES:
+        broker_pids.tansu = tansu.process.pid
         bare = bare_kafka_producer(db, tansu)
         report("bare_kafka_msgs_per_s", bare, "bare producer -> Kafka", "msgs/s",
-               "(baseline: rdkafka with the relay's acks and idempotence, no database)")
+               "(baseline: rdkafka with the relay's acks and idempotence, no database; "
+               + cpu_note(figures["kafka_bare_cpu_s"], relay=False) + ")")
         relayed = kafka_throughput(db, tansu)
-        report("kafka_msgs_per_s", relayed, "outbox -> Kafka", "msgs/s", "(goal >= 20,000)")
+        report("kafka_msgs_per_s", relayed, "outbox -> Kafka", "msgs/s",
+               "(goal >= 20,000; " + cpu_note(figures["kafka_relay_cpu_s"], relay=True) + ")")
         report("kafka_vs_bare", relayed / bare, "outbox -> Kafka / bare producer", "", "(goal >= 0.7)")
         bare = bare_rabbit_producer(db)
         report("bare_rabbit_msgs_per_s", bare, "bare producer -> RabbitMQ", "msgs/s",
-               "(baseline: lapin with the relay's confirms and persistence, no database)")
+               "(baseline: lapin with the relay's confirms and persistence, no database; "
+               + cpu_note(figures["rabbit_bare_cpu_s"], relay=False) + ")")
         relayed = rabbit_throughput(db)
-        report("rabbit_msgs_per_s", relayed, "outbox -> RabbitMQ", "msgs/s", "(goal >= 10,000)")
+        report("rabbit_msgs_per_s", relayed, "outbox -> RabbitMQ", "msgs/s",
+               "(goal >= 10,000; " + cpu_note(figures["rabbit_relay_cpu_s"], relay=True) + ")")
         report("rabbit_vs_bare", relayed / bare, "outbox -> RabbitMQ / bare producer", "", "(goal >= 0.7)")
     figures["events"] = EVENTS
     figures["live_blocks"] = LIVE_BLOCKS
