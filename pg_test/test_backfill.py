@@ -172,3 +172,52 @@ def test_a_start_block_backfill_notifies_pieces_unless_the_filter_asks_for_each_
         assert events == [live["transactionHash"]], "only the live event, one NOTIFY"
         assert sum(p["events"] for p in pieces) == 60
         assert pieces[0]["fromBlock"] == start and pieces[0]["nodeName"] == "default"
+
+
+def test_a_backfill_builds_messages_only_when_something_reads_the_outbox(cluster, db, anvil, emitter):
+    """With no broadcaster and no consumer group, a quiet backfill builds no
+    messages (nobody would read them), yet its rows and its per-piece notices
+    are all there. Once a consumer group exists, the next backfill writes a
+    message for each event."""
+    assert db.execute("SELECT count(*) FROM eventeum.broadcasters").fetchone() == (0,)
+    anvil.mine(1)
+    start = anvil.block_number() + 1
+    for _ in range(3):
+        emitter.call("burst(uint256)", 20)
+    anvil.mine(2)
+    wait_caught_up(db, "default", anvil.block_number())
+    body = {"contractAddress": emitter.address, "startBlock": start,
+            "eventSpecification": {"eventName": "Ping",
+                                   "indexedParameterDefinitions": [{"position": 0, "type": "UINT256"}],
+                                   "nonIndexedParameterDefinitions": [{"position": 1, "type": "UINT256"}]}}
+
+    def backfill():
+        fid = db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps(body),)).fetchone()[0]
+        wait_until(lambda: db.execute("SELECT done FROM eventeum.backfill_status WHERE filter_id = %s",
+                                      (fid,)).fetchone() == (True,), timeout=60, what="the backfill")
+        assert db.execute("SELECT count(*) FROM eventeum.contract_events WHERE filter_id = %s",
+                          (fid,)).fetchone() == (60,)
+        return fid
+
+    def messages_of(fid):
+        return db.execute("SELECT count(*) FROM eventeum.outbox WHERE payload::jsonb -> 'details' ->> 'filterId' = %s",
+                          (fid,)).fetchone()[0]
+
+    with cluster.connect() as listener:
+        listener.execute("LISTEN eventeum_backfill")
+        unread = backfill()
+        notes = [json.loads(n.payload) for n in listener.notifies(timeout=2)]
+    try:
+        assert sum(n["events"] for n in notes if n["filterId"] == unread) == 60, "every row announced"
+        assert messages_of(unread) == 0
+        db.execute("SELECT eventeum.create_consumer_group('bf_reader', ARRAY['CONTRACT_EVENT'])")
+        read = backfill()
+        try:
+            assert messages_of(read) == 60
+            assert db.execute("SELECT count(*) FROM eventeum.poll('bf_reader', 1000) WHERE payload -> 'details' "
+                              "->> 'filterId' = %s", (read,)).fetchone() == (60,)
+        finally:
+            db.execute("SELECT eventeum.remove_filter(%s)", (read,))
+            db.execute("SELECT eventeum.remove_broadcaster('bf_reader')")
+    finally:
+        db.execute("SELECT eventeum.remove_filter(%s)", (unread,))

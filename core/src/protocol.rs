@@ -32,6 +32,9 @@ pub struct ConfigSnapshot {
     pub nodes: BTreeMap<String, NodeConfig>,
     /// Broadcasters the relay publishes to (consumer groups are not among them).
     pub broadcasters: Vec<BroadcasterConfig>,
+    /// Whether any broadcaster or consumer group reads the outbox: if none
+    /// does, a quiet backfill builds no messages.
+    pub outbox_readers: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -37,7 +37,8 @@ pub const EVENT_COLUMNS: [&str; 15] = [
 pub struct PreparedEvents {
     /// The rows, by block, log index and filter.
     pub records: Vec<ContractEventRecord>,
-    /// Their messages, in the same order.
+    /// Their messages, in the same order; none when nobody takes them
+    /// ([`Audience::Nobody`]).
     pub messages: Batch,
     /// The same rows in COPY's binary format, for a step none of whose rows
     /// is stored yet.
@@ -54,17 +55,30 @@ impl PreparedEvents {
     }
 }
 
-/// Builds the rows of `events`, found on `node`; an event `wait` blocks
-/// below `tip` is CONFIRMED from the start. With `notify_each` false the
-/// messages go to the outbox only (a `startBlock` backfill's, see
-/// `FilterDefinition::notifies_each_backfilled_event`). The events are
-/// consumed here, so that freeing them is not the main thread's work either.
+/// Who takes the messages of a step's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A NOTIFY each, and the outbox: every live state change.
+    Listeners,
+    /// The outbox only: a `startBlock` backfill's (see
+    /// `FilterDefinition::notifies_each_backfilled_event`).
+    Outbox,
+    /// Nobody: a quiet backfill with no broadcaster or consumer group to
+    /// write the outbox for. No message is built, which is a third of what
+    /// a piece holds.
+    Nobody,
+}
+
+/// Builds the rows of `events`, found on `node`, and the messages
+/// `audience` takes; an event `wait` blocks below `tip` is CONFIRMED from
+/// the start. The events are consumed here, so that freeing them is not the
+/// main thread's work either.
 pub fn prepare_events(
     node: &str,
     events: Vec<DecodedEvent>,
     tip: u64,
     wait: u64,
-    notify_each: bool,
+    audience: Audience,
 ) -> PreparedEvents {
     let mut records: Vec<ContractEventRecord> = events
         .into_iter()
@@ -98,10 +112,10 @@ pub fn prepare_events(
             .optional_bigint(r.block_timestamp);
     }
     let outgoing = records.iter().map(ContractEventRecord::outgoing);
-    let messages = if notify_each {
-        outgoing.collect()
-    } else {
-        Batch::without_notices(outgoing.collect())
+    let messages = match audience {
+        Audience::Listeners => outgoing.collect(),
+        Audience::Outbox => Batch::without_notices(outgoing.collect()),
+        Audience::Nobody => Batch::default(),
     };
     PreparedEvents {
         records,

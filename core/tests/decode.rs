@@ -9,7 +9,7 @@ use eventeum_core::decode::{decode_log, DecodeError, RawLog, RenderOptions};
 use eventeum_core::follow::{decode_logs, split_into_pieces};
 use eventeum_core::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
 use eventeum_core::protocol::FilterConfig;
-use eventeum_core::rows::{prepare_events, BinaryCopy, EVENT_COLUMNS};
+use eventeum_core::rows::{prepare_events, Audience, BinaryCopy, EVENT_COLUMNS};
 use eventeum_core::spec::FilterDefinition;
 use serde_json::{json, Value};
 
@@ -414,14 +414,21 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
         &BTreeMap::new(),
         RenderOptions::default(),
     );
-    let quiet = prepare_events("node\t1", events.clone(), 20, 2, false);
+    let quiet = prepare_events("node\t1", events.clone(), 20, 2, Audience::Outbox);
     assert_eq!(
         quiet.messages.len(),
         3,
-        "a quiet backfill piece still has its messages"
+        "a quiet backfill piece still has its messages for the outbox"
     );
     assert!(!quiet.messages.has_notices() && quiet.messages.notices().next().is_none());
-    let prepared = prepare_events("node\t1", events, 20, 2, true);
+    let unread = prepare_events("node\t1", events.clone(), 20, 2, Audience::Nobody);
+    assert!(
+        unread.messages.is_empty(),
+        "with no outbox reader, no message is built"
+    );
+    assert_eq!(unread.records.len(), 3, "the rows are all there");
+    assert_eq!(unread.copy, quiet.copy, "and so is their COPY data");
+    let prepared = prepare_events("node\t1", events, 20, 2, Audience::Listeners);
 
     let rows: Vec<_> = prepared
         .records

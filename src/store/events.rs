@@ -18,14 +18,19 @@ use crate::states::EventStatus;
 /// (or valid again after a fork). The follower built the rows, their
 /// messages and their COPY data; a first pass hands the data to COPY, a
 /// replay resolves conflicts row by row.
-pub(super) fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) -> SpiResult<Batch> {
+/// Returns how many rows were written, and their messages (none when the
+/// step was built for nobody).
+pub(super) fn insert_events(
+    client: &mut SpiClient<'_>,
+    step: &mut ChainStep,
+) -> SpiResult<(usize, Batch)> {
     let PreparedEvents {
         records,
         messages,
         copy,
     } = std::mem::take(&mut step.prepared);
     if records.is_empty() {
-        return Ok(Batch::default());
+        return Ok((0, Batch::default()));
     }
     // A replay meets rows it wrote before and must resolve conflicts; a first
     // pass does not, and goes through COPY, at about twice the speed.
@@ -40,8 +45,9 @@ pub(super) fn insert_events(client: &mut SpiClient<'_>, step: &mut ChainStep) ->
         let written = records.iter().filter(|r| r.status == status).count();
         count_events(client, &step.node, status, written)?;
     }
+    let written = records.len();
     discard(records);
-    Ok(messages)
+    Ok((written, messages))
 }
 
 /// Writes events some of which may be stored already (a replay): only rows
@@ -103,10 +109,16 @@ pub(super) fn upsert_events(
         let id: String = row.get(2)?.unwrap_or_default();
         fresh.insert((filter_id, id));
     }
+    let is_fresh = |r: &ContractEventRecord| fresh.contains(&(r.filter_id.clone(), r.id.clone()));
+    if messages.is_empty() {
+        // Built for nobody: only the rows to count.
+        let records = records.into_iter().filter(is_fresh).collect();
+        return Ok((records, messages));
+    }
     let (records, messages): (Vec<_>, Vec<_>) = records
         .into_iter()
         .zip(messages.messages)
-        .filter(|(r, _)| fresh.contains(&(r.filter_id.clone(), r.id.clone())))
+        .filter(|(r, _)| is_fresh(r))
         .unzip();
     let messages = if notify_each {
         messages.into()

@@ -145,11 +145,21 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 });
             }
         }
+        let outbox_readers = client
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters)",
+                None,
+                &[],
+            )?
+            .first()
+            .get_one::<bool>()?
+            .unwrap_or(false);
         Ok(ConfigSnapshot {
             version,
             bytes_to_ascii,
             nodes,
             broadcasters,
+            outbox_readers,
         })
     })
 }

@@ -54,8 +54,7 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
             )?;
         }
         let wait = node.options.num_blocks_to_wait;
-        let mut messages = insert_events(client, step)?;
-        let stored = messages.len();
+        let (stored, mut messages) = insert_events(client, step)?;
         if let StepKind::Backfill { filter_id, .. } = &step.kind {
             if stored > 0 && !messages.has_notices() {
                 let piece = BackfillPiece {

@@ -17,7 +17,7 @@ use crate::protocol::{
     Backfill, ChainStep, ConfigSnapshot, DecodedEvent, NodeConfig, StepAck, StepKind,
     UndecodableLog,
 };
-use crate::rows::prepare_events;
+use crate::rows::{prepare_events, Audience};
 use crate::rpc::{NodeClient, RpcError};
 
 impl Follower {
@@ -43,6 +43,15 @@ impl Follower {
             return Ok(Progress::CaughtUp);
         };
         let wait = node.options.num_blocks_to_wait;
+        let audience = if filter.definition.notifies_each_backfilled_event() {
+            Audience::Listeners
+        } else if snapshot.outbox_readers {
+            Audience::Outbox
+        } else {
+            // Nobody to write the outbox for: a broadcaster added meanwhile
+            // bumps the configuration version, which makes this piece stale.
+            Audience::Nobody
+        };
         let turn_ends = Instant::now() + BACKFILL_TURN;
         let mut in_flight = InFlight::default();
         let mut next = backfill.current + 1;
@@ -91,13 +100,7 @@ impl Follower {
                         decode_logs(std::slice::from_ref(&filter), &piece, &timestamps, render);
                     drop(piece);
                     // Built while the main thread still commits the last pieces.
-                    let prepared = prepare_events(
-                        &node.name,
-                        events,
-                        checkpoint,
-                        wait,
-                        filter.definition.notifies_each_backfilled_event(),
-                    );
+                    let prepared = prepare_events(&node.name, events, checkpoint, wait, audience);
                     let step = ChainStep {
                         node: node.name.clone(),
                         config_version: snapshot.version,

@@ -15,7 +15,7 @@ use crate::protocol::{
     Backfill, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage,
     MatchedTransaction, NodeConfig, Rewind, StepAck, StepKind, UndecodableLog,
 };
-use crate::rows::prepare_events;
+use crate::rows::{prepare_events, Audience};
 use crate::rpc::{NodeClient, RpcError};
 
 /// What a live step carries besides its events.
@@ -186,7 +186,7 @@ impl Follower {
             events,
             head.max(to),
             node.options.num_blocks_to_wait,
-            true, // every live state change is notified
+            Audience::Listeners, // every live state change is notified
         );
         let step = ChainStep {
             node: node.name.clone(),
