@@ -12,7 +12,10 @@ use super::matching::decode_logs;
 use super::plan::block_timestamps;
 use super::position::{range_cap, Position};
 use crate::decode::RenderOptions;
-use crate::limits::{ACK_TIMEOUT, BACKFILL_IN_FLIGHT, BACKFILL_PIECE_LOGS, BACKFILL_TURN};
+use crate::limits::{
+    ACK_TIMEOUT, BACKFILL_IN_FLIGHT, BACKFILL_PIECE_LOGS, BACKFILL_RANGE_LOGS,
+    BACKFILL_RANGE_LOGS_RATE_LIMITED, BACKFILL_TURN, RATE_LIMITED_RECENTLY,
+};
 use crate::protocol::{
     Backfill, ChainStep, ConfigSnapshot, DecodedEvent, NodeConfig, StepAck, StepKind,
     UndecodableLog,
@@ -66,7 +69,19 @@ impl Follower {
                         vec![filter.topic0],
                     )
                     .await?;
-                position.size_backfill_range(to - next + 1, logs.len(), range_cap(&node.options));
+                // A node that refuses calls for its rate limit is asked fewer,
+                // larger questions: each refusal costs its Retry-After.
+                let target = if client.rate_limited_within(RATE_LIMITED_RECENTLY) {
+                    BACKFILL_RANGE_LOGS_RATE_LIMITED
+                } else {
+                    BACKFILL_RANGE_LOGS
+                };
+                position.size_backfill_range(
+                    to - next + 1,
+                    logs.len(),
+                    range_cap(&node.options),
+                    target,
+                );
                 let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
                 let render = RenderOptions {
                     bytes_to_ascii: snapshot.bytes_to_ascii,

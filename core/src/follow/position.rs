@@ -9,9 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use alloy::primitives::B256;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::limits::{
-    BACKFILL_FIRST_RANGE, BACKFILL_RANGE_LOGS, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER,
-};
+use crate::limits::{BACKFILL_FIRST_RANGE, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER};
 use crate::node::NodeOptions;
 use crate::protocol::{Backfill, NodeConfig};
 use crate::rpc::HeadSubscription;
@@ -151,10 +149,10 @@ impl Position {
     }
 
     /// Sizes the next backfill range from the log density of the last one
-    /// (`blocks` blocks, `logs` logs), toward [`BACKFILL_RANGE_LOGS`] logs:
-    /// several pieces, so that pieces commit while the next range is fetched.
-    pub fn size_backfill_range(&mut self, blocks: u64, logs: usize, cap: u64) {
-        let target = BACKFILL_RANGE_LOGS as u64;
+    /// (`blocks` blocks, `logs` logs), toward `target` logs
+    /// ([`crate::limits::BACKFILL_RANGE_LOGS`], more from a rate-limited node).
+    pub fn size_backfill_range(&mut self, blocks: u64, logs: usize, cap: u64, target: usize) {
+        let target = target as u64;
         let sized = if logs == 0 {
             blocks.saturating_mul(2)
         } else {

@@ -47,6 +47,8 @@ pub struct NodeClient {
     pacer: Arc<Pacer>,
     /// A call was refused for the rate limit since the last [`Self::status`].
     limited: Arc<AtomicBool>,
+    /// When a call was last refused for the rate limit.
+    limited_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     counts: Arc<CallCounts>,
     /// Error messages may quote the URL, and with it an API key.
     scrubber: Arc<Scrubber>,
@@ -126,6 +128,7 @@ impl NodeClient {
             read_timeout,
             pacer: Arc::new(Pacer::new(options.max_requests_per_second)),
             limited: Arc::default(),
+            limited_at: Arc::default(),
             counts,
             scrubber,
         })
@@ -138,9 +141,19 @@ impl NodeClient {
             read_timeout,
             pacer: Arc::new(Pacer::new(0)),
             limited: Arc::default(),
+            limited_at: Arc::default(),
             counts: counts_of(name),
             scrubber: Arc::new(Scrubber::for_url("")),
         }
+    }
+
+    /// Whether a call was refused for the node's rate limit within `window`.
+    pub fn rate_limited_within(&self, window: Duration) -> bool {
+        self.limited_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < window)
     }
 
     /// How the node was found since the last time this was asked: rate
@@ -346,6 +359,9 @@ impl NodeClient {
             };
             self.counts.record_rate_limited();
             self.limited.store(true, Ordering::Relaxed);
+            if let Ok(mut at) = self.limited_at.lock() {
+                *at = Some(std::time::Instant::now());
+            }
             attempt += 1;
             match retry_wait(attempt, *retry_after) {
                 Some(wait) => tokio::time::sleep(wait).await,
