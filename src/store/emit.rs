@@ -18,16 +18,7 @@ pub(super) fn emit(client: &mut SpiClient<'_>, ty: MessageType, batch: Batch) ->
     if batch.is_empty() {
         return Ok(());
     }
-    let has_broadcasters = client
-        .select(
-            "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters)",
-            None,
-            &[],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false);
-    if has_broadcasters {
+    if outbox_readers(client)? {
         // Borrowed: the arrays are built from the messages' own strings,
         // not from copies of them.
         fn column<'a>(
@@ -76,6 +67,19 @@ pub(super) fn emit(client: &mut SpiClient<'_>, ty: MessageType, batch: Batch) ->
     }
     discard(batch);
     Ok(())
+}
+
+/// Whether any broadcaster or consumer group reads the outbox.
+pub(super) fn outbox_readers(client: &SpiClient<'_>) -> SpiResult<bool> {
+    Ok(client
+        .select(
+            "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters)",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
 }
 
 /// Restricts contract-event messages to the broadcasters their filter names.

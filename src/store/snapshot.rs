@@ -145,15 +145,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 });
             }
         }
-        let outbox_readers = client
-            .select(
-                "SELECT EXISTS (SELECT 1 FROM eventeum.broadcasters)",
-                None,
-                &[],
-            )?
-            .first()
-            .get_one::<bool>()?
-            .unwrap_or(false);
+        let outbox_readers = super::emit::outbox_readers(client)?;
         Ok(ConfigSnapshot {
             version,
             bytes_to_ascii,
