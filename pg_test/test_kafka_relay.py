@@ -48,6 +48,18 @@ def message_ids(records):
     return [dict(r.headers())["message_id"].decode() for r in records]
 
 
+def wait_for_a_failed_attempt(db, what):
+    wait_until(lambda: db.execute(
+        "SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' AND attempts > 0").fetchone()[0] > 0,
+        timeout=60, what=what)
+
+
+def wait_all_delivered(db, timeout, what):
+    wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' "
+                                  "AND delivered_at IS NULL").fetchone() == (0,),
+               timeout=timeout, what=what)
+
+
 def test_messages_reach_kafka_with_keys_and_ids_through_a_broker_outage(db, emitter, tansu):
     topic = f"contract-events-{uuid.uuid4().hex[:8]}"
     db.execute("SELECT eventeum.add_broadcaster('kafka', 'kafka', %s)",
@@ -70,14 +82,10 @@ def test_messages_reach_kafka_with_keys_and_ids_through_a_broker_outage(db, emit
         try:
             second = emitter.call("burst(uint256)", 5)
             wait_caught_up(db, "default", int(second["blockNumber"], 16))
-            wait_until(lambda: db.execute(
-                "SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' AND attempts > 0").fetchone()[0] > 0,
-                timeout=60, what="failed attempts while the broker is frozen")
+            wait_for_a_failed_attempt(db, "failed attempts while the broker is frozen")
         finally:
             tansu.thaw()
-        wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' "
-                                      "AND delivered_at IS NULL").fetchone() == (0,),
-                   timeout=90, what="the rows marked delivered")
+        wait_all_delivered(db, 90, "the rows marked delivered")
         records = drain(tansu.address, topic, 10)
         ids += [f"{second['transactionHash']}-{second['blockHash']}-{i}:CONFIRMED" for i in range(5)]
         assert sorted(message_ids(records)) == sorted(ids), "every message, none twice"
@@ -103,14 +111,10 @@ def test_batches_in_flight_reach_kafka_once_and_in_order_through_a_freeze(db, ta
         try:
             db.execute("SELECT count(eventeum.publish(%s, i::text, jsonb_build_object('n', i), 'kafka')) "
                        "FROM generate_series(1, 12000) AS i", (topic,))
-            wait_until(lambda: db.execute(
-                "SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' AND attempts > 0").fetchone()[0] > 0,
-                timeout=60, what="a batch's delivery reports to time out")
+            wait_for_a_failed_attempt(db, "a batch's delivery reports to time out")
         finally:
             tansu.thaw()
-        wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.outbox WHERE broadcaster = 'kafka' "
-                                      "AND delivered_at IS NULL").fetchone() == (0,),
-                   timeout=120, what="every row marked delivered")
+        wait_all_delivered(db, 120, "every row marked delivered")
         expected = [r[0] for r in db.execute(
             "SELECT message_id FROM eventeum.outbox WHERE broadcaster = 'kafka' AND destination = %s ORDER BY id",
             (topic,))]

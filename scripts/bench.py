@@ -15,7 +15,6 @@ import math
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +88,7 @@ def wait_caught_up(db, anvil, node, timeout=120):
 
 
 def worker_memory(db):
-    pid = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+    pid = worker_pid(db)
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     kb = {k: int(status[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
     return {k: v / 1024 for k, v in kb.items()}
@@ -115,6 +114,7 @@ def getlogs_baseline(anvil, bench):
     for _ in range(3):
         seconds, count = 0.0, 0
         for first in range(0, head + 1, blocks_per_call):
+            # A short tail joins the call before it: 100,000 events are one call.
             last = head if head - first < blocks_per_call * 1.5 else first + blocks_per_call - 1
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs",
                                "params": [{"fromBlock": hex(first), "toBlock": hex(last),
@@ -133,6 +133,10 @@ def getlogs_baseline(anvil, bench):
 
 # --- backfill and COPY --------------------------------------------------------
 
+def worker_pid(db):
+    return db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+
+
 def cpu_seconds(pid, tid=None):
     """User plus system CPU time of a process, or of one of its threads."""
     path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
@@ -145,7 +149,7 @@ class CpuMeter:
     Postgres), its other threads (RPC, decoding, rows) and anvil."""
 
     def __init__(self, db, anvil):
-        self.worker = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+        self.worker = worker_pid(db)
         self.anvil = anvil.process.pid
 
     def read(self):
@@ -182,7 +186,7 @@ class MemorySampler:
     shared memory, counted in VmHWM though no process owns it)."""
 
     def __init__(self, db):
-        pid = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
+        pid = worker_pid(db)
         self._path = Path(f"/proc/{pid}/status")
         self.peak = {"RssAnon": 0.0, "RssFile": 0.0, "RssShmem": 0.0, "RssAnon+RssFile": 0.0}
         self._stop = threading.Event()
@@ -214,7 +218,7 @@ def vm_hwm_mb(pid):
 
 def peak_rss_mb(db):
     """The worker's peak resident memory since it started (VmHWM), in MB."""
-    return vm_hwm_mb(db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0])
+    return vm_hwm_mb(worker_pid(db))
 
 
 def proxied_backfill(db, anvil, bench, hostile):
@@ -554,7 +558,7 @@ def kafka_throughput(db, tansu):
     db.execute("SELECT eventeum.add_broadcaster('bench_kafka_bulk', 'kafka', %s)",
                (json.dumps({"bootstrapServers": tansu.address, "contractEvents": topic}),))
     try:
-        cpu = RelayCpu(db, "kafka")
+        cpu = RelayCpu(db, [tansu.process.pid])
         start = prefill_outbox(db, "bench_kafka_bulk", topic)
         wait_until(lambda: reader.count >= EVENTS, timeout=3600, interval=0.05, what="Kafka to receive every message")
         rate = EVENTS / (reader.last - start)
@@ -569,10 +573,8 @@ def kafka_throughput(db, tansu):
 BARE_PRODUCER = ROOT / "target" / "release" / "examples" / "bare_producer"
 
 
-def broker_pids(broker):
-    """The broker's processes: tansu, or RabbitMQ's Erlang VM."""
-    if broker == "kafka":
-        return [broker_pids.tansu]
+def rabbit_pids():
+    """RabbitMQ's processes (its Erlang VM)."""
     out = subprocess.run(["pgrep", "-f", "beam"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
@@ -583,9 +585,9 @@ class RelayCpu:
     child of this script), and by the broker. On a 2-core machine the
     rates are bound by their sum."""
 
-    def __init__(self, db, broker):
-        self.worker = db.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventeum'").fetchone()[0]
-        self.broker = broker
+    def __init__(self, db, broker_pids):
+        self.worker = worker_pid(db)
+        self.broker_pids = broker_pids
         self.before = self.read()
 
     def read(self):
@@ -593,7 +595,7 @@ class RelayCpu:
         main = cpu_seconds(self.worker, self.worker)
         return {"main": main, "threads": cpu_seconds(self.worker) - main,
                 "producer": children.ru_utime + children.ru_stime,
-                "broker": sum(cpu_seconds(pid) for pid in broker_pids(self.broker))}
+                "broker": sum(cpu_seconds(pid) for pid in self.broker_pids)}
 
     def spent(self):
         after = self.read()
@@ -628,7 +630,7 @@ def bare_kafka_producer(db, tansu):
     reader = KafkaReader(tansu.address, topic, track_arrivals=False)
     time.sleep(2)  # the consumer joins its group
     try:
-        cpu = RelayCpu(db, "kafka")
+        cpu = RelayCpu(db, [tansu.process.pid])
         start = bare_producer("kafka", tansu.address, topic, db)
         wait_until(lambda: reader.count >= EVENTS, timeout=3600, interval=0.05, what="Kafka to receive every message")
         figures["kafka_bare_cpu_s"] = cpu.spent()
@@ -676,7 +678,7 @@ def bare_rabbit_producer(db):
     send until the broker's queue holds every message."""
     queue = RabbitQueue("bench-bare")
     try:
-        cpu = RelayCpu(db, "rabbitmq")
+        cpu = RelayCpu(db, rabbit_pids())
         start = bare_producer("rabbitmq", "amqp://guest:guest@127.0.0.1:5672/%2f", RabbitQueue.EXCHANGE, db)
         _, held = queue.wait_for_all()
         figures["rabbit_bare_cpu_s"] = cpu.spent()
@@ -691,7 +693,7 @@ def rabbit_throughput(db):
     db.execute("SELECT eventeum.add_broadcaster('bench_rabbit', 'rabbitmq', %s)",
                (json.dumps({"url": "amqp://guest:guest@127.0.0.1:5672/%2f", "exchange": RabbitQueue.EXCHANGE}),))
     try:
-        cpu = RelayCpu(db, "rabbitmq")
+        cpu = RelayCpu(db, rabbit_pids())
         start = prefill_outbox(db, "bench_rabbit", "bench.bulk")
         held, _ = queue.wait_for_all()
         figures["rabbit_relay_cpu_s"] = cpu.spent()
@@ -783,7 +785,6 @@ def run(cluster, db, anvil, tansu, proxy):
     if "filters" in PHASES:
         filters(db, anvil, bench, proxy)
     if "relay" in PHASES:
-        broker_pids.tansu = tansu.process.pid
         bare = bare_kafka_producer(db, tansu)
         report("bare_kafka_msgs_per_s", bare, "bare producer -> Kafka", "msgs/s",
                "(baseline: rdkafka with the relay's acks and idempotence, no database; "

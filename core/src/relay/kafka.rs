@@ -199,11 +199,7 @@ impl Broker for KafkaClient {
     /// Queues the batch in the producer and returns the wait for its
     /// delivery reports, which own them: the next batch is queued meanwhile.
     async fn send(&mut self, batch: &Publish) -> Acks<Leftover> {
-        let (queued, queue_failure) = self.queue(batch).await;
-        let reports: Vec<(i64, DeliveryFuture)> = queued
-            .into_iter()
-            .filter_map(|id| self.in_flight.remove(&id).map(|report| (id, report)))
-            .collect();
+        let (reports, queue_failure) = self.queue(batch).await;
         // One deadline for the batch: a frozen broker costs one timeout, not one per message.
         let deadline = tokio::time::Instant::now() + self.timeout + KAFKA_TIMEOUT_MARGIN;
         let mut delivery = Delivery::nothing(&batch.broadcaster);
@@ -281,9 +277,10 @@ impl KafkaClient {
     }
 
     /// Hands the batch's messages to the producer, in order, except those it
-    /// holds already from an earlier try. Returns the ids queued (or held)
-    /// and, if one could not be queued, the failure that stops the batch there.
-    async fn queue(&mut self, batch: &Publish) -> (Vec<i64>, Option<DeliveryFailure>) {
+    /// holds already from an earlier try. Returns their delivery reports (the
+    /// held ones taken back from `in_flight`) and, if one could not be
+    /// queued, the failure that stops the batch there.
+    async fn queue(&mut self, batch: &Publish) -> (Leftover, Option<DeliveryFailure>) {
         use rdkafka::message::{Header, OwnedHeaders};
         use rdkafka::producer::FutureRecord;
         let mut queued = Vec::with_capacity(batch.messages.len());
@@ -300,8 +297,8 @@ impl KafkaClient {
             }
         };
         for message in &batch.messages {
-            if self.in_flight.contains_key(&message.id) {
-                queued.push(message.id);
+            if let Some(report) = self.in_flight.remove(&message.id) {
+                queued.push((message.id, report));
                 continue;
             }
             if let Err(error) = self.ensure_topic(&message.destination).await {
@@ -322,10 +319,7 @@ impl KafkaClient {
                 .payload(message.payload.as_str())
                 .headers(headers);
             match producer.send_result(record) {
-                Ok(future) => {
-                    self.in_flight.insert(message.id, future);
-                    queued.push(message.id);
-                }
+                Ok(report) => queued.push((message.id, report)),
                 Err((e, _)) => {
                     let failure = DeliveryFailure {
                         id: message.id,

@@ -14,8 +14,8 @@ mod transport;
 
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use alloy::eips::{BlockId, BlockNumberOrTag};
 use alloy::primitives::{Address, B256};
@@ -48,7 +48,7 @@ pub struct NodeClient {
     /// A call was refused for the rate limit since the last [`Self::status`].
     limited: Arc<AtomicBool>,
     /// When a call was last refused for the rate limit.
-    limited_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    limited_at: Arc<Mutex<Option<Instant>>>,
     counts: Arc<CallCounts>,
     /// Error messages may quote the URL, and with it an API key.
     scrubber: Arc<Scrubber>,
@@ -360,7 +360,7 @@ impl NodeClient {
             self.counts.record_rate_limited();
             self.limited.store(true, Ordering::Relaxed);
             if let Ok(mut at) = self.limited_at.lock() {
-                *at = Some(std::time::Instant::now());
+                *at = Some(Instant::now());
             }
             attempt += 1;
             match retry_wait(attempt, *retry_after) {
