@@ -15,8 +15,8 @@ use pgrx::prelude::*;
 
 // The stages that run off the main thread, from the pgrx-free core crate.
 pub use eventeum_core::{
-    broadcast, decode, discard, error, follow, limits, message, metrics, monitor, netpolicy, node,
-    protocol, redact, relay, rows, rpc, spec, states,
+    broadcast, decode, discard, error, follow, limits, matcher, message, metrics, monitor,
+    netpolicy, node, protocol, redact, relay, rows, rpc, spec, states,
 };
 
 mod api;

@@ -5,6 +5,7 @@
 //! The pipeline, one module per stage:
 //! - [`rpc`]: node JSON-RPC through alloy (tokio);
 //! - [`follow`]: one follower per node, merged `eth_getLogs`, forks, backfills (tokio);
+//! - [`matcher`]: address sets, and what a filter matches resolved against them (any thread);
 //! - [`decode`]: a raw log to Eventeum's typed parameters (any thread);
 //! - [`rows`]: decoded logs to the rows, messages and COPY data the store writes (tokio);
 //! - [`message`]: Eventeum's message JSON, rendered in one place (any thread);
@@ -25,6 +26,7 @@ pub mod discard;
 pub mod error;
 pub mod follow;
 pub mod limits;
+pub mod matcher;
 pub mod message;
 pub mod metrics;
 pub mod monitor;

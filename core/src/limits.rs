@@ -14,6 +14,13 @@ use std::time::Duration;
 pub const DEFAULT_RANGE: u64 = 2_000;
 /// Fewer logs than this in an answer lets the range grow again.
 pub const SMALL_ANSWER: usize = 1_000;
+/// The most addresses one `eth_getLogs` lists; longer lists are chunked.
+pub const ADDRESSES_PER_QUERY: usize = 500;
+/// Above this many addresses a node's filters are asked by topic only and
+/// matched locally: a large set costs the calls of a small one.
+pub const TOPIC_ONLY_ABOVE: usize = 2_000;
+/// The most values a topic filter passes to the node; beyond, it is matched locally.
+pub const VALUES_PER_TOPIC: usize = 500;
 /// Block fetches in flight at once per follower.
 pub const FETCH_CONCURRENCY: usize = 8;
 /// Blocks in a backfill's first `eth_getLogs`; later ranges follow the density.

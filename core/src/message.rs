@@ -31,7 +31,13 @@ pub const BACKFILL_CHANNEL: &str = "eventeum_backfill";
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackfillPiece<'a> {
-    pub filter_id: &'a str,
+    /// The filter backfilled; or the set member, for the filters reading its set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_set: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     pub node_name: &'a str,
     pub from_block: u64,
     pub to_block: u64,

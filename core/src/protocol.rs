@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use crate::decode::DecodedParameters;
 use crate::follow::EndpointHealth;
+use crate::matcher::{AddressSet, AddressSets, LogMatcher};
 use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
 use crate::rows::PreparedEvents;
@@ -61,9 +62,40 @@ pub struct NodeConfig {
     pub recent_blocks: BTreeMap<u64, B256>,
     pub filters: Vec<Arc<FilterConfig>>,
     pub monitors: Vec<Arc<MonitorConfig>>,
+    /// Progress of the backfills of set members added with a `start_block`
+    /// (`eventeum.member_backfill`), by member.
+    pub member_backfills: BTreeMap<BackfillOf, Backfill>,
 }
 
 impl NodeConfig {
+    /// The sets its filters read, each once.
+    pub fn sets(&self) -> BTreeMap<&str, &Arc<AddressSet>> {
+        self.filters
+            .iter()
+            .flat_map(|f| &f.matcher.sets)
+            .map(|s| (s.name.as_str(), s))
+            .collect()
+    }
+
+    /// When what a backfill is for was added (microseconds since the epoch),
+    /// if it is still configured: a filter, or a member of a set its filters read.
+    pub fn added_at(&self, of: &BackfillOf) -> Option<i64> {
+        match of {
+            BackfillOf::Filter(id) => self
+                .filters
+                .iter()
+                .find(|f| &f.id == id)
+                .map(|f| f.added_at),
+            BackfillOf::Member { set, address } => self
+                .filters
+                .iter()
+                .flat_map(|f| &f.matcher.sets)
+                .find(|s| &s.name == set)
+                .and_then(|s| s.members.get(address))
+                .map(|m| m.added_at),
+        }
+    }
+
     /// Whether a running follower must be restarted to pick up `other`.
     /// Filter changes do not restart it; they reach it through the snapshot.
     pub fn needs_restart(&self, other: &NodeConfig) -> bool {
@@ -86,12 +118,53 @@ pub struct FilterConfig {
     /// Progress of the filter's backfill (from its start up to where live
     /// following took it over), once live following took the filter.
     pub backfill: Option<Backfill>,
+    /// Its emitters and indexed-parameter filters, resolved against the
+    /// snapshot's address sets.
+    pub matcher: LogMatcher,
+}
+
+impl FilterConfig {
+    /// A filter as a snapshot holds it, resolved against `sets`.
+    pub fn new(
+        id: String,
+        definition: FilterDefinition,
+        added_at: i64,
+        backfill: Option<Backfill>,
+        sets: &AddressSets,
+    ) -> Self {
+        FilterConfig {
+            id,
+            topic0: definition.specification.topic0(),
+            start: definition.start_block.or(backfill.map(|b| b.from)),
+            matcher: LogMatcher::resolve(&definition, sets),
+            definition,
+            added_at,
+            backfill,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
     pub id: String,
     pub monitor: TransactionMonitor,
+}
+
+/// What a backfill fetches blocks for: a filter, from its start; or a member
+/// of an address set, from its `start_block`, for the filters that read its set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackfillOf {
+    Filter(String),
+    Member { set: String, address: Address },
+}
+
+impl std::fmt::Display for BackfillOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackfillOf::Filter(id) => write!(f, "filter {id}"),
+            BackfillOf::Member { set, address } => write!(f, "{address} of set {set}"),
+        }
+    }
 }
 
 /// A filter's backfill: blocks `from..=to` are fetched for it alone, below
@@ -159,17 +232,18 @@ pub enum StepKind {
     Live {
         /// Headers of the step's blocks that are within the fork window of the head.
         headers: Vec<BlockHeader>,
-        /// Filters with a `startBlock` that live following takes over with this
-        /// step: they are backfilled up to `from - 1`.
-        new_backfills: Vec<(String, Backfill)>,
+        /// Filters (and set members with a `start_block`) that live following
+        /// takes over with this step: they are backfilled up to `from - 1`.
+        new_backfills: Vec<(BackfillOf, Backfill)>,
         /// Every block of the range, when block events are on.
         blocks: Vec<BlockHeader>,
         /// Transactions of the range that a monitor matches.
         transactions: Vec<MatchedTransaction>,
     },
-    /// Backfilling one filter: its backfill moves to `to`; the checkpoint stays.
+    /// Backfilling one filter or set member: its backfill moves to `to`;
+    /// the checkpoint stays.
     Backfill {
-        filter_id: String,
+        of: BackfillOf,
         /// The live checkpoint, against which confirmation depth is measured.
         checkpoint: u64,
     },

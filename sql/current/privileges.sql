@@ -31,13 +31,18 @@ GRANT USAGE ON SCHEMA eventeum TO eventeum_reader, eventeum_admin, eventeum_cons
 
 GRANT SELECT ON contract_events, undecodable_logs, blocks, transactions, node_status, backfill_status,
                 node_state, recent_blocks, filter_backfill, contract_event_filters, transaction_monitors,
-                config_version, metrics
+                config_version, metrics, address_sets, address_set_members, member_backfill
    TO eventeum_reader;
 -- Columns without secrets: selecting url or options is a permission error.
 GRANT SELECT (name, options, created_at) ON nodes TO eventeum_reader;
 GRANT SELECT (name, kind, created_at) ON broadcasters TO eventeum_reader;
 -- The admin reads everything, secrets included, and changes it only through the functions.
 GRANT SELECT ON ALL TABLES IN SCHEMA eventeum TO eventeum_admin;
+-- Set members are the one table an application writes directly (an INSERT
+-- from its own trigger, say); its checks and triggers guard it as watch() does.
+GRANT INSERT, UPDATE, DELETE ON address_set_members TO eventeum_admin;
+-- ...and its statement trigger bumps config_version for whoever wrote it.
+ALTER FUNCTION bump_config_version() SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp;
 
 -- Consumers (eventeum_consumer) may call poll and ack, each for the groups
 -- granted to them (grant_consumer_group); the admin may consume every group.
@@ -47,7 +52,7 @@ DECLARE
     admin_functions text[] := ARRAY['add_node', 'remove_node', 'add_filter', 'remove_filter',
         'add_transaction_monitor', 'remove_transaction_monitor', 'add_broadcaster', 'remove_broadcaster',
         'list_broadcasters', 'replay_dead_letters', 'create_consumer_group', 'grant_consumer_group',
-        'revoke_consumer_group', 'publish'];
+        'revoke_consumer_group', 'publish', 'create_address_set', 'drop_address_set', 'watch', 'unwatch'];
     reader_functions text[] := ARRAY['list_filters', 'list_transaction_monitors', 'health', 'prometheus'];
     consumer_functions text[] := ARRAY['poll', 'ack'];
     f record;

@@ -81,18 +81,74 @@ SELECT n.name,
 COMMENT ON VIEW node_status IS
   'One row per node: status (SUBSCRIBED, CONNECTED, RATE_LIMITED or DOWN), latest_block (processed), current_block (the node''s head), syncing (head minus processed above syncingThreshold), last_error, the last fork seen (last_reorg), the chain served (chain_id), the url serving now (url, redacted) and the health of each of its urls (endpoints).';
 
+-- Address sets: lists of contracts (or of indexed address values) that
+-- filters follow by name. A change is live when its transaction commits: the
+-- statement triggers bump config_version.
+CREATE TABLE address_sets (
+    name       text PRIMARY KEY CHECK (btrim(name) = name AND name <> '' AND length(name) <= 128),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE address_sets IS
+  'Named address sets that filters follow ("addressSet", or an addressSet in indexedParameterFilters); managed with create_address_set and drop_address_set.';
+
+CREATE TABLE address_set_members (
+    set_name    text NOT NULL REFERENCES address_sets (name) ON DELETE CASCADE,
+    address     text NOT NULL CHECK (address ~ '^0x[0-9a-f]{40}$'),
+    start_block bigint CHECK (start_block >= 0),
+    added_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (set_name, address)
+);
+COMMENT ON TABLE address_set_members IS
+  'The members of each address set; watch and unwatch change them, and so may a plain INSERT or DELETE. Addresses are stored in lower case.';
+COMMENT ON COLUMN address_set_members.start_block IS
+  'The first block to backfill this address from, for the filters that follow its set; NULL: followed from the block the worker is at when the row commits.';
+
+CREATE FUNCTION normalize_set_member() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.address := lower(btrim(NEW.address));
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER address_set_members_normalized BEFORE INSERT OR UPDATE ON address_set_members
+    FOR EACH ROW EXECUTE FUNCTION normalize_set_member();
+CREATE TRIGGER address_sets_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON address_sets
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
+CREATE TRIGGER address_set_members_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON address_set_members
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
+
+-- Not a configuration table: its progress does not bump config_version.
+CREATE TABLE member_backfill (
+    node          text NOT NULL,
+    set_name      text NOT NULL,
+    address       text NOT NULL,
+    from_block    bigint NOT NULL,
+    to_block      bigint NOT NULL,
+    current_block bigint NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (node, set_name, address),
+    FOREIGN KEY (set_name, address) REFERENCES address_set_members (set_name, address) ON DELETE CASCADE
+);
+CREATE INDEX ON member_backfill (set_name, address);
+COMMENT ON TABLE member_backfill IS
+  'Per node and set member added with a start_block: blocks from_block..to_block, below the block where live following took it over, are fetched for that address alone.';
+
 CREATE TABLE contract_event_filters (
     id               text PRIMARY KEY CHECK (btrim(id) <> ''),
     node             text NOT NULL REFERENCES nodes (name),
-    contract_address text NOT NULL,
+    contract_address text,
     event_name       text NOT NULL,
     event_signature  text NOT NULL,
     start_block      bigint CHECK (start_block >= 0),
     definition       jsonb NOT NULL,
-    created_at       timestamptz NOT NULL DEFAULT now()
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    address_set      text
 );
 CREATE INDEX ON contract_event_filters (node);
 COMMENT ON TABLE contract_event_filters IS 'Contract-event filters; managed with add_filter and remove_filter.';
+COMMENT ON COLUMN contract_event_filters.contract_address IS 'The one contract it follows (EIP-55); NULL when it follows any contract or an address set.';
+COMMENT ON COLUMN contract_event_filters.address_set IS 'The address set whose members it follows, if any.';
 COMMENT ON COLUMN contract_event_filters.event_signature IS 'topic0: keccak256 of the canonical event signature.';
 COMMENT ON COLUMN contract_event_filters.definition IS 'The filter in Eventeum''s REST format, as list_filters returns it.';
 
@@ -661,3 +717,6 @@ SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
 SELECT pg_catalog.pg_extension_config_dump('config_version', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('consumer_group_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('address_sets', '');
+SELECT pg_catalog.pg_extension_config_dump('address_set_members', '');
+SELECT pg_catalog.pg_extension_config_dump('member_backfill', '');

@@ -3,6 +3,7 @@
 //! before it writes, and reports errors with a SQLSTATE (`crate::error`).
 //!
 //! - [`nodes`], [`filters`], [`monitors`], [`broadcasters`]: one file per object;
+//! - [`sets`]: address sets and their members (`watch`, `unwatch`);
 //! - [`groups`]: who may consume which consumer group;
 //! - here: raising errors, existence checks, the served database, waking
 //!   the worker at commit.
@@ -15,6 +16,7 @@ mod filters;
 mod groups;
 mod monitors;
 mod nodes;
+mod sets;
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -204,9 +206,17 @@ COMMENT ON FUNCTION add_node(text, text, jsonb) IS
 COMMENT ON FUNCTION remove_node(text) IS
   'Removes a node. Its filters must be removed first; its events stay.';
 COMMENT ON FUNCTION add_filter(jsonb) IS
-  'Adds a contract-event filter given as Eventeum''s REST body (id, contractAddress, eventSpecification, correlationIdStrategy) plus optional node and startBlock. Returns the filter id.';
-COMMENT ON FUNCTION add_filter(text, text, text, bigint, text) IS
-  'Adds a contract-event filter from a Solidity event signature, e.g. Transfer(address indexed from, address indexed to, uint256 value). Returns the filter id.';
+  'Adds a contract-event filter given as Eventeum''s REST body (id, contractAddress, eventSpecification, correlationIdStrategy) plus optional node, startBlock, addressSet (in place of contractAddress; contractAddress null or "*" follows any contract) and indexedParameterFilters. Returns the filter id.';
+COMMENT ON FUNCTION add_filter(text, text, text, bigint, text, text) IS
+  'Adds a contract-event filter from a Solidity event signature, e.g. Transfer(address indexed from, address indexed to, uint256 value), for one contract, any contract (''*''), or the members of address_set (contract_address NULL). Returns the filter id.';
+COMMENT ON FUNCTION create_address_set(text) IS
+  'Creates an address set that filters follow by name ("addressSet"). Returns the name; an existing set is left as it is.';
+COMMENT ON FUNCTION drop_address_set(text) IS
+  'Drops an address set and its members; refused (2BP01) while a filter follows it.';
+COMMENT ON FUNCTION watch(text, text, bigint) IS
+  'Adds an address to a set. With start_block its events are backfilled from there for every filter following the set; without, it is followed from the block the worker is at when this commits. Returns false if it was a member already.';
+COMMENT ON FUNCTION unwatch(text, text) IS
+  'Removes an address from a set; it is no longer followed and its stored events stay. Returns false if it was not a member.';
 COMMENT ON FUNCTION remove_filter(text) IS
   'Removes a contract-event filter. Events it stored stay.';
 COMMENT ON FUNCTION add_transaction_monitor(jsonb) IS
@@ -243,6 +253,10 @@ COMMENT ON FUNCTION require_consumer(text) IS
         replay_dead_letters,
         wake_relay_at_commit,
         require_served_database_sql,
-        groups::require_consumer
+        groups::require_consumer,
+        sets::create_address_set,
+        sets::drop_address_set,
+        sets::watch,
+        sets::unwatch
     ]
 );

@@ -10,7 +10,7 @@ use super::copy::copy_in;
 use super::*;
 use crate::discard::discard;
 use crate::message::{Batch, ContractEventRecord, Outgoing};
-use crate::protocol::{ChainStep, StepKind};
+use crate::protocol::{BackfillOf, ChainStep, StepKind};
 use crate::rows::{PreparedEvents, EVENT_COLUMNS};
 use crate::states::EventStatus;
 
@@ -136,7 +136,10 @@ pub(super) fn has_stored_events(
     rows: &[ContractEventRecord],
 ) -> SpiResult<bool> {
     let found = match &step.kind {
-        StepKind::Backfill { filter_id, .. } => {
+        StepKind::Backfill {
+            of: BackfillOf::Filter(filter_id),
+            ..
+        } => {
             // During a backfill the statistics still say the table is nearly
             // empty, and the planner would scan the filter's rows instead of
             // probing the key: a cost that grew with every piece. Make it
@@ -170,7 +173,8 @@ pub(super) fn has_stored_events(
             )?;
             found
         }
-        StepKind::Live { .. } => {
+        // Live, or a member's backfill: for any filter.
+        StepKind::Live { .. } | StepKind::Backfill { .. } => {
             let (first, last) = rows
                 .iter()
                 .map(|r| r.block_number)

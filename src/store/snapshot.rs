@@ -7,11 +7,15 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::Value;
 
+use alloy::primitives::Address;
+
 use crate::broadcast::BroadcasterKind;
+use crate::matcher::{AddressSet, AddressSets, Member};
 use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
 use crate::protocol::{
-    Backfill, BroadcasterConfig, ConfigSnapshot, FilterConfig, MonitorConfig, NodeConfig,
+    Backfill, BackfillOf, BroadcasterConfig, ConfigSnapshot, FilterConfig, MonitorConfig,
+    NodeConfig,
 };
 use crate::spec::FilterDefinition;
 
@@ -69,6 +73,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 recent_blocks: BTreeMap::new(),
                 filters: vec![],
                 monitors: vec![],
+                member_backfills: BTreeMap::new(),
             };
             nodes.insert(name, node);
         }
@@ -97,6 +102,25 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
                 [2, 3, 4].map(|i| row.get::<i64>(i).ok().flatten().unwrap_or(0) as u64);
             backfills.insert(id, Backfill { from, to, current });
         }
+        let rows = client.select(
+            "SELECT node, set_name, address, from_block, to_block, current_block FROM eventeum.member_backfill",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let node: String = row.get(1)?.unwrap_or_default();
+            let set: String = row.get(2)?.unwrap_or_default();
+            let address: String = row.get(3)?.unwrap_or_default();
+            let [from, to, current] =
+                [4, 5, 6].map(|i| row.get::<i64>(i).ok().flatten().unwrap_or(0) as u64);
+            if let (Some(node), Ok(address)) = (nodes.get_mut(&node), address.parse()) {
+                node.member_backfills.insert(
+                    BackfillOf::Member { set, address },
+                    Backfill { from, to, current },
+                );
+            }
+        }
+        let sets = address_sets(client)?;
         for (id, added_at, definition) in definitions(
             client,
             "contract_event_filters",
@@ -104,16 +128,10 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             FilterDefinition::from_json,
         )? {
             if let Some(node) = nodes.get_mut(&definition.node) {
-                let topic0 = definition.specification.topic0();
                 let backfill = backfills.get(&id).copied();
-                node.filters.push(Arc::new(FilterConfig {
-                    id,
-                    start: definition.start_block.or(backfill.map(|b| b.from)),
-                    definition,
-                    topic0,
-                    added_at,
-                    backfill,
-                }));
+                node.filters.push(Arc::new(FilterConfig::new(
+                    id, definition, added_at, backfill, &sets,
+                )));
             }
         }
         for (id, _, monitor) in definitions(
@@ -154,6 +172,51 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             outbox_readers,
         })
     })
+}
+
+/// Every address set with its members. A member whose address does not
+/// parse (written around the table's check) is skipped with a WARNING.
+fn address_sets(client: &SpiClient<'_>) -> SpiResult<AddressSets> {
+    let mut sets: BTreeMap<String, AddressSet> = BTreeMap::new();
+    for row in client.select("SELECT name FROM eventeum.address_sets", None, &[])? {
+        let name: String = row.get(1)?.unwrap_or_default();
+        sets.insert(
+            name.clone(),
+            AddressSet {
+                name,
+                members: Default::default(),
+            },
+        );
+    }
+    let rows = client.select(
+        "SELECT set_name, address, start_block, (extract(epoch FROM added_at) * 1000000)::int8
+           FROM eventeum.address_set_members",
+        None,
+        &[],
+    )?;
+    for row in rows {
+        let set: String = row.get(1)?.unwrap_or_default();
+        let address: String = row.get(2)?.unwrap_or_default();
+        let member = Member {
+            start_block: row.get::<i64>(3)?.and_then(|b| u64::try_from(b).ok()),
+            added_at: row.get::<i64>(4)?.unwrap_or_default(),
+        };
+        match (sets.get_mut(&set), address.parse::<Address>()) {
+            (Some(set), Ok(address)) => {
+                set.members.insert(address, member);
+            }
+            (_, Err(e)) => {
+                pgrx::warning!(
+                    "eventeum: member \"{address}\" of address set \"{set}\" is skipped: {e}"
+                )
+            }
+            (None, Ok(_)) => {}
+        }
+    }
+    Ok(sets
+        .into_iter()
+        .map(|(name, set)| (name, Arc::new(set)))
+        .collect())
 }
 
 /// The `definition` column of a configuration table, parsed; a definition

@@ -9,7 +9,9 @@ use super::*;
 use crate::follow::EndpointHealth;
 use crate::limits::{LARGE_STEP_EVENTS, LARGE_STEP_WORK_MEM};
 use crate::message::{BackfillPiece, BACKFILL_CHANNEL};
-use crate::protocol::{Backfill, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind};
+use crate::protocol::{
+    Backfill, BackfillOf, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind,
+};
 use crate::states::{MessageType, NodeStatus};
 
 /// Applies one follower step. Returns `Stale` without writing anything when
@@ -26,21 +28,34 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
         if version != Some(step.config_version) || snapshot.version != step.config_version {
             return Ok(StepAck::Stale);
         }
-        if let StepKind::Backfill { filter_id, .. } = &step.kind {
+        if let StepKind::Backfill { of, .. } = &step.kind {
             // Pieces of a backfill may be in flight together: each must extend
             // the committed backfill (or overlap it), never leave a gap.
-            let extended = client.update(
-                "UPDATE eventeum.filter_backfill
-                    SET current_block = greatest(current_block, $3), updated_at = now()
-                  WHERE filter_id = $1 AND current_block >= $2 - 1
-                 RETURNING 1",
-                None,
-                &[
-                    filter_id.as_str().into(),
-                    (step.from as i64).into(),
-                    (step.to as i64).into(),
-                ],
-            )?;
+            let (from, to) = ((step.from as i64).into(), (step.to as i64).into());
+            let extended = match of {
+                BackfillOf::Filter(filter_id) => client.update(
+                    "UPDATE eventeum.filter_backfill
+                        SET current_block = greatest(current_block, $3), updated_at = now()
+                      WHERE filter_id = $1 AND current_block >= $2 - 1
+                     RETURNING 1",
+                    None,
+                    &[filter_id.as_str().into(), from, to],
+                )?,
+                BackfillOf::Member { set, address } => client.update(
+                    "UPDATE eventeum.member_backfill
+                        SET current_block = greatest(current_block, $3), updated_at = now()
+                      WHERE node = $4 AND set_name = $1 AND address = $5 AND current_block >= $2 - 1
+                     RETURNING 1",
+                    None,
+                    &[
+                        set.as_str().into(),
+                        from,
+                        to,
+                        step.node.as_str().into(),
+                        format!("{address:#x}").into(),
+                    ],
+                )?,
+            };
             if extended.is_empty() {
                 return Ok(StepAck::Stale);
             }
@@ -55,10 +70,18 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
         }
         let wait = node.options.num_blocks_to_wait;
         let (stored, mut messages) = insert_events(client, step)?;
-        if let StepKind::Backfill { filter_id, .. } = &step.kind {
+        if let StepKind::Backfill { of, .. } = &step.kind {
             if stored > 0 && !messages.has_notices() {
+                let (filter_id, address_set, address) = match of {
+                    BackfillOf::Filter(id) => (Some(id.as_str()), None, None),
+                    BackfillOf::Member { set, address } => {
+                        (None, Some(set.as_str()), Some(address.to_checksum(None)))
+                    }
+                };
                 let piece = BackfillPiece {
                     filter_id,
+                    address_set,
+                    address,
                     node_name: &step.node,
                     from_block: step.from,
                     to_block: step.to,
@@ -156,21 +179,41 @@ pub(super) fn remember_blocks(
 pub(super) fn start_backfills(
     client: &mut SpiClient<'_>,
     node: &str,
-    backfills: &[(String, Backfill)],
+    backfills: &[(BackfillOf, Backfill)],
 ) -> SpiResult<()> {
-    for (filter_id, b) in backfills {
-        client.update(
-            "INSERT INTO eventeum.filter_backfill (filter_id, node, from_block, to_block, current_block)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (filter_id) DO NOTHING",
-            None,
-            &[
-                filter_id.as_str().into(),
-                node.into(),
-                (b.from as i64).into(),
-                (b.to as i64).into(),
-                (b.current as i64).into(),
-            ],
-        )?;
+    for (of, b) in backfills {
+        let [from, to, current] = [b.from, b.to, b.current].map(|n| n as i64);
+        match of {
+            BackfillOf::Filter(filter_id) => client.update(
+                "INSERT INTO eventeum.filter_backfill (filter_id, node, from_block, to_block, current_block)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (filter_id) DO NOTHING",
+                None,
+                &[
+                    filter_id.as_str().into(),
+                    node.into(),
+                    from.into(),
+                    to.into(),
+                    current.into(),
+                ],
+            )?,
+            // The member may have left its set since the step was fetched:
+            // then there is nothing to backfill.
+            BackfillOf::Member { set, address } => client.update(
+                "INSERT INTO eventeum.member_backfill (set_name, address, node, from_block, to_block, current_block)
+                 SELECT set_name, address, $3, $4, $5, $6 FROM eventeum.address_set_members
+                  WHERE set_name = $1 AND address = $2
+                 ON CONFLICT (node, set_name, address) DO NOTHING",
+                None,
+                &[
+                    set.as_str().into(),
+                    format!("{address:#x}").into(),
+                    node.into(),
+                    from.into(),
+                    to.into(),
+                    current.into(),
+                ],
+            )?,
+        };
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! next range fetched while the main thread commits the last pieces.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -11,21 +12,23 @@ use super::follower::{Follower, Progress};
 use super::matching::decode_logs;
 use super::plan::block_timestamps;
 use super::position::{range_cap, Position};
+use super::requests::{fetch_logs, log_queries};
 use crate::decode::RenderOptions;
 use crate::limits::{
     ACK_TIMEOUT, BACKFILL_IN_FLIGHT, BACKFILL_PIECE_LOGS, BACKFILL_RANGE_LOGS,
     BACKFILL_RANGE_LOGS_RATE_LIMITED, BACKFILL_TURN, RATE_LIMITED_RECENTLY,
 };
+use crate::matcher::Member;
 use crate::protocol::{
-    Backfill, ChainStep, ConfigSnapshot, DecodedEvent, NodeConfig, StepAck, StepKind,
-    UndecodableLog,
+    Backfill, BackfillOf, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, NodeConfig,
+    StepAck, StepKind, UndecodableLog,
 };
 use crate::rows::{prepare_events, Audience};
 use crate::rpc::{NodeClient, RpcError};
 
 impl Follower {
-    /// Backfills the first pending filter for one turn: ranges of its logs
-    /// alone, handed over in pieces of about [`BACKFILL_PIECE_LOGS`], with the
+    /// Backfills the first pending filter (then set member) for one turn:
+    /// ranges of its logs alone, handed over in pieces of about [`BACKFILL_PIECE_LOGS`], with the
     /// next range fetched while the main thread commits the last pieces.
     pub(super) async fn backfill(
         &self,
@@ -35,18 +38,16 @@ impl Follower {
         head: u64,
         position: &mut Position,
     ) -> Result<Progress, RpcError> {
-        let pending = node.filters.iter().find_map(|f| {
-            position
-                .backfills
-                .get(&f.id)
-                .filter(|(_, b)| !b.is_done())
-                .map(|(_, b)| (f.clone(), *b))
-        });
-        let (Some((filter, backfill)), Some(checkpoint)) = (pending, position.cursor) else {
+        let (Some((of, backfill)), Some(checkpoint)) = (pending(node, position), position.cursor)
+        else {
             return Ok(Progress::CaughtUp);
         };
+        let filters = backfilled_filters(node, &of, &backfill);
         let wait = node.options.num_blocks_to_wait;
-        let audience = if filter.definition.notifies_each_backfilled_event() {
+        let audience = if filters
+            .iter()
+            .any(|f| f.definition.notifies_each_backfilled_event())
+        {
             Audience::Listeners
         } else if snapshot.outbox_readers {
             Audience::Outbox
@@ -55,20 +56,16 @@ impl Follower {
             // bumps the configuration version, which makes this piece stale.
             Audience::Nobody
         };
+        // A set's members as this snapshot has them: one added later is
+        // backfilled on its own from its start_block, or followed from then.
+        let queries = log_queries(&filters);
         let turn_ends = Instant::now() + BACKFILL_TURN;
         let mut in_flight = InFlight::default();
         let mut next = backfill.current + 1;
         let fetched: Result<(), RpcError> = async {
             while next <= backfill.to && Instant::now() < turn_ends && !in_flight.failed {
                 let to = backfill.to.min(next + position.backfill_range - 1);
-                let mut logs = client
-                    .logs(
-                        next,
-                        to,
-                        vec![filter.definition.contract_address],
-                        vec![filter.topic0],
-                    )
-                    .await?;
+                let mut logs = fetch_logs(client, next, to, &queries).await?;
                 // A node that refuses calls for its rate limit is asked fewer,
                 // larger questions: each refusal costs its Retry-After.
                 let target = if client.rate_limited_within(RATE_LIMITED_RECENTLY) {
@@ -111,8 +108,7 @@ impl Follower {
                         logs.next_if(|l| l.block_number.is_none_or(|n| n <= end))
                     })
                     .collect();
-                    let (events, failures) =
-                        decode_logs(std::slice::from_ref(&filter), &piece, &timestamps, render);
+                    let (events, failures) = decode_logs(&filters, &piece, &timestamps, render);
                     drop(piece);
                     // Built while the main thread still commits the last pieces.
                     let prepared = prepare_events(&node.name, events, checkpoint, wait, audience);
@@ -124,7 +120,7 @@ impl Follower {
                         head,
                         status: client.status(position.heads.is_some()),
                         kind: StepKind::Backfill {
-                            filter_id: filter.id.clone(),
+                            of: of.clone(),
                             checkpoint,
                         },
                         prepared,
@@ -146,7 +142,7 @@ impl Follower {
             in_flight.settle_oldest().await;
         }
         if let Some(done) = in_flight.committed {
-            if let Some((_, backfill)) = position.backfills.get_mut(&filter.id) {
+            if let Some((_, backfill)) = position.backfills.get_mut(&of) {
                 backfill.current = backfill.current.max(done);
             }
         }
@@ -157,6 +153,112 @@ impl Follower {
             Progress::Advanced // the backfill moved; live following gets its turn
         })
     }
+}
+
+/// The next backfill to work on: the first pending filter's, in the
+/// configuration's order, else the first pending member's.
+fn pending(node: &NodeConfig, position: &Position) -> Option<(BackfillOf, Backfill)> {
+    let undone = |of: &BackfillOf| {
+        position
+            .backfills
+            .get(of)
+            .filter(|(_, b)| !b.is_done())
+            .map(|(_, b)| (of.clone(), *b))
+    };
+    node.filters
+        .iter()
+        .find_map(|f| undone(&BackfillOf::Filter(f.id.clone())))
+        .or_else(|| {
+            position
+                .backfills
+                .keys()
+                .filter(|of| matches!(of, BackfillOf::Member { .. }))
+                .min()
+                .and_then(undone)
+        })
+}
+
+/// The filters a backfill decodes for: the filter; or, for a set member,
+/// every filter that reads its set, cut down to that address and taking its
+/// logs from the member's start block.
+fn backfilled_filters(
+    node: &NodeConfig,
+    of: &BackfillOf,
+    backfill: &Backfill,
+) -> Vec<Arc<FilterConfig>> {
+    match of {
+        BackfillOf::Filter(id) => node
+            .filters
+            .iter()
+            .filter(|f| &f.id == id)
+            .cloned()
+            .collect(),
+        BackfillOf::Member { set, address } => node
+            .filters
+            .iter()
+            .filter(|f| f.matcher.reads(set))
+            .map(|f| {
+                let member = Member {
+                    start_block: Some(backfill.from),
+                    added_at: 0,
+                };
+                Arc::new(FilterConfig {
+                    matcher: f.matcher.restricted_to(set, *address, member),
+                    start: Some(backfill.from),
+                    ..(**f).clone()
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Filters and set members that live following takes over now, after block
+/// `last`: each gets a backfill of `start..=last` (a filter's `startBlock`
+/// or the block its registration resolved to; a member's `start_block`),
+/// done at once when it starts after `last`. No backfill starts below
+/// `floor` (the node's `maxBlocksToSync`).
+pub(super) fn new_backfills(
+    node: &NodeConfig,
+    position: &Position,
+    last: u64,
+    floor: u64,
+) -> Vec<(BackfillOf, Backfill)> {
+    let filters = node
+        .filters
+        .iter()
+        .filter_map(|f| Some((BackfillOf::Filter(f.id.clone()), f.start?)));
+    let sets = node.sets();
+    let members = sets.values().flat_map(|set| {
+        set.members.iter().filter_map(|(address, member)| {
+            let start = member.start_block?;
+            let of = BackfillOf::Member {
+                set: set.name.clone(),
+                address: *address,
+            };
+            Some((of, start))
+        })
+    });
+    filters
+        .chain(members)
+        .filter(|(of, _)| !position.backfills.contains_key(of))
+        .map(|(of, start)| {
+            let from = start.max(floor);
+            // A start above `last` needs no backfill: mark it done at once.
+            let current = if from > last {
+                last
+            } else {
+                from.saturating_sub(1)
+            };
+            (
+                of,
+                Backfill {
+                    from,
+                    to: last,
+                    current,
+                },
+            )
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -281,39 +383,6 @@ pub fn split_into_pieces(
             }
             start = end + 1;
             piece
-        })
-        .collect()
-}
-
-/// Filters that live following takes over now, after block `last`: each gets
-/// a backfill of `start..=last` (its `startBlock`, or the block its
-/// registration resolved to), done at once when it starts after `last`. No
-/// backfill starts below `floor` (the node's `maxBlocksToSync`).
-pub(super) fn new_backfills(
-    node: &NodeConfig,
-    position: &Position,
-    last: u64,
-    floor: u64,
-) -> Vec<(String, Backfill)> {
-    node.filters
-        .iter()
-        .filter(|f| !position.backfills.contains_key(&f.id))
-        .filter_map(|f| {
-            let from = f.start?.max(floor);
-            // A start above `last` needs no backfill: mark it done at once.
-            let current = if from > last {
-                last
-            } else {
-                from.saturating_sub(1)
-            };
-            Some((
-                f.id.clone(),
-                Backfill {
-                    from,
-                    to: last,
-                    current,
-                },
-            ))
         })
         .collect()
 }

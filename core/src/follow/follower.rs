@@ -12,15 +12,18 @@ use super::backfill::new_backfills;
 use super::endpoints::Endpoints;
 use super::handover::LiveParts;
 use super::lagging::incomplete_answer;
-use super::matching::{addresses, decode_logs, match_transactions, topics};
+use super::matching::{decode_logs, match_transactions};
 use super::plan::{block_timestamps, plan, BlockNeeds, Plan};
 use super::position::{range_cap, sync_floor, Position};
+use super::requests::{fetch_logs, log_queries};
 use super::start::{registration_start, resolve_filter_starts};
 use super::wake_main_thread;
 use crate::decode::RenderOptions;
 use crate::limits::{BACKOFF_CAP, BACKOFF_START, LAGGING_RETRY_DELAY, RANGE_REFUSAL_DELAY};
 use crate::node::BlockStrategy;
-use crate::protocol::{BlockHeader, ConfigSnapshot, FollowerMessage, NodeConfig, StepKind};
+use crate::protocol::{
+    BackfillOf, BlockHeader, ConfigSnapshot, FollowerMessage, NodeConfig, StepKind,
+};
 use crate::redact::redact_url;
 use crate::rpc::{NodeClient, RpcError};
 use crate::states::NodeStatus;
@@ -174,7 +177,7 @@ impl Follower {
         };
         if position.checked_version != Some(snapshot.version) {
             position.checked_version = Some(snapshot.version);
-            // Forget the backfills of filters removed, even if added again.
+            // Forget the backfills of filters and members removed, even if added again.
             let added: HashMap<&str, i64> = node
                 .filters
                 .iter()
@@ -182,16 +185,22 @@ impl Follower {
                 .collect();
             position
                 .backfills
-                .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
+                .retain(|of, (at, _)| node.added_at(of) == Some(*at));
             position
                 .starts
                 .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
-            for filter in &node.filters {
-                if let Some(stored) = filter.backfill {
-                    if let Entry::Vacant(entry) = position.backfills.entry(filter.id.clone()) {
-                        entry.insert((filter.added_at, stored));
-                        position.restart_backfill_ranges();
-                    }
+            let stored = node
+                .filters
+                .iter()
+                .filter_map(|f| Some((BackfillOf::Filter(f.id.clone()), f.backfill?)))
+                .chain(node.member_backfills.iter().map(|(of, b)| (of.clone(), *b)));
+            for (of, stored) in stored {
+                let Some(added_at) = node.added_at(&of) else {
+                    continue;
+                };
+                if let Entry::Vacant(entry) = position.backfills.entry(of) {
+                    entry.insert((added_at, stored));
+                    position.restart_backfill_ranges();
                 }
             }
         }
@@ -295,9 +304,8 @@ impl Follower {
         let (events, failures) = if node.filters.is_empty() {
             (vec![], vec![])
         } else {
-            let logs = client
-                .logs(from, to, addresses(&node.filters), topics(&node.filters))
-                .await?;
+            let queries = log_queries(&node.filters);
+            let logs = fetch_logs(client, from, to, &queries).await?;
             position.grow_range(logs.len(), range_cap(options));
             // The logs must come from the blocks whose headers we checked; if the
             // chain moved in between, take the step again.
@@ -309,7 +317,7 @@ impl Follower {
                 return Ok(Progress::Retry);
             }
             if let Some(block) =
-                incomplete_answer(client, &node.filters, &logs, &headers, head).await?
+                incomplete_answer(client, &node.filters, &queries, &logs, &headers, head).await?
             {
                 tracing::info!(node = %node.name, block, "eth_getLogs left out logs of a new block (a lagging backend); asking again");
                 tokio::time::sleep(LAGGING_RETRY_DELAY).await;

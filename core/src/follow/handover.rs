@@ -12,7 +12,7 @@ use super::position::Position;
 use super::wake_main_thread;
 use crate::limits::{ACK_TIMEOUT, LIVE_PIECE_LOGS};
 use crate::protocol::{
-    Backfill, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage,
+    Backfill, BackfillOf, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage,
     MatchedTransaction, NodeConfig, Rewind, StepAck, StepKind, UndecodableLog,
 };
 use crate::rows::{prepare_events, Audience};
@@ -22,7 +22,7 @@ use crate::rpc::{NodeClient, RpcError};
 pub(super) struct LiveParts {
     /// Headers within the fork window, oldest first.
     pub headers: Vec<BlockHeader>,
-    pub new_backfills: Vec<(String, Backfill)>,
+    pub new_backfills: Vec<(BackfillOf, Backfill)>,
     /// Block events, oldest first.
     pub blocks: Vec<BlockHeader>,
     /// Matched transactions, oldest block first.
@@ -205,10 +205,12 @@ impl Follower {
         }
         match tokio::time::timeout(ACK_TIMEOUT, answer).await {
             Ok(Ok(StepAck::Committed)) => {
-                for (id, backfill) in started {
-                    position.starts.remove(&id);
-                    if let Some(filter) = node.filters.iter().find(|f| f.id == id) {
-                        position.backfills.insert(id, (filter.added_at, backfill));
+                for (of, backfill) in started {
+                    if let BackfillOf::Filter(id) = &of {
+                        position.starts.remove(id);
+                    }
+                    if let Some(added_at) = node.added_at(&of) {
+                        position.backfills.insert(of, (added_at, backfill));
                         position.restart_backfill_ranges();
                     }
                 }

@@ -8,10 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use alloy::primitives::BloomInput;
-use alloy::rpc::types::Log;
+use alloy::rpc::types::{Filter, Log};
 
-use super::matching::{addresses, topics};
+use super::requests::{fetch_logs_at, may_hold_logs_of};
 use crate::limits::LAGGING_WINDOW;
 use crate::protocol::{BlockHeader, FilterConfig};
 use crate::rpc::{NodeClient, RpcError};
@@ -25,6 +24,7 @@ use crate::rpc::{NodeClient, RpcError};
 pub(super) async fn incomplete_answer(
     client: &NodeClient,
     filters: &[Arc<FilterConfig>],
+    queries: &[Filter],
     logs: &[Log],
     headers: &BTreeMap<u64, BlockHeader>,
     head: u64,
@@ -39,8 +39,7 @@ pub(super) async fn incomplete_answer(
             continue;
         }
         // Suspect until asked by hash shows the block has none of them.
-        let again = client
-            .logs_at(header.hash, addresses(filters), topics(filters))
+        let again = fetch_logs_at(client, header.hash, queries)
             .await
             .inspect_err(|_| client.record_incomplete())?;
         if !again.is_empty() {
@@ -49,17 +48,4 @@ pub(super) async fn incomplete_answer(
         }
     }
     Ok(None)
-}
-
-/// Whether the block's bloom has the address and the topic0 of some filter.
-fn may_hold_logs_of(header: &BlockHeader, filters: &[Arc<FilterConfig>]) -> bool {
-    filters.iter().any(|f| {
-        f.start.is_none_or(|start| header.number >= start)
-            && header
-                .logs_bloom
-                .contains_input(BloomInput::Raw(f.definition.contract_address.as_slice()))
-            && header
-                .logs_bloom
-                .contains_input(BloomInput::Raw(f.topic0.as_slice()))
-    })
 }

@@ -1,10 +1,10 @@
 //! Matching (tokio or any thread): logs to the filters that asked for them,
 //! decoded once per filter, and transactions to the monitors that match them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use alloy::primitives::{hex, Address, B256};
+use alloy::primitives::{hex, Address};
 use alloy::rpc::types::{Log, Transaction};
 
 use crate::decode::{decode_log_with_topic0, RawLog, RenderOptions};
@@ -13,26 +13,6 @@ use crate::protocol::{
     NodeConfig, UndecodableLog,
 };
 use crate::rpc::{NodeClient, RpcError};
-
-/// The contracts of a merged `eth_getLogs`, each once.
-pub(super) fn addresses(filters: &[Arc<FilterConfig>]) -> Vec<Address> {
-    filters
-        .iter()
-        .map(|f| f.definition.contract_address)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
-/// The topic0s of a merged `eth_getLogs`, each once.
-pub(super) fn topics(filters: &[Arc<FilterConfig>]) -> Vec<B256> {
-    filters
-        .iter()
-        .map(|f| f.topic0)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
 
 /// Matches the range's transactions against the node's monitors, and reads
 /// receipts only for those matched.
@@ -87,7 +67,8 @@ pub(super) async fn match_transactions(
     Ok(matched)
 }
 
-/// Matches each log to the filters with its address and topic0, and decodes it
+/// Matches each log to the filters that take it (topic0, emitter, indexed
+/// values, start block), and decodes it
 /// once per matching filter. Logs that do not decode are kept, with the reason.
 pub fn decode_logs(
     filters: &[Arc<FilterConfig>],
@@ -125,8 +106,8 @@ pub fn decode_logs(
         };
         let matching = filters.iter().filter(|f| {
             f.topic0 == *topic0
-                && f.definition.contract_address == log.address()
                 && f.start.is_none_or(|start| block_number >= start)
+                && f.matcher.matches(&log.address(), topics)
         });
         for filter in matching {
             let raw = RawLog {

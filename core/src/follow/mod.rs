@@ -11,6 +11,7 @@
 //! - [`plan`]: the next range, or the fork to rewind (fork detection);
 //! - [`start`]: where a registration starts: the first block after its commit;
 //! - [`backfill`]: a filter's backfill from its start, in pieces;
+//! - [`requests`]: a node's filters merged into few `eth_getLogs` (chunked, or by topic only);
 //! - [`matching`]: logs to filters (and decoded), transactions to monitors;
 //! - [`lagging`]: an `eth_getLogs` answer checked against the blocks' blooms.
 
@@ -22,6 +23,7 @@ mod lagging;
 mod matching;
 mod plan;
 mod position;
+mod requests;
 mod start;
 mod supervisor;
 #[cfg(test)]
@@ -30,6 +32,7 @@ mod test_node;
 pub use backfill::{piece_ends, split_into_pieces, Piece};
 pub use endpoints::EndpointHealth;
 pub use matching::decode_logs;
+pub use requests::log_queries;
 pub use supervisor::supervise;
 
 use crate::protocol::{ChainStep, FollowerMessage};

@@ -11,7 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::limits::{BACKFILL_FIRST_RANGE, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER};
 use crate::node::NodeOptions;
-use crate::protocol::{Backfill, NodeConfig};
+use crate::protocol::{Backfill, BackfillOf, NodeConfig};
 use crate::rpc::HeadSubscription;
 
 /// What the follower knows of the chain it has committed.
@@ -26,9 +26,9 @@ pub(super) struct Position {
     /// Blocks per backfill `eth_getLogs`: sized by the log density seen so
     /// far, starting small so that a dense start does not arrive all at once.
     pub backfill_range: u64,
-    /// Backfills of filters with a `startBlock`, by filter id, with when the
-    /// filter was added: a filter removed and added again is a new filter.
-    pub backfills: HashMap<String, (i64, Backfill)>,
+    /// Backfills of filters and set members, with when each was added: a
+    /// filter (or member) removed and added again is a new one.
+    pub backfills: HashMap<BackfillOf, (i64, Backfill)>,
     /// Filters not yet taken over by live following: the first block of each
     /// (resolved from when it was registered), by id, with when it was added.
     pub starts: HashMap<String, (i64, u64)>,

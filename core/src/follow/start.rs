@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::position::Position;
 use crate::limits::{FRESH_HEAD, REGISTRATION_CLOCK_MARGIN};
-use crate::protocol::NodeConfig;
+use crate::protocol::{BackfillOf, NodeConfig};
 use crate::rpc::{NodeClient, RpcError};
 
 /// Seconds since the epoch of a registration made at `added_at` microseconds:
@@ -117,7 +117,10 @@ pub(super) async fn resolve_filter_starts(
         if filter.start.is_some() {
             continue;
         }
-        let start = match position.backfills.get(&filter.id) {
+        let start = match position
+            .backfills
+            .get(&BackfillOf::Filter(filter.id.clone()))
+        {
             Some((_, backfill)) => backfill.from,
             None => match position.starts.get(&filter.id) {
                 Some(&(added_at, start)) if added_at == filter.added_at => start,

@@ -46,15 +46,13 @@ pub fn rpc_log(topics: Vec<B256>, data: Vec<u8>, block: u64, index: u64) -> Log 
 }
 
 pub fn filter_config(id: &str, signature: &str) -> Arc<FilterConfig> {
-    let definition = filter(signature);
-    Arc::new(FilterConfig {
-        id: id.into(),
-        topic0: definition.specification.topic0(),
-        definition,
-        added_at: 0,
-        start: None,
-        backfill: None,
-    })
+    Arc::new(FilterConfig::new(
+        id.into(),
+        filter(signature),
+        0,
+        None,
+        &Default::default(),
+    ))
 }
 
 pub fn transfer_filter() -> Arc<FilterConfig> {

@@ -15,6 +15,13 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 
+mod emitters;
+
+pub use emitters::{
+    validate_set_name, Emitters, IndexedParameterFilter, IndexedValues, MAX_LITERAL_VALUES,
+    MAX_SET_NAME,
+};
+
 /// The node a filter belongs to when the caller names none.
 pub const DEFAULT_NODE: &str = "default";
 /// Solidity allows at most three indexed parameters (topic0 is the signature).
@@ -234,8 +241,11 @@ pub struct CorrelationIdStrategy {
 pub struct FilterDefinition {
     pub id: Option<String>,
     pub node: String,
-    pub contract_address: Address,
+    /// The contracts whose logs it takes: one, any, or an address set's.
+    pub emitters: Emitters,
     pub specification: EventSpecification,
+    /// Constraints on indexed parameters, by position.
+    pub indexed_filters: Vec<IndexedParameterFilter>,
     pub correlation: Option<CorrelationIdStrategy>,
     pub start_block: Option<u64>,
     /// The broadcasters its messages go to; None means all.
@@ -255,14 +265,33 @@ impl FilterDefinition {
         self.notify_backfill || self.start_block.is_none()
     }
 
-    /// Eventeum's GET format, plus our `node` and `startBlock`.
+    /// The address sets it reads, as emitters or in indexed-parameter filters.
+    pub fn address_sets(&self) -> impl Iterator<Item = &str> {
+        self.emitters
+            .set()
+            .into_iter()
+            .chain(self.indexed_filters.iter().filter_map(|f| match &f.values {
+                IndexedValues::Set(name) => Some(name.as_str()),
+                IndexedValues::Literal { .. } => None,
+            }))
+    }
+
+    /// Eventeum's GET format, plus our `node` and `startBlock`, and the
+    /// emitters and indexed-parameter filters beyond Eventeum's.
     pub fn to_json(&self, id: &str) -> Value {
         let mut v = json!({
             "id": id,
-            "contractAddress": self.contract_address.to_checksum(None),
             "eventSpecification": self.specification.to_json(),
             "node": self.node,
         });
+        self.emitters.write_json(&mut v);
+        if !self.indexed_filters.is_empty() {
+            v["indexedParameterFilters"] = self
+                .indexed_filters
+                .iter()
+                .map(IndexedParameterFilter::to_json)
+                .collect();
+        }
         if let Some(c) = &self.correlation {
             v["correlationIdStrategy"] =
                 json!({"type": c.kind, "parameterIndex": c.parameter_index});
@@ -317,11 +346,8 @@ impl FilterDefinition {
     pub fn from_json(body: &Value) -> ApiResult<Self> {
         let raw: RawFilter = serde_json::from_value(body.clone())
             .map_err(|e| ApiError::invalid(format!("invalid filter: {e}")))?;
-        let contract_address = parse_address(
-            raw.contract_address
-                .as_deref()
-                .ok_or_else(|| ApiError::invalid("contractAddress is required"))?,
-        )?;
+        let emitters =
+            Emitters::from_json(raw.contract_address.as_ref(), raw.address_set.as_deref())?;
         let spec = raw
             .event_specification
             .ok_or_else(|| ApiError::invalid("eventSpecification is required"))?;
@@ -347,6 +373,11 @@ impl FilterDefinition {
             indexed: defs(spec.indexed_parameter_definitions.unwrap_or_default())?,
             non_indexed: defs(spec.non_indexed_parameter_definitions.unwrap_or_default())?,
         };
+        specification.validate()?;
+        let indexed_filters = IndexedParameterFilter::parse_all(
+            &raw.indexed_parameter_filters.unwrap_or_default(),
+            &specification,
+        )?;
         let correlation = raw.correlation_id_strategy.map(|c| CorrelationIdStrategy {
             kind: c.kind,
             parameter_index: c.parameter_index,
@@ -355,8 +386,9 @@ impl FilterDefinition {
         let filter = FilterDefinition {
             id: raw.id,
             node: raw.node.unwrap_or_else(|| DEFAULT_NODE.to_string()),
-            contract_address,
+            emitters,
             specification,
+            indexed_filters,
             correlation,
             start_block,
             broadcasters: raw.broadcasters,
@@ -367,7 +399,8 @@ impl FilterDefinition {
     }
 
     /// Builds a filter from a human-readable signature such as
-    /// `Transfer(address indexed from, address indexed to, uint256 value)`.
+    /// `Transfer(address indexed from, address indexed to, uint256 value)`,
+    /// for the contract at `contract_address` (`*`: any contract).
     pub fn from_signature(
         contract_address: &str,
         signature: &str,
@@ -375,7 +408,7 @@ impl FilterDefinition {
         start_block: Option<i64>,
         id: Option<String>,
     ) -> ApiResult<Self> {
-        let contract_address = parse_address(contract_address)?;
+        let emitters = Emitters::from_address_argument(contract_address)?;
         let event = Event::parse(signature.trim()).map_err(|e| {
             ApiError::invalid_with_hint(
                 format!("malformed event signature \"{signature}\": {e}"),
@@ -413,8 +446,9 @@ impl FilterDefinition {
         let filter = FilterDefinition {
             id,
             node: node.to_string(),
-            contract_address,
+            emitters,
             specification,
+            indexed_filters: vec![],
             correlation: None,
             start_block,
             broadcasters: None,
@@ -466,13 +500,22 @@ pub fn parse_address(s: &str) -> ApiResult<Address> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawFilter {
     id: Option<String>,
-    contract_address: Option<String>,
+    /// Present and null (any contract) is not absent (an error, unless addressSet).
+    #[serde(default, deserialize_with = "present")]
+    contract_address: Option<Value>,
+    address_set: Option<String>,
+    indexed_parameter_filters: Option<Vec<Value>>,
     event_specification: Option<RawSpecification>,
     correlation_id_strategy: Option<RawCorrelation>,
     node: Option<String>,
     start_block: Option<Value>,
     broadcasters: Option<Vec<String>>,
     notify_backfill: Option<bool>,
+}
+
+/// A field that is present, null included.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
