@@ -6,7 +6,7 @@ Postgres COPY of the same rows), since the machines are noisy. Sizes come from
 the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
 (10000), BENCH_RPC_BLOCKS (50), BENCH_BACKFILL_ROUNDS (3). BENCH_ONLY picks
 phases, for profiling: a comma list of hostile (the backfill through the RPC
-proxy), live, filters and relay; the backfill always runs, and "none" runs
+proxy), live, sets (address sets of 10 and 100,000), filters and relay; the backfill always runs, and "none" runs
 only it. A 1,000,000-event run: BENCH_EVENTS=1000000 BENCH_ONLY=none.
 """
 
@@ -38,7 +38,8 @@ RPC_BLOCKS = int(os.environ.get("BENCH_RPC_BLOCKS", 50))
 EVENTS_PER_TX = 2_000
 GETLOGS_CALL_LOGS = 100_000  # the raw baseline's largest call; a 1,000,000-log answer is about 700 MB
 SIMPLE = "Simple(address indexed who, uint256 value)"
-PHASES = set(os.environ.get("BENCH_ONLY", "hostile,live,filters,relay").split(","))
+PHASES = set(os.environ.get("BENCH_ONLY", "hostile,live,sets,filters,relay").split(","))
+SET_SMALL, SET_LARGE = 10, 100_000
 POLL_MS = 20  # the live POLL figure: as often as a local node can sensibly be asked
 BACKFILL_ROUNDS = int(os.environ.get("BENCH_BACKFILL_ROUNDS", 3))
 ARTIFACT = ROOT / "pg_test" / "contracts" / "Bench.json"
@@ -518,6 +519,45 @@ def many_filters(db, anvil, bench, proxy):
     return one, many, memory_one, memory_many
 
 
+def address_sets(db, anvil, bench, proxy):
+    """RPC calls per block and worker memory with a set of SET_SMALL and of
+    SET_LARGE addresses (the contract among them), then the time from a
+    watch() commit to the first event its backfill stores."""
+    members = """INSERT INTO eventeum.address_set_members (set_name, address)
+                 SELECT 'bench_set', '0x' || lpad(to_hex(i), 40, '0') FROM generate_series(%s, %s) AS i"""
+    add_node(db, "bench_sets", proxy.url)
+    db.execute("SELECT eventeum.create_address_set('bench_set')")
+    db.execute(members, (1, SET_SMALL - 1))
+    db.execute("SELECT eventeum.watch('bench_set', %s)", (bench.address,))
+    db.execute("SELECT eventeum.add_filter(NULL, %s, 'bench_sets', id => 'bench_set', address_set => 'bench_set')",
+               (SIMPLE,))
+    time.sleep(1)
+    small, calls_small = rpc_calls_per_block(db, anvil, bench, proxy, "bench_sets")
+    memory_small = worker_memory(db)
+    step(f"set of {SET_SMALL}: {calls_small}")
+    db.execute(members, (SET_SMALL, SET_LARGE - 1))
+    time.sleep(2)
+    large, calls_large = rpc_calls_per_block(db, anvil, bench, proxy, "bench_sets")
+    memory_large = worker_memory(db)
+    step(f"set of {SET_LARGE}: {calls_large}")
+
+    # A contract with history, watched from the block of its first event.
+    late = Emitter(anvil, artifact=ARTIFACT)
+    first = anvil.send(late.address, late.calldata("emitMany(uint256,uint256)", 1, 0))
+    anvil.mine(100)
+    wait_caught_up(db, anvil, "bench_sets")
+    with db.transaction():
+        db.execute("SELECT eventeum.watch('bench_set', %s, %s)", (late.address, int(first["blockNumber"], 16)))
+    committed = time.perf_counter()
+    wait_until(lambda: db.execute("SELECT 1 FROM eventeum.contract_events WHERE filter_id = 'bench_set' "
+                                  "AND address = %s", (late.address,)).fetchone(),
+               timeout=60, interval=0.005, what="the first backfilled event")
+    watch_ms = (time.perf_counter() - committed) * 1000
+    db.execute("SELECT eventeum.remove_filter('bench_set')")
+    db.execute("SELECT eventeum.remove_node('bench_sets')")
+    return small, large, memory_small, memory_large, watch_ms
+
+
 # --- relay throughput ---------------------------------------------------------
 
 SAMPLE_PAYLOAD = """SELECT to_jsonb(m) FROM (SELECT id, 'CONTRACT_EVENT' AS type, 0 AS retries,
@@ -782,6 +822,8 @@ def run(cluster, db, anvil, tansu, proxy):
     db.execute("SELECT eventeum.remove_node('bench')")
     if "live" in PHASES:
         live(cluster, db, anvil, bench, tansu)
+    if "sets" in PHASES:
+        sets(db, anvil, bench, proxy)
     if "filters" in PHASES:
         filters(db, anvil, bench, proxy)
     if "relay" in PHASES:
@@ -826,6 +868,22 @@ def live(cluster, db, anvil, bench, tansu):
     kafka = kafka_latency(db, anvil, bench, tansu)
     report("kafka_p50_ms", percentile(kafka, 50), "live PUBSUB -> Kafka p50", "ms", "mined -> consumer")
     report("kafka_p99_ms", percentile(kafka, 99), "live PUBSUB -> Kafka p99", "ms", "(goal <= 100)")
+
+
+def sets(db, anvil, bench, proxy):
+    small, large, memory_small, memory_large, watch_ms = address_sets(db, anvil, bench, proxy)
+
+    def own(memory):
+        return memory["RssAnon"] + memory["RssFile"]
+    report("rpc_calls_per_block_set_10", small, f"RPC calls per block, a set of {SET_SMALL}", "")
+    report("rpc_calls_per_block_set_100k", large, f"RPC calls per block, a set of {SET_LARGE:,}", "")
+    report("rpc_calls_ratio_set_100k_vs_10", large / small, "RPC calls ratio, sets", "", "(goal <= 1.2)")
+    report("worker_rss_set_10_mb", own(memory_small), f"worker RSS, a set of {SET_SMALL}", "MB",
+           f"(private {memory_small['RssAnon']:.0f} + file {memory_small['RssFile']:.0f})")
+    report("worker_rss_set_100k_mb", own(memory_large), f"worker RSS, a set of {SET_LARGE:,}", "MB",
+           f"(private {memory_large['RssAnon']:.0f} + file {memory_large['RssFile']:.0f})")
+    report("watch_to_first_backfilled_event_ms", watch_ms, "watch() commit -> first backfilled event", "ms",
+           "(a contract whose event is 100 blocks back)")
 
 
 def filters(db, anvil, bench, proxy):

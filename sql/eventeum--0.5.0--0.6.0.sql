@@ -3,7 +3,8 @@
 --   name, changed by watch/unwatch or plain INSERT and DELETE; members added
 --   with a start_block are backfilled on their own (member_backfill).
 -- - A filter follows one contract, any contract, or a set's members; it may
---   constrain its indexed parameters (indexedParameterFilters).
+--   constrain its indexed parameters (indexedParameterFilters), and a
+--   factory's events may add children to its set (source_* columns).
 
 -- Address sets: lists of contracts (or of indexed address values) that
 -- filters follow by name. A change is live when its transaction commits: the
@@ -20,12 +21,19 @@ CREATE TABLE address_set_members (
     address     text NOT NULL CHECK (address ~ '^0x[0-9a-f]{40}$'),
     start_block bigint CHECK (start_block >= 0),
     added_at    timestamptz NOT NULL DEFAULT now(),
+    source_node   text,
+    source_filter text,
+    source_event  text,
     PRIMARY KEY (set_name, address)
 );
+CREATE INDEX address_set_members_by_source ON address_set_members (source_node, source_filter, source_event)
+    WHERE source_event IS NOT NULL;
 COMMENT ON TABLE address_set_members IS
   'The members of each address set; watch and unwatch change them, and so may a plain INSERT or DELETE. Addresses are stored in lower case.';
 COMMENT ON COLUMN address_set_members.start_block IS
   'The first block to backfill this address from, for the filters that follow its set; NULL: followed from the block the worker is at when the row commits.';
+COMMENT ON COLUMN address_set_members.source_event IS
+  'For a child a factory created: the factory event (Eventeum id) of filter source_filter on node source_node. A fork that invalidates it removes the member.';
 
 CREATE FUNCTION normalize_set_member() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -121,6 +129,7 @@ GRANT SELECT ON address_sets, address_set_members, member_backfill TO eventeum_r
 GRANT SELECT ON address_sets, address_set_members, member_backfill TO eventeum_admin;
 GRANT INSERT, UPDATE, DELETE ON address_set_members TO eventeum_admin;
 ALTER FUNCTION bump_config_version() SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp;
+REVOKE ALL ON FUNCTION normalize_set_member() FROM PUBLIC;
 DO $$
 DECLARE
     f regprocedure;

@@ -121,6 +121,29 @@ pub struct FilterConfig {
     /// Its emitters and indexed-parameter filters, resolved against the
     /// snapshot's address sets.
     pub matcher: LogMatcher,
+    /// The sets its events add children to, when it is a factory's filter.
+    pub feeds: Vec<Feed>,
+}
+
+/// A set a factory's events add children to: the address in the event's
+/// parameter at `position` (its declaration position).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Feed {
+    pub set: String,
+    pub position: u32,
+}
+
+/// A child a factory's event added to a set, in the step that stores the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub set: String,
+    pub address: Address,
+    /// The factory event's block: the child is backfilled from there.
+    pub block_number: u64,
+    /// The factory event (filter and Eventeum id): a fork that invalidates
+    /// it takes the child out of the set.
+    pub filter_id: String,
+    pub event_id: String,
 }
 
 impl FilterConfig {
@@ -137,6 +160,7 @@ impl FilterConfig {
             topic0: definition.specification.topic0(),
             start: definition.start_block.or(backfill.map(|b| b.from)),
             matcher: LogMatcher::resolve(&definition, sets),
+            feeds: vec![],
             definition,
             added_at,
             backfill,
@@ -223,6 +247,8 @@ pub struct ChainStep {
     /// main thread takes them.
     pub prepared: PreparedEvents,
     pub failures: Vec<UndecodableLog>,
+    /// Children its factory events add to address sets.
+    pub children: Vec<Child>,
     pub ack: oneshot::Sender<StepAck>,
 }
 

@@ -96,12 +96,19 @@ CREATE TABLE address_set_members (
     address     text NOT NULL CHECK (address ~ '^0x[0-9a-f]{40}$'),
     start_block bigint CHECK (start_block >= 0),
     added_at    timestamptz NOT NULL DEFAULT now(),
+    source_node   text,
+    source_filter text,
+    source_event  text,
     PRIMARY KEY (set_name, address)
 );
+CREATE INDEX address_set_members_by_source ON address_set_members (source_node, source_filter, source_event)
+    WHERE source_event IS NOT NULL;
 COMMENT ON TABLE address_set_members IS
   'The members of each address set; watch and unwatch change them, and so may a plain INSERT or DELETE. Addresses are stored in lower case.';
 COMMENT ON COLUMN address_set_members.start_block IS
   'The first block to backfill this address from, for the filters that follow its set; NULL: followed from the block the worker is at when the row commits.';
+COMMENT ON COLUMN address_set_members.source_event IS
+  'For a child a factory created: the factory event (Eventeum id) of filter source_filter on node source_node. A fork that invalidates it removes the member.';
 
 CREATE FUNCTION normalize_set_member() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -5,7 +5,7 @@ use pgrx::JsonB;
 use serde_json::Value;
 
 use super::*;
-use crate::spec::{validate_set_name, Emitters, FilterDefinition};
+use crate::spec::{validate_set_name, Emitters, Factory, FilterDefinition};
 
 /// Adds a contract-event filter given as Eventeum's REST body, plus the optional
 /// keys `node` (default `default`) and `startBlock`. Returns the filter id,
@@ -65,6 +65,9 @@ fn store_filter(filter: FilterDefinition) -> String {
     for set in filter.address_sets() {
         super::sets::require_set(set);
     }
+    if let Some(factory) = &filter.factory {
+        require_factory(factory, &filter.node);
+    }
     let id = match filter.id.as_deref() {
         Some(id)
             if exists(
@@ -104,9 +107,49 @@ fn store_filter(filter: FilterDefinition) -> String {
     id
 }
 
-/// Removes a contract-event filter. Events it already stored stay.
+/// Raises unless `factory` names a filter on `node` whose event has an
+/// address parameter as named: 42704 for a missing filter, 22023 otherwise.
+fn require_factory(factory: &Factory, node: &str) {
+    let stored = Spi::get_two_with_args::<String, JsonB>(
+        "SELECT node, definition FROM eventeum.contract_event_filters WHERE id = $1",
+        &[factory.filter.as_str().into()],
+    );
+    let (parent_node, definition) = match stored {
+        Ok((Some(node), Some(definition))) => (node, definition.0),
+        Ok(_) | Err(pgrx::spi::SpiError::InvalidPosition) => raise(ApiError::NotFound {
+            kind: "factory filter",
+            name: factory.filter.clone(),
+            hint: Some("add the filter of the factory's creation event first".into()),
+        }),
+        Err(e) => pgrx::error!("eventeum: {e}"),
+    };
+    if parent_node != node {
+        raise(ApiError::invalid(format!(
+            "factory filter \"{}\" is on node \"{parent_node}\", not \"{node}\"",
+            factory.filter
+        )));
+    }
+    let parent = or_raise(FilterDefinition::from_json(&definition));
+    or_raise(factory.position_in(&parent.specification));
+}
+
+/// Removes a contract-event filter. Events it already stored stay. Refused
+/// (2BP01) while another filter names it as its factory.
 #[pg_extern(volatile)]
 fn remove_filter(id: &str) {
+    let children = Spi::get_one_with_args::<String>(
+        "SELECT string_agg(id, ', ' ORDER BY id) FROM eventeum.contract_event_filters
+          WHERE definition -> 'factory' ->> 'filter' = $1 AND id <> $1",
+        &[id.into()],
+    )
+    .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+    if let Some(children) = children {
+        raise(ApiError::InUse {
+            kind: "filter",
+            name: id.to_string(),
+            detail: format!("it is the factory of filter(s) {children}; remove them first"),
+        });
+    }
     // A mutating statement goes through `update`: a read-only SPI call would
     // run the DELETE without its statement triggers seeing it.
     let deleted = Spi::connect_mut(|client| {

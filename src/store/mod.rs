@@ -11,6 +11,7 @@
 //! - [`step`]: a follower step, and the node's checkpoint and fork window;
 //! - [`events`]: contract-event rows (a log becomes a row here), confirmations;
 //! - [`copy`]: first-pass rows through Postgres' COPY;
+//! - [`children`]: factories' children added to address sets, and taken out on a fork;
 //! - [`rewind`]: a fork;
 //! - [`transactions`], [`blocks`]: monitored transactions and block events;
 //! - [`emit`]: NOTIFY and outbox rows for what a step changed;
@@ -18,6 +19,7 @@
 //! - [`counters`]: the metrics' counters.
 
 mod blocks;
+mod children;
 mod copy;
 mod counters;
 mod emit;
@@ -30,6 +32,7 @@ mod transactions;
 
 use pgrx::spi::SpiResult;
 
+pub use children::{catch_up_children, FeedKey};
 pub use counters::{record_call_counts, render_pages};
 pub use outbox::{due_batches, prune_outbox, record_delivery};
 pub use rewind::apply_rewind;
@@ -37,6 +40,7 @@ pub use snapshot::{config_version, installed_version, load_snapshot};
 pub use step::{apply_step, record_endpoints, record_node_error};
 
 use blocks::*;
+use children::*;
 use counters::*;
 use emit::*;
 use events::*;

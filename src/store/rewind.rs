@@ -78,6 +78,9 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
         )?;
         let mut rows = records_of::<ContractEventRecord>(invalidated)?;
         rows.sort_by_key(|r| (r.block_number, r.log_index));
+        if let Some(node) = snapshot.nodes.get(&rewind.node) {
+            drop_children(client, node, &rows)?;
+        }
         let count = rows.len();
         count_events(client, &rewind.node, EventStatus::Invalidated, count)?;
         let messages: Batch = rows.iter().map(ContractEventRecord::outgoing).collect();

@@ -14,7 +14,7 @@ use crate::matcher::{AddressSet, AddressSets, Member};
 use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
 use crate::protocol::{
-    Backfill, BackfillOf, BroadcasterConfig, ConfigSnapshot, FilterConfig, MonitorConfig,
+    Backfill, BackfillOf, BroadcasterConfig, ConfigSnapshot, Feed, FilterConfig, MonitorConfig,
     NodeConfig,
 };
 use crate::spec::FilterDefinition;
@@ -121,17 +121,25 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             }
         }
         let sets = address_sets(client)?;
+        let mut filters: BTreeMap<String, Vec<FilterConfig>> = BTreeMap::new();
         for (id, added_at, definition) in definitions(
             client,
             "contract_event_filters",
             "filter",
             FilterDefinition::from_json,
         )? {
-            if let Some(node) = nodes.get_mut(&definition.node) {
+            if nodes.contains_key(&definition.node) {
                 let backfill = backfills.get(&id).copied();
-                node.filters.push(Arc::new(FilterConfig::new(
-                    id, definition, added_at, backfill, &sets,
-                )));
+                filters
+                    .entry(definition.node.clone())
+                    .or_default()
+                    .push(FilterConfig::new(id, definition, added_at, backfill, &sets));
+            }
+        }
+        for (name, mut filters) in filters {
+            connect_factories(&mut filters);
+            if let Some(node) = nodes.get_mut(&name) {
+                node.filters = filters.into_iter().map(Arc::new).collect();
             }
         }
         for (id, _, monitor) in definitions(
@@ -172,6 +180,46 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             outbox_readers,
         })
     })
+}
+
+/// Gives each factory's filter the sets its events feed: those of the
+/// filters on the same node that name it as their `factory`.
+fn connect_factories(filters: &mut [FilterConfig]) {
+    let feeds: Vec<(String, Feed)> = filters
+        .iter()
+        .filter_map(|child| {
+            let factory = child.definition.factory.as_ref()?;
+            let set = child.definition.emitters.set()?;
+            let Some(parent) = filters.iter().find(|f| f.id == factory.filter) else {
+                pgrx::warning!(
+                    "eventeum: filter \"{}\" names factory filter \"{}\", which is not on its node; no children are added",
+                    child.id,
+                    factory.filter
+                );
+                return None;
+            };
+            match factory.position_in(&parent.definition.specification) {
+                Ok(position) => Some((
+                    parent.id.clone(),
+                    Feed {
+                        set: set.to_string(),
+                        position,
+                    },
+                )),
+                Err(e) => {
+                    pgrx::warning!("eventeum: filter \"{}\": {e}", child.id);
+                    None
+                }
+            }
+        })
+        .collect();
+    for (parent, feed) in feeds {
+        if let Some(parent) = filters.iter_mut().find(|f| f.id == parent) {
+            if !parent.feeds.contains(&feed) {
+                parent.feeds.push(feed);
+            }
+        }
+    }
 }
 
 /// Every address set with its members. A member whose address does not

@@ -97,6 +97,7 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
             with_filter_targets(messages, node),
         )?;
         insert_undecodable(client, step)?;
+        add_children(client, &step.node, &step.children)?;
         match &step.kind {
             StepKind::Live {
                 headers,

@@ -12,6 +12,7 @@ mod metrics;
 mod outbox;
 mod runtime;
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -96,7 +97,8 @@ fn run() {
     if let Err(e) = BackgroundWorker::transaction(|| Spi::run(&settings)) {
         pgrx::error!("eventeum: cannot set the worker's session: {e}");
     }
-    let mut snapshot = Arc::new(load_snapshot());
+    let mut feeds = HashSet::new();
+    let mut snapshot = Arc::new(load_snapshot(&mut feeds));
     let (config_tx, config_rx) = watch::channel(snapshot.clone());
     let (to_main, mut from_followers) = mpsc::channel(FOLLOWER_QUEUE);
     runtime.spawn(follow::supervise(config_rx.clone(), to_main));
@@ -123,7 +125,7 @@ fn run() {
         // once; a change made straight in the tables is seen within a tick.
         match BackgroundWorker::transaction(store::config_version) {
             Ok(Some(current)) if reload || current != snapshot.version => {
-                snapshot = Arc::new(load_snapshot());
+                snapshot = Arc::new(load_snapshot(&mut feeds));
                 config_tx.send_replace(snapshot.clone());
             }
             Ok(Some(_)) => {}
@@ -152,7 +154,7 @@ fn run() {
                     let ack = apply(&mut step, &snapshot);
                     if ack == StepAck::Stale {
                         // Publish the new configuration before the follower retries.
-                        snapshot = Arc::new(load_snapshot());
+                        snapshot = Arc::new(load_snapshot(&mut feeds));
                         config_tx.send_replace(snapshot.clone());
                     }
                     let _ = step.ack.send(ack);
@@ -210,12 +212,20 @@ fn apply(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
     )
 }
 
-fn load_snapshot() -> ConfigSnapshot {
+/// Loads the configuration, then adds the children of factory events
+/// stored before their factory's feed was configured (see
+/// `store::catch_up_children`); `feeds` holds those already caught up.
+fn load_snapshot(feeds: &mut HashSet<store::FeedKey>) -> ConfigSnapshot {
     let bytes_to_ascii = guc::BYTES_TO_ASCII.get();
-    commit_or_abort(
+    let snapshot = commit_or_abort(
         || "cannot load the configuration".into(),
         || store::load_snapshot(bytes_to_ascii),
-    )
+    );
+    commit_or_abort(
+        || "cannot add the children of stored factory events".into(),
+        || store::catch_up_children(&snapshot, feeds),
+    );
+    snapshot
 }
 
 /// Runs `work` in a transaction of its own that commits only when it returns

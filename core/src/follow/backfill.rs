@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::factory::children_of;
 use super::follower::{Follower, Progress};
 use super::matching::decode_logs;
 use super::plan::block_timestamps;
@@ -110,6 +111,7 @@ impl Follower {
                     .collect();
                     let (events, failures) = decode_logs(&filters, &piece, &timestamps, render);
                     drop(piece);
+                    let children = children_of(&events);
                     // Built while the main thread still commits the last pieces.
                     let prepared = prepare_events(&node.name, events, checkpoint, wait, audience);
                     let step = ChainStep {
@@ -125,6 +127,7 @@ impl Follower {
                         },
                         prepared,
                         failures,
+                        children,
                         ack: in_flight.push(end),
                     };
                     if !self.send_step(step).await {
@@ -158,23 +161,20 @@ impl Follower {
 /// The next backfill to work on: the first pending filter's, in the
 /// configuration's order, else the first pending member's.
 fn pending(node: &NodeConfig, position: &Position) -> Option<(BackfillOf, Backfill)> {
-    let undone = |of: &BackfillOf| {
-        position
-            .backfills
-            .get(of)
-            .filter(|(_, b)| !b.is_done())
-            .map(|(_, b)| (of.clone(), *b))
-    };
     node.filters
         .iter()
-        .find_map(|f| undone(&BackfillOf::Filter(f.id.clone())))
+        .find_map(|f| {
+            let of = BackfillOf::Filter(f.id.clone());
+            let (_, b) = position.backfills.get(&of)?;
+            (!b.is_done()).then_some((of, *b))
+        })
         .or_else(|| {
             position
                 .backfills
-                .keys()
-                .filter(|of| matches!(of, BackfillOf::Member { .. }))
-                .min()
-                .and_then(undone)
+                .iter()
+                .filter(|(of, (_, b))| matches!(of, BackfillOf::Member { .. }) && !b.is_done())
+                .min_by_key(|(of, _)| *of)
+                .map(|(of, (_, b))| (of.clone(), *b))
         })
 }
 

@@ -7,6 +7,7 @@ use alloy::primitives::B256;
 use tokio::sync::oneshot;
 
 use super::backfill::split_into_pieces;
+use super::factory::children_of;
 use super::follower::{Follower, Progress};
 use super::position::Position;
 use super::wake_main_thread;
@@ -181,6 +182,7 @@ impl Follower {
             StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
         };
         let (ack, answer) = oneshot::channel();
+        let children = children_of(&events);
         let prepared = prepare_events(
             &node.name,
             events,
@@ -198,6 +200,7 @@ impl Follower {
             kind,
             prepared,
             failures,
+            children,
             ack,
         };
         if !self.send_step(step).await {

@@ -12,11 +12,13 @@
 //! - [`start`]: where a registration starts: the first block after its commit;
 //! - [`backfill`]: a filter's backfill from its start, in pieces;
 //! - [`requests`]: a node's filters merged into few `eth_getLogs` (chunked, or by topic only);
+//! - [`factory`]: the children a step's factory events add to address sets;
 //! - [`matching`]: logs to filters (and decoded), transactions to monitors;
 //! - [`lagging`]: an `eth_getLogs` answer checked against the blocks' blooms.
 
 mod backfill;
 mod endpoints;
+mod factory;
 mod follower;
 mod handover;
 mod lagging;
@@ -31,6 +33,7 @@ mod test_node;
 
 pub use backfill::{piece_ends, split_into_pieces, Piece};
 pub use endpoints::EndpointHealth;
+pub use factory::children_of;
 pub use matching::decode_logs;
 pub use requests::log_queries;
 pub use supervisor::supervise;

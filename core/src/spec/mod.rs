@@ -17,10 +17,13 @@ use crate::error::{ApiError, ApiResult};
 
 mod emitters;
 
+mod factory;
+
 pub use emitters::{
     validate_set_name, Emitters, IndexedParameterFilter, IndexedValues, MAX_LITERAL_VALUES,
     MAX_SET_NAME,
 };
+pub use factory::{Factory, FactoryParameter};
 
 /// The node a filter belongs to when the caller names none.
 pub const DEFAULT_NODE: &str = "default";
@@ -132,6 +135,9 @@ fn is_supported_base(base: &str) -> bool {
 pub struct ParameterDefinition {
     pub position: u32,
     pub ty: ParamType,
+    /// Its name, when the signature or the body gave one: what a factory's
+    /// `parameter` may refer to.
+    pub name: Option<String>,
 }
 
 /// Eventeum's `eventSpecification`.
@@ -195,7 +201,13 @@ impl EventSpecification {
         let defs = |params: &[ParameterDefinition]| -> Vec<Value> {
             params
                 .iter()
-                .map(|p| json!({"position": p.position, "type": p.ty.eventeum_name()}))
+                .map(|p| {
+                    let mut v = json!({"position": p.position, "type": p.ty.eventeum_name()});
+                    if let Some(name) = &p.name {
+                        v["name"] = json!(name);
+                    }
+                    v
+                })
                 .collect()
         };
         json!({
@@ -246,6 +258,8 @@ pub struct FilterDefinition {
     pub specification: EventSpecification,
     /// Constraints on indexed parameters, by position.
     pub indexed_filters: Vec<IndexedParameterFilter>,
+    /// The factory whose events add children to its address set.
+    pub factory: Option<Factory>,
     pub correlation: Option<CorrelationIdStrategy>,
     pub start_block: Option<u64>,
     /// The broadcasters its messages go to; None means all.
@@ -285,6 +299,9 @@ impl FilterDefinition {
             "node": self.node,
         });
         self.emitters.write_json(&mut v);
+        if let Some(factory) = &self.factory {
+            v["factory"] = factory.to_json();
+        }
         if !self.indexed_filters.is_empty() {
             v["indexedParameterFilters"] = self
                 .indexed_filters
@@ -318,6 +335,12 @@ impl FilterDefinition {
             return Err(ApiError::invalid("node name must not be empty"));
         }
         self.specification.validate()?;
+        if self.factory.is_some() && self.emitters.set().is_none() {
+            return Err(ApiError::invalid_with_hint(
+                "a factory adds children to an address set: the filter needs addressSet",
+                "follow the children with \"addressSet\": \"<name>\" and \"factory\": {\"filter\": \"<factory-event filter id>\", \"parameter\": \"<name or position>\"}",
+            ));
+        }
         if self
             .broadcasters
             .as_ref()
@@ -362,6 +385,7 @@ impl FilterDefinition {
                     Ok(ParameterDefinition {
                         position: p.position,
                         ty: ParamType::parse(&p.ty)?,
+                        name: p.name.filter(|n| !n.trim().is_empty()),
                     })
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
@@ -386,6 +410,7 @@ impl FilterDefinition {
         let filter = FilterDefinition {
             id: raw.id,
             node: raw.node.unwrap_or_else(|| DEFAULT_NODE.to_string()),
+            factory: raw.factory.as_ref().map(Factory::from_json).transpose()?,
             emitters,
             specification,
             indexed_filters,
@@ -429,6 +454,7 @@ impl FilterDefinition {
             let def = ParameterDefinition {
                 position: position as u32,
                 ty: ParamType::parse(&input.ty)?,
+                name: (!input.name.is_empty()).then(|| input.name.clone()),
             };
             if input.indexed {
                 specification.indexed.push(def);
@@ -449,6 +475,7 @@ impl FilterDefinition {
             emitters,
             specification,
             indexed_filters: vec![],
+            factory: None,
             correlation: None,
             start_block,
             broadcasters: None,
@@ -505,6 +532,7 @@ struct RawFilter {
     contract_address: Option<Value>,
     address_set: Option<String>,
     indexed_parameter_filters: Option<Vec<Value>>,
+    factory: Option<Value>,
     event_specification: Option<RawSpecification>,
     correlation_id_strategy: Option<RawCorrelation>,
     node: Option<String>,
@@ -530,6 +558,7 @@ struct RawSpecification {
 #[serde(deny_unknown_fields)]
 struct RawParameter {
     position: u32,
+    name: Option<String>,
     #[serde(rename = "type")]
     ty: String,
 }
