@@ -16,7 +16,6 @@ import pytest
 from conftest import wait_caught_up
 from harness import DEPLOYER, PGBIN, ROOT, keccak256, to_checksum, wait_until
 
-
 UNISWAP = ROOT / "pg_test" / "contracts" / "uniswap-v2"
 SUPPLY = 10**24
 LIQUIDITY = 10**18

@@ -22,6 +22,11 @@ MANAGEMENT_CALLS = [
     "SELECT * FROM eventeum.list_broadcasters()",
     "SELECT eventeum.replay_dead_letters()",
     "SELECT eventeum.create_consumer_group('sec_x')",
+    "SELECT eventeum.create_address_set('sec_x')",
+    "SELECT eventeum.drop_address_set('sec_x')",
+    "SELECT eventeum.watch('sec_x', '0x5FbDB2315678afecb367f032d93F642f64180aa3')",
+    "SELECT eventeum.unwatch('sec_x', '0x5FbDB2315678afecb367f032d93F642f64180aa3')",
+    "INSERT INTO eventeum.address_set_members (set_name, address) VALUES ('sec_x', '0x' || repeat('1', 40))",
     "SELECT eventeum.grant_consumer_group('sec_x', 'sec_reader')",
     "SELECT eventeum.revoke_consumer_group('sec_x', 'sec_reader')",
     "SELECT * FROM eventeum.poll('sec_x')",
@@ -41,7 +46,7 @@ CONSUMER_FUNCTIONS = {"poll", "ack"}
 ADMIN_FUNCTIONS = {"add_node", "remove_node", "add_filter", "remove_filter", "add_transaction_monitor",
                    "remove_transaction_monitor", "add_broadcaster", "remove_broadcaster", "list_broadcasters",
                    "replay_dead_letters", "create_consumer_group", "grant_consumer_group", "revoke_consumer_group",
-                   "publish"}
+                   "publish", "create_address_set", "drop_address_set", "watch", "unwatch"}
 SECRET = "pa55word-s3cret"
 API_KEY = "0123456789abcdef0123456789abcdef"
 

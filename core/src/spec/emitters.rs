@@ -60,7 +60,7 @@ impl Emitters {
         }
     }
 
-    /// The address sets it reads.
+    /// The address set it follows, if any.
     pub fn set(&self) -> Option<&str> {
         match self {
             Emitters::Set(name) => Some(name),
