@@ -524,7 +524,7 @@ def address_sets(db, anvil, bench, proxy):
     SET_LARGE addresses (the contract among them), then the time from a
     watch() commit to the first event its backfill stores."""
     members = """INSERT INTO eventeum.address_set_members (set_name, address)
-                 SELECT 'bench_set', '0x' || lpad(to_hex(i), 40, '0') FROM generate_series(%s, %s) AS i"""
+                 SELECT 'bench_set', '0x' || lpad(to_hex(i), 40, '0') FROM generate_series(%s::int, %s::int) AS i"""
     add_node(db, "bench_sets", proxy.url)
     db.execute("SELECT eventeum.create_address_set('bench_set')")
     db.execute(members, (1, SET_SMALL - 1))
