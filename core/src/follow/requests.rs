@@ -130,7 +130,9 @@ pub(super) async fn fetch_logs_at(
 /// larger set is checked by its event alone (a false positive costs a call).
 const BLOOM_MEMBERS: usize = 64;
 
-/// Whether the block's bloom may hold a log of some filter.
+/// Whether the block's bloom may hold a log of some filter: its topic0, an
+/// emitter it takes and a value of each topic it constrains (sets and value
+/// lists larger than [`BLOOM_MEMBERS`] are not looked up).
 pub(super) fn may_hold_logs_of(header: &BlockHeader, filters: &[Arc<FilterConfig>]) -> bool {
     let bloom = &header.logs_bloom;
     let has = |bytes: &[u8]| bloom.contains_input(BloomInput::Raw(bytes));
@@ -145,5 +147,74 @@ pub(super) fn may_hold_logs_of(header: &BlockHeader, filters: &[Arc<FilterConfig
                 }
                 EmitterMatch::Set(set) => !set.members.is_empty(),
             }
+            && f.matcher
+                .topics
+                .iter()
+                .all(|t| t.words.len() > BLOOM_MEMBERS || t.words.iter().any(|w| has(w.as_slice())))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{address, Bloom};
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::FilterDefinition;
+
+    const TOKEN: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
+    const ALICE: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+    const BOB: Address = address!("70997970C51812dc3A010C7d01b50e0d17dc79C8");
+
+    /// Transfers from TOKEN whose `to` is `to`.
+    fn transfers_to(to: Address) -> Arc<FilterConfig> {
+        let definition = FilterDefinition::from_json(&json!({
+            "contractAddress": TOKEN.to_string(),
+            "eventSpecification": {"eventName": "Transfer",
+                "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS"}, {"position": 1, "type": "ADDRESS"}],
+                "nonIndexedParameterDefinitions": [{"position": 2, "type": "UINT256"}]},
+            "indexedParameterFilters": [{"position": 1, "value": to.to_string()}],
+        }))
+        .unwrap();
+        Arc::new(FilterConfig::new(
+            "t".into(),
+            definition,
+            0,
+            None,
+            &Default::default(),
+        ))
+    }
+
+    /// A block whose one log is a Transfer from TOKEN to `to`.
+    fn block_with_transfer(filter: &FilterConfig, to: Address) -> BlockHeader {
+        let mut logs_bloom = Bloom::default();
+        for input in [
+            TOKEN.as_slice(),
+            filter.topic0.as_slice(),
+            ALICE.into_word().as_slice(),
+            to.into_word().as_slice(),
+        ] {
+            logs_bloom.accrue(BloomInput::Raw(input));
+        }
+        BlockHeader {
+            number: 1,
+            hash: B256::ZERO,
+            parent_hash: B256::ZERO,
+            timestamp: 0,
+            logs_bloom,
+        }
+    }
+
+    #[test]
+    fn a_block_whose_bloom_lacks_the_constrained_value_is_not_suspect() {
+        let to_bob = transfers_to(BOB);
+        assert!(may_hold_logs_of(
+            &block_with_transfer(&to_bob, BOB),
+            std::slice::from_ref(&to_bob)
+        ));
+        assert!(!may_hold_logs_of(
+            &block_with_transfer(&to_bob, ALICE),
+            &[to_bob]
+        ));
+    }
 }
