@@ -167,3 +167,29 @@ def test_sigterm_during_a_large_backfill_ends_the_worker_within_seconds(cluster,
         count = db.execute("SELECT count(DISTINCT (transaction_hash, log_index)), count(*) "
                            "FROM eventeum.contract_events WHERE filter_id = %s", (fid,)).fetchone()
     assert count == (20_000, 20_000)
+
+
+@pytest.mark.kills(9)
+def test_a_member_backfill_cut_by_kill_9_resumes_and_its_set_is_still_followed(cluster, emitter):
+    """A contract watched with a start_block: the worker is killed while its
+    backfill runs; the new worker finishes it from member_backfill and keeps
+    following the set, every Ping stored once."""
+    receipts = [emitter.call("burst(uint256)", PINGS_PER_TRANSACTION) for _ in range(TRANSACTIONS)]
+    with cluster.connect_when_ready() as db:
+        db.execute("SELECT eventeum.create_address_set('restart_set')")
+        fid = db.execute("SELECT eventeum.add_filter(NULL, %s, address_set => 'restart_set')",
+                         (emitter.signature("Ping"),)).fetchone()[0]
+        wait_caught_up(db, "default", int(receipts[-1]["blockNumber"], 16))
+        pid = worker_pid(db)
+        db.execute("SELECT eventeum.watch('restart_set', %s, %s)",
+                   (emitter.address, int(emitter.deployment["blockNumber"], 16)))
+        wait_until(lambda: db.execute("SELECT count(*) FROM eventeum.member_backfill WHERE set_name = 'restart_set'"
+                                      ).fetchone()[0] == 1, interval=0.005, what="the member's backfill to start")
+    os.kill(pid, signal.SIGKILL)
+    new_worker(cluster, pid)
+    receipts.append(emitter.call("burst(uint256)", PINGS_PER_TRANSACTION))  # live, after the restart
+    with cluster.connect_when_ready() as db:
+        wait_until(lambda: db.execute("""SELECT current_block >= to_block FROM eventeum.member_backfill
+                                          WHERE set_name = 'restart_set'""").fetchone() == (True,),
+                   timeout=60, what="the member's backfill to be done")
+    assert_exactly_once(cluster, emitter, fid, receipts)
