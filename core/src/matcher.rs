@@ -32,6 +32,12 @@ impl AddressSet {
     }
 }
 
+/// A member's address as `address_set_members.address` holds it: lower-case
+/// hex after `0x`, what the table's check and trigger make of any input.
+pub fn stored_address(address: &Address) -> String {
+    format!("{address:#x}")
+}
+
 /// The sets of a snapshot, by name.
 pub type AddressSets = BTreeMap<String, Arc<AddressSet>>;
 

@@ -9,7 +9,7 @@
 //!  ─────────── StepAck (oneshot, per step) ──────> follower (advances only on Committed)
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, Bloom, B256, U256};
@@ -77,22 +77,16 @@ impl NodeConfig {
             .collect()
     }
 
-    /// When what a backfill is for was added (microseconds since the epoch),
-    /// if it is still configured: a filter, or a member of a set its filters read.
-    pub fn added_at(&self, of: &BackfillOf) -> Option<i64> {
-        match of {
-            BackfillOf::Filter(id) => self
+    /// When each of its filters and set members was added, to look up by
+    /// what a backfill is for: built once, asked once per backfill.
+    pub fn added(&self) -> Added<'_> {
+        Added {
+            filters: self
                 .filters
                 .iter()
-                .find(|f| &f.id == id)
-                .map(|f| f.added_at),
-            BackfillOf::Member { set, address } => self
-                .filters
-                .iter()
-                .flat_map(|f| &f.matcher.sets)
-                .find(|s| &s.name == set)
-                .and_then(|s| s.members.get(address))
-                .map(|m| m.added_at),
+                .map(|f| (f.id.as_str(), f.added_at))
+                .collect(),
+            sets: self.sets(),
         }
     }
 
@@ -125,9 +119,36 @@ pub struct FilterConfig {
     pub feeds: Vec<Feed>,
 }
 
+/// When a node's filters and set members were added (microseconds since the
+/// epoch); see [`NodeConfig::added`].
+pub struct Added<'a> {
+    filters: HashMap<&'a str, i64>,
+    sets: BTreeMap<&'a str, &'a Arc<AddressSet>>,
+}
+
+impl Added<'_> {
+    /// When the filter `id` was added, if it is configured.
+    pub fn filter(&self, id: &str) -> Option<i64> {
+        self.filters.get(id).copied()
+    }
+
+    /// When what a backfill is for was added, if it is still configured: a
+    /// filter, or a member of a set the node's filters read.
+    pub fn get(&self, of: &BackfillOf) -> Option<i64> {
+        match of {
+            BackfillOf::Filter(id) => self.filter(id),
+            BackfillOf::Member { set, address } => self
+                .sets
+                .get(set.as_str())
+                .and_then(|s| s.members.get(address))
+                .map(|m| m.added_at),
+        }
+    }
+}
+
 /// A set a factory's events add children to: the address in the event's
 /// parameter at `position` (its declaration position).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feed {
     pub set: String,
     pub position: u32,
@@ -180,15 +201,6 @@ pub struct MonitorConfig {
 pub enum BackfillOf {
     Filter(String),
     Member { set: String, address: Address },
-}
-
-impl std::fmt::Display for BackfillOf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackfillOf::Filter(id) => write!(f, "filter {id}"),
-            BackfillOf::Member { set, address } => write!(f, "{address} of set {set}"),
-        }
-    }
 }
 
 /// A filter's backfill: blocks `from..=to` are fetched for it alone, below

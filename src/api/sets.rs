@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 use super::*;
+use crate::matcher::stored_address;
 use crate::spec::{parse_address, validate_set_name};
 
 /// Creates an address set for filters to follow by name. Returns the name;
@@ -82,7 +83,7 @@ fn watch(set_name: &str, address: &str, start_block: default!(Option<i64>, "NULL
                 None,
                 &[
                     set_name.into(),
-                    format!("{address:#x}").into(),
+                    stored_address(&address).into(),
                     start_block.into(),
                 ],
             )
@@ -102,7 +103,7 @@ fn unwatch(set_name: &str, address: &str) -> bool {
     let removed = update(
         "DELETE FROM eventeum.address_set_members WHERE set_name = $1 AND address = $2",
         set_name,
-        Some(&format!("{address:#x}")),
+        Some(&stored_address(&address)),
     );
     wake_worker_at_commit();
     removed > 0

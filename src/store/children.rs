@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 
+use crate::matcher::stored_address;
 use crate::message::ContractEventRecord;
 use crate::protocol::{Child, ConfigSnapshot, NodeConfig};
 
@@ -23,7 +24,7 @@ pub(super) fn add_children(
     }
     let column = |f: fn(&Child) -> String| children.iter().map(f).collect::<Vec<_>>();
     let sets = column(|c| c.set.clone());
-    let addresses = column(|c| format!("{:#x}", c.address));
+    let addresses = column(|c| stored_address(&c.address));
     let blocks: Vec<i64> = children.iter().map(|c| c.block_number as i64).collect();
     let filters = column(|c| c.filter_id.clone());
     let events = column(|c| c.event_id.clone());
@@ -119,20 +120,10 @@ pub fn catch_up_children(snapshot: &ConfigSnapshot, seen: &mut HashSet<FeedKey>)
                 if seen.contains(&key) {
                     continue;
                 }
-                let (column, index) = match specification
-                    .indexed
-                    .iter()
-                    .position(|p| p.position == feed.position)
-                {
-                    Some(i) => ("indexed_parameters", i),
-                    None => match specification
-                        .non_indexed
-                        .iter()
-                        .position(|p| p.position == feed.position)
-                    {
-                        Some(i) => ("non_indexed_parameters", i),
-                        None => continue,
-                    },
+                let (column, index) = match specification.locate(feed.position) {
+                    Some((true, i)) => ("indexed_parameters", i),
+                    Some((false, i)) => ("non_indexed_parameters", i),
+                    None => continue,
                 };
                 let stored = format!(
                     "SELECT DISTINCT ON (a) a, e.block_number, e.id

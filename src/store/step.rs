@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::follow::EndpointHealth;
 use crate::limits::{LARGE_STEP_EVENTS, LARGE_STEP_WORK_MEM};
+use crate::matcher::stored_address;
 use crate::message::{BackfillPiece, BACKFILL_CHANNEL};
 use crate::protocol::{
     Backfill, BackfillOf, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind,
@@ -52,7 +53,7 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                         from,
                         to,
                         step.node.as_str().into(),
-                        format!("{address:#x}").into(),
+                        stored_address(address).into(),
                     ],
                 )?,
             };
@@ -207,7 +208,7 @@ pub(super) fn start_backfills(
                 None,
                 &[
                     set.as_str().into(),
-                    format!("{address:#x}").into(),
+                    stored_address(address).into(),
                     node.into(),
                     from.into(),
                     to.into(),

@@ -14,19 +14,12 @@ pub fn children_of(events: &[DecodedEvent]) -> Vec<Child> {
     for event in events.iter().filter(|e| !e.filter.feeds.is_empty()) {
         let specification = &event.filter.definition.specification;
         for feed in &event.filter.feeds {
-            let indexed = specification
-                .indexed
-                .iter()
-                .position(|p| p.position == feed.position)
-                .and_then(|i| event.parameters.indexed.get(i));
-            let non_indexed = || {
-                specification
-                    .non_indexed
-                    .iter()
-                    .position(|p| p.position == feed.position)
-                    .and_then(|i| event.parameters.non_indexed.get(i))
+            let parameter = match specification.locate(feed.position) {
+                Some((true, i)) => event.parameters.indexed.get(i),
+                Some((false, i)) => event.parameters.non_indexed.get(i),
+                None => None,
             };
-            let address = match indexed.or_else(non_indexed).map(|p| &p.value) {
+            let address = match parameter.map(|p| &p.value) {
                 Some(ParamValue::Text(text)) => text.parse::<Address>().ok(),
                 _ => None,
             };

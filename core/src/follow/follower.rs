@@ -2,7 +2,6 @@
 //! the live step, and how a step is handed to the main thread and committed.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,24 +177,20 @@ impl Follower {
         if position.checked_version != Some(snapshot.version) {
             position.checked_version = Some(snapshot.version);
             // Forget the backfills of filters and members removed, even if added again.
-            let added: HashMap<&str, i64> = node
-                .filters
-                .iter()
-                .map(|f| (f.id.as_str(), f.added_at))
-                .collect();
+            let added = node.added();
             position
                 .backfills
-                .retain(|of, (at, _)| node.added_at(of) == Some(*at));
+                .retain(|of, (at, _)| added.get(of) == Some(*at));
             position
                 .starts
-                .retain(|id, (at, _)| added.get(id.as_str()) == Some(at));
+                .retain(|id, (at, _)| added.filter(id) == Some(*at));
             let stored = node
                 .filters
                 .iter()
                 .filter_map(|f| Some((BackfillOf::Filter(f.id.clone()), f.backfill?)))
                 .chain(node.member_backfills.iter().map(|(of, b)| (of.clone(), *b)));
             for (of, stored) in stored {
-                let Some(added_at) = node.added_at(&of) else {
+                let Some(added_at) = added.get(&of) else {
                     continue;
                 };
                 if let Entry::Vacant(entry) = position.backfills.entry(of) {

@@ -208,11 +208,13 @@ impl Follower {
         }
         match tokio::time::timeout(ACK_TIMEOUT, answer).await {
             Ok(Ok(StepAck::Committed)) => {
+                // Most steps start no backfill: look up nothing then.
+                let added = (!started.is_empty()).then(|| node.added());
                 for (of, backfill) in started {
                     if let BackfillOf::Filter(id) = &of {
                         position.starts.remove(id);
                     }
-                    if let Some(added_at) = node.added_at(&of) {
+                    if let Some(added_at) = added.as_ref().and_then(|a| a.get(&of)) {
                         position.backfills.insert(of, (added_at, backfill));
                         position.restart_backfill_ranges();
                     }

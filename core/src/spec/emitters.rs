@@ -169,11 +169,7 @@ impl IndexedParameterFilter {
                     "indexedParameterFilters: position must be a non-negative integer",
                 )
             })?;
-        let Some(index) = specification
-            .indexed
-            .iter()
-            .position(|p| p.position == position)
-        else {
+        let Some((true, index)) = specification.locate(position) else {
             return Err(ApiError::invalid(format!(
                 "indexedParameterFilters: the parameter at position {position} is not indexed"
             )));

@@ -160,6 +160,15 @@ impl EventSpecification {
         format!("{}({})", self.event_name, types.join(","))
     }
 
+    /// Where the parameter at declaration `position` is: `(true, i)` for
+    /// `indexed[i]`, `(false, i)` for `non_indexed[i]`.
+    pub fn locate(&self, position: u32) -> Option<(bool, usize)> {
+        let at = |list: &[ParameterDefinition]| list.iter().position(|p| p.position == position);
+        at(&self.indexed)
+            .map(|i| (true, i))
+            .or_else(|| at(&self.non_indexed).map(|i| (false, i)))
+    }
+
     /// topic0: the keccak hash of the canonical signature.
     pub fn topic0(&self) -> B256 {
         keccak256(self.canonical_signature().as_bytes())
