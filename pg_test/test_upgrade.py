@@ -46,7 +46,8 @@ DESCRIBE = {
           FROM pg_type t LEFT JOIN pg_enum e ON e.enumtypid = t.oid
          WHERE t.typnamespace = 'eventeum'::regnamespace GROUP BY t.typname""",
     "dumped": """
-        SELECT c::regclass::text FROM pg_extension e, unnest(e.extconfig) AS c WHERE e.extname = 'eventeum'""",
+        SELECT c::regclass::text || ' ' || condition
+          FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, condition) WHERE e.extname = 'eventeum'""",
     "schema": """
         SELECT nspname || ' ' || COALESCE(nspacl::text, '') FROM pg_namespace WHERE nspname = 'eventeum'""",
 }
@@ -234,3 +235,32 @@ def test_upgrade_scripts_lead_from_every_release_to_the_current_version():
             version = steps[version]
             assert version not in seen, "the upgrade scripts loop"
             seen.add(version)
+
+
+def test_filters_from_before_0_7_0_get_their_typed_views(released_scripts, scratch_databases):
+    """0.7.0 gives every filter a typed view: the update creates one for each
+    filter there is (none, with a NOTICE, where the default name is taken),
+    outside the extension, so that pg_dump keeps it."""
+    transfer = {"eventName": "Transfer",
+                "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS", "name": "from"},
+                                                {"position": 1, "type": "ADDRESS", "name": "to"}],
+                "nonIndexedParameterDefinitions": [{"position": 2, "type": "UINT256", "name": "value"}]}
+    with scratch_databases("upgrade_views") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.6.0'")
+        conn.execute("INSERT INTO eventeum.nodes (name, url, options) VALUES ('default', 'http://127.0.0.1:8545', '{}')")
+        for fid in ("Old Transfers", "nodes"):
+            definition = {"id": fid, "contractAddress": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                          "eventSpecification": transfer, "node": "default"}
+            conn.execute("""INSERT INTO eventeum.contract_event_filters
+                                   (id, node, contract_address, event_name, event_signature, definition)
+                            VALUES (%s, 'default', %s, 'Transfer', '0x', %s)""",
+                         (fid, definition["contractAddress"], json.dumps(definition)))
+        conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.7.0'")
+        columns = conn.execute("""SELECT attname::text FROM pg_attribute WHERE attrelid = 'eventeum.old_transfers'::regclass
+                                     AND attnum > 0 ORDER BY attnum""").fetchall()
+        assert [c for (c,) in columns][:3] == ["from", "to", "value"]
+        assert conn.execute("""SELECT count(*) FROM pg_depend WHERE objid = 'eventeum.old_transfers'::regclass
+                                  AND deptype = 'e'""").fetchone() == (0,)
+        assert conn.execute("SELECT definition -> 'view' FROM eventeum.contract_event_filters WHERE id = 'nodes'"
+                            ).fetchone() == (False,)
+        assert conn.execute("SELECT relkind::text FROM pg_class WHERE oid = 'eventeum.nodes'::regclass").fetchone() == ("r",)

@@ -6,7 +6,9 @@ Postgres COPY of the same rows), since the machines are noisy. Sizes come from
 the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
 (10000), BENCH_RPC_BLOCKS (50), BENCH_BACKFILL_ROUNDS (3). BENCH_ONLY picks
 phases, for profiling: a comma list of hostile (the backfill through the RPC
-proxy), live, sets (address sets of 10 and 100,000), filters and relay; the backfill always runs, and "none" runs
+proxy), live, sets (address sets of 10 and 100,000), views (typed views: the
+backfill with two indexed columns, and a lookup among BENCH_LOOKUP_EVENTS,
+1,000,000, rows), filters and relay; the backfill always runs, and "none" runs
 only it. A 1,000,000-event run: BENCH_EVENTS=1000000 BENCH_ONLY=none.
 """
 
@@ -38,7 +40,9 @@ RPC_BLOCKS = int(os.environ.get("BENCH_RPC_BLOCKS", 50))
 EVENTS_PER_TX = 2_000
 GETLOGS_CALL_LOGS = 100_000  # the raw baseline's largest call; a 1,000,000-log answer is about 700 MB
 SIMPLE = "Simple(address indexed who, uint256 value)"
-PHASES = set(os.environ.get("BENCH_ONLY", "hostile,live,sets,filters,relay").split(","))
+PHASES = set(os.environ.get("BENCH_ONLY", "hostile,live,sets,views,filters,relay").split(","))
+LOOKUP_EVENTS = int(os.environ.get("BENCH_LOOKUP_EVENTS", 1_000_000))
+LOOKUP_ADDRESSES = 1_000  # distinct "who" values among them: 1,000 rows each
 SET_SMALL, SET_LARGE = 10, 100_000
 POLL_MS = 20  # the live POLL figure: as often as a local node can sensibly be asked
 BACKFILL_ROUNDS = int(os.environ.get("BENCH_BACKFILL_ROUNDS", 3))
@@ -507,9 +511,14 @@ def many_filters(db, anvil, bench, proxy):
     memory_one = worker_memory(db)
     step(f"1 filter: {calls_one}")
     start = time.perf_counter()
-    db.execute("""SELECT eventeum.add_filter('0x' || lpad(to_hex(i), 40, '0'), %s, 'bench_count', NULL,
-                                             'bench_count_' || i)
-                    FROM generate_series(1, %s) AS i""", (SIMPLE, FILTERS - 1))
+    # Without typed views: 10,000 views created in one transaction would
+    # each hold a lock until it commits (more than max_locks_per_transaction).
+    simple = {"type": "event", "name": "Simple", "inputs": [{"name": "who", "type": "address", "indexed": True},
+                                                           {"name": "value", "type": "uint256", "indexed": False}]}
+    db.execute("""SELECT eventeum.add_filter(jsonb_build_object(
+                             'id', 'bench_count_' || i, 'contractAddress', '0x' || lpad(to_hex(i), 40, '0'),
+                             'node', 'bench_count', 'view', false, 'eventSpecification', %s::jsonb))
+                    FROM generate_series(1, %s) AS i""", (json.dumps(simple), FILTERS - 1))
     step(f"{FILTERS - 1} more filters added in {time.perf_counter() - start:.1f} s")
     time.sleep(2)
     many, calls_many = rpc_calls_per_block(db, anvil, bench, proxy, "bench_count")
@@ -824,6 +833,8 @@ def run(cluster, db, anvil, tansu, proxy):
         live(cluster, db, anvil, bench, tansu)
     if "sets" in PHASES:
         sets(db, anvil, bench, proxy)
+    if "views" in PHASES:
+        views(db, anvil, bench)
     if "filters" in PHASES:
         filters(db, anvil, bench, proxy)
     if "relay" in PHASES:
@@ -884,6 +895,89 @@ def sets(db, anvil, bench, proxy):
            f"(private {memory_large['RssAnon']:.0f} + file {memory_large['RssFile']:.0f})")
     report("watch_to_first_backfilled_event_ms", watch_ms, "watch() commit -> first backfilled event", "ms",
            "(a contract whose event is 100 blocks back)")
+
+
+def views(db, anvil, bench):
+    """Typed views: the backfill with two indexed view columns against the
+    same backfill without (rounds alternate, best of each), then an indexed
+    lookup among LOOKUP_EVENTS rows against the same lookup on a plain table
+    with a B-tree on the same columns."""
+    add_node(db, "bench", anvil.url)
+    wait_caught_up(db, anvil, "bench")
+    plain, indexed = [], []
+    for _ in range(max(2, BACKFILL_ROUNDS)):
+        for index, times in (([], plain), (["who", "value"], indexed)):
+            db.execute("TRUNCATE eventeum.contract_events")
+            start = time.perf_counter()
+            db.execute("SELECT eventeum.add_filter(%s)", (json.dumps({
+                "id": "bench_view", "contractAddress": bench.address, "node": "bench", "startBlock": 0,
+                "eventSpecification": {"type": "event", "name": "Simple", "inputs": [
+                    {"name": "who", "type": "address", "indexed": True},
+                    {"name": "value", "type": "uint256", "indexed": False}]},
+                "view": {"name": "bench_view", "index": index}}),))
+            wait_until(lambda: backfill_done(db, "bench_view") and count_events(db, "bench_view") >= EVENTS,
+                       timeout=3600, interval=0.01, what=f"{EVENTS} rows")
+            times.append(time.perf_counter() - start)
+            assert count_events(db, "bench_view") == EVENTS
+            db.execute("SELECT eventeum.remove_filter('bench_view')")
+        step(f"backfill without indexes {plain[-1]:.2f} s, with 2 indexed view columns {indexed[-1]:.2f} s")
+    db.execute("TRUNCATE eventeum.contract_events")
+    db.execute("SELECT eventeum.remove_node('bench')")
+    report("view_indexed_backfill_events_per_s", EVENTS / min(indexed), "backfill, 2 indexed view columns",
+           "events/s", f"(best of {len(indexed)})")
+    report("view_indexed_vs_plain_backfill", min(plain) / min(indexed), "backfill with 2 indexes / without", "",
+           f"(baseline: the same backfill, no index, {EVENTS / min(plain):,.0f} events/s; rounds alternate)")
+
+    # The lookup: LOOKUP_EVENTS rows of one filter, as the worker writes them.
+    step(f"writing {LOOKUP_EVENTS:,} rows for the lookup")
+    db.execute("SELECT eventeum.add_node('lookup', %s)", (anvil.url,))
+    db.execute("SELECT eventeum.add_filter(%s, %s, 'lookup', NULL, 'lookup')", (bench.address, SIMPLE))
+    db.execute("""INSERT INTO eventeum.contract_events
+                     (id, filter_id, node, name, address, block_number, block_hash, transaction_hash, log_index,
+                      indexed_parameters, non_indexed_parameters, event_specification_signature, status,
+                      block_timestamp)
+                   SELECT md5(i::text), 'lookup', 'synthetic', 'Simple', %(address)s, i / 100, md5('b' || (i / 100)),
+                          md5('t' || i), i %% 100,
+                          jsonb_build_array(jsonb_build_object('type', 'address', 'value',
+                              '0x' || lpad(to_hex(1 + i %% %(addresses)s), 40, '0'))),
+                          jsonb_build_array(jsonb_build_object('type', 'uint256', 'value', i)),
+                          'x', 'CONFIRMED', 1700000000 + i / 100
+                     FROM generate_series(1, %(rows)s) AS i""",
+               {"address": bench.address, "addresses": LOOKUP_ADDRESSES, "rows": LOOKUP_EVENTS})
+    start = time.perf_counter()
+    db.execute("""SELECT eventeum.set_view('lookup', '{"name": "lookup", "index": ["who"]}')""")
+    step(f"index built in {time.perf_counter() - start:.1f} s")
+    db.execute("ANALYZE eventeum.contract_events")
+    db.execute("CREATE TABLE public.lookup_plain AS SELECT who, value, block_number FROM eventeum.lookup")
+    db.execute("CREATE INDEX ON public.lookup_plain (who, block_number)")
+    db.execute("ANALYZE public.lookup_plain")
+    probe = f"0x{7:040x}"
+    query = 'SELECT * FROM {} WHERE who = %s ORDER BY block_number DESC LIMIT 50'
+    plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + query.format("eventeum.lookup"), (probe,)))
+    assert "Index Scan Backward using lookup_who_" in plan, plan
+
+    def timed(table):
+        times = []
+        for i in range(300):
+            address = f"0x{1 + i % LOOKUP_ADDRESSES:040x}"
+            start = time.perf_counter()
+            got = db.execute(query.format(table), (address,)).fetchall()
+            times.append((time.perf_counter() - start) * 1000)
+            assert len(got) == 50, len(got)
+        return times[50:]  # the first calls warm the cache and the plan
+    view_ms, plain_ms = timed("eventeum.lookup"), timed("public.lookup_plain")
+    db.execute("DROP TABLE public.lookup_plain")
+    db.execute("SELECT eventeum.remove_filter('lookup')")
+    db.execute("DELETE FROM eventeum.contract_events WHERE filter_id = 'lookup'")
+    db.execute("SELECT eventeum.remove_node('lookup')")
+    report("view_lookup_p50_ms", percentile(view_ms, 50),
+           f"typed view lookup, {LOOKUP_EVENTS:,} rows, 50 newest by an indexed column, p50", "ms",
+           "(goal < 5; from psycopg, round trip included)")
+    report("view_lookup_p99_ms", percentile(view_ms, 99), "typed view lookup p99", "ms")
+    report("view_lookup_vs_plain_table", percentile(view_ms, 50) / percentile(plain_ms, 50),
+           "typed view lookup p50 / plain table p50", "",
+           f"(baseline: a table of the same rows with a B-tree on (who, block_number): "
+           f"{percentile(plain_ms, 50):.2f} ms)")
 
 
 def filters(db, anvil, bench, proxy):

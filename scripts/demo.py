@@ -45,9 +45,10 @@ def main() -> None:
     print(f"[demo] deployed EventEmitter at {emitter.address}")
     db.execute("SELECT eventeum.add_node('default', %s, %s)",
                (anvil.url, json.dumps({"pollingInterval": 200, "numBlocksToWait": 2})))
-    transfers = db.execute("SELECT eventeum.add_filter(%s, %s)",
+    transfers = db.execute("SELECT eventeum.add_filter(%s, %s, id => 'transfers')",
                            (emitter.address, "Transfer(address indexed from, address indexed to, uint256 value)")
                            ).fetchone()[0]
+    db.execute("""SELECT eventeum.set_view('transfers', '{"index": ["to"]}')""")
     pings = db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps({
         "id": "pings",
         "contractAddress": emitter.address,
@@ -96,11 +97,16 @@ def main() -> None:
     for row in db.execute("SELECT name, block_number, log_index, status, non_indexed_parameters::text "
                           "FROM eventeum.contract_events ORDER BY block_number, log_index"):
         print("  ", " | ".join(str(c) for c in row))
+    query = 'SELECT "from", "to", value, block_number, status FROM eventeum.transfers ORDER BY block_number'
+    print(f"[demo] each filter has a typed view; {query}:")
+    for row in db.execute(query):
+        print("  ", " | ".join(str(c) for c in row))
     print(f"""
 [demo] running. Connect with:
   psql "{cluster.conninfo()}"
 then try:
   LISTEN eventeum_contract_events;
+  SELECT * FROM eventeum.transfers WHERE "to" = '0x...' ORDER BY block_number DESC LIMIT 50;
   SELECT * FROM eventeum.list_filters();
 anvil is at {anvil.url}. Stop everything with: scripts/demo stop""")
 

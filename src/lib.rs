@@ -16,7 +16,7 @@ use pgrx::prelude::*;
 // The stages that run off the main thread, from the pgrx-free core crate.
 pub use eventeum_core::{
     broadcast, decode, discard, error, follow, limits, matcher, message, metrics, monitor,
-    netpolicy, node, protocol, redact, relay, rows, rpc, spec, states,
+    netpolicy, node, protocol, redact, relay, rows, rpc, spec, states, view,
 };
 
 mod api;

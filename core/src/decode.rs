@@ -160,7 +160,7 @@ pub fn decode_log_with_topic0(
         .non_indexed
         .iter()
         .zip(values)
-        .map(|(def, value)| render(&def.ty.sol_name(), &value, options))
+        .map(|(def, value)| render(def.ty.sol_type(), &value, options))
         .collect();
 
     let mut decoded = DecodedParameters {
@@ -192,21 +192,20 @@ fn decode_topic(
             value: ParamValue::Text(hex::encode_prefixed(topic)),
         });
     }
-    let ty = def.ty.sol_name();
-    let value = def
-        .ty
-        .sol_type()
+    let ty = def.ty.sol_type();
+    let value = ty
         .abi_decode(topic.as_slice())
         .map_err(|e| DecodeError::Indexed {
             position: def.position,
-            ty: ty.clone(),
+            ty: def.ty.sol_name(),
             reason: e.to_string(),
         })?;
-    Ok(render(&ty, &value, options))
+    Ok(render(ty, &value, options))
 }
 
-/// Renders a decoded value the way Eventeum's consumers expect it.
-pub fn render(ty: &str, value: &DynSolValue, options: RenderOptions) -> EventParameter {
+/// Renders a decoded value the way Eventeum's consumers expect it; arrays
+/// and tuples as lists of their typed elements.
+pub fn render(ty: &DynSolType, value: &DynSolValue, options: RenderOptions) -> EventParameter {
     let value = match value {
         DynSolValue::Uint(n, _) => ParamValue::Number(n.to_string()),
         DynSolValue::Int(n, _) => ParamValue::Number(n.to_string()),
@@ -223,7 +222,10 @@ pub fn render(ty: &str, value: &DynSolValue, options: RenderOptions) -> EventPar
         DynSolValue::Bytes(bytes) => ParamValue::Text(hex::encode_prefixed(bytes)),
         DynSolValue::String(s) => ParamValue::Text(clean_text(s)),
         DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
-            let element = ty.strip_suffix("[]").unwrap_or(ty);
+            let element = match ty {
+                DynSolType::Array(element) | DynSolType::FixedArray(element, _) => element,
+                other => other,
+            };
             ParamValue::Array(
                 items
                     .iter()
@@ -231,10 +233,23 @@ pub fn render(ty: &str, value: &DynSolValue, options: RenderOptions) -> EventPar
                     .collect(),
             )
         }
+        DynSolValue::Tuple(items) => {
+            let members: &[DynSolType] = match ty {
+                DynSolType::Tuple(members) => members,
+                _ => &[],
+            };
+            ParamValue::Array(
+                items
+                    .iter()
+                    .zip(members)
+                    .map(|(item, member)| render(member, item, options))
+                    .collect(),
+            )
+        }
         other => ParamValue::Text(format!("{other:?}")),
     };
     EventParameter {
-        ty: ty.to_string(),
+        ty: ty.sol_type_name().into_owned(),
         value,
     }
 }

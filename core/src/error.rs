@@ -18,6 +18,18 @@ pub enum ApiError {
     #[error("{kind} \"{name}\" already exists")]
     Duplicate { kind: &'static str, name: String },
 
+    /// A relation of that name exists already (a typed view's name is taken).
+    #[error("relation \"{schema}\".\"{name}\" already exists")]
+    RelationExists {
+        schema: String,
+        name: String,
+        hint: Option<String>,
+    },
+
+    /// The schema named does not exist.
+    #[error("schema \"{name}\" does not exist")]
+    NoSchema { name: String },
+
     /// The object named does not exist.
     #[error("{kind} \"{name}\" does not exist")]
     NotFound {
@@ -88,6 +100,8 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "22023", // invalid_parameter_value
             ApiError::Duplicate { .. } => "23505",        // unique_violation
             ApiError::NotFound { .. } => "42704",         // undefined_object
+            ApiError::RelationExists { .. } => "42P07",   // duplicate_table
+            ApiError::NoSchema { .. } => "3F000",         // invalid_schema_name
             ApiError::InUse { .. } => "2BP01",            // dependent_objects_still_exist
             ApiError::Forbidden { .. } => "42501",        // insufficient_privilege
             ApiError::NotServed { .. } => "55000",        // object_not_in_prerequisite_state
@@ -98,12 +112,13 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { hint, .. }
             | ApiError::NotFound { hint, .. }
-            | ApiError::Forbidden { hint, .. } => hint.clone(),
+            | ApiError::Forbidden { hint, .. }
+            | ApiError::RelationExists { hint, .. } => hint.clone(),
             ApiError::InUse { .. } => Some("remove the objects that use it first".into()),
             ApiError::NotServed { served, .. } => Some(format!(
                 "the worker serves database \"{served}\" (eventeum.database, set in postgresql.conf; a change needs a restart): configure eventeum there"
             )),
-            ApiError::Duplicate { .. } => None,
+            ApiError::Duplicate { .. } | ApiError::NoSchema { .. } => None,
         }
     }
 }

@@ -39,3 +39,4 @@ pub mod rows;
 pub mod rpc;
 pub mod spec;
 pub mod states;
+pub mod view;

@@ -68,14 +68,44 @@ fn unknown_types_are_rejected() {
         "BYTES0",
         "FOO",
         "BYTE1",
-        "UINT256[][]",
-        "UINT256[2]",
+        "UINT256[0]",
+        "UINT256[1025]",
+        "UINT256[01]",
+        "UINT256[",
+        "UINT256[]x",
+        "TUPLE",
+        "uint256[][][][][][][][][]",
         "uint08",
         "",
     ] {
         let err = ParamType::parse(t).expect_err(t);
         assert_eq!(err.sqlstate(), "22023");
     }
+}
+
+#[test]
+fn abi_types_beyond_eventeums_parse() {
+    for (t, sol) in [
+        ("UINT256[][]", "uint256[][]"),
+        ("uint256[2]", "uint256[2]"),
+        ("address[3][]", "address[3][]"),
+    ] {
+        assert_eq!(ParamType::parse(t).unwrap().sol_name(), sol);
+    }
+    let tuple = FilterDefinition::from_signature(
+        ADDRESS,
+        "E((uint256,address[])[] x)",
+        "default",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        tuple.specification.canonical_signature(),
+        "E((uint256,address[])[])"
+    );
+    let ty = &tuple.specification.non_indexed[0].ty;
+    assert_eq!(ty.components()[1].ty.sol_name(), "address[]");
 }
 
 #[test]
@@ -213,7 +243,7 @@ fn bad_signatures_are_rejected_with_22023() {
         "Transfer(",
         "Transfer(address indexed, uint7 x)",
         "(uint256)",
-        "Transfer(tuple(uint256) x)",
+        "Transfer(function x)",
         "E(uint8 indexed a, uint8 indexed b, uint8 indexed c, uint8 indexed d)",
     ] {
         let err =

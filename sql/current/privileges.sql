@@ -44,6 +44,12 @@ GRANT INSERT, UPDATE, DELETE ON address_set_members TO eventeum_admin;
 -- ...and its statement trigger bumps config_version for whoever wrote it.
 ALTER FUNCTION bump_config_version() SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp;
 
+-- The typed views' trigger creates views and indexes as the owner; views
+-- read with their reader's privileges (security_invoker), which includes
+-- the function their bytea columns call.
+ALTER FUNCTION filter_view_trigger() SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp;
+GRANT EXECUTE ON FUNCTION parameter_bytes(text) TO eventeum_reader;
+
 -- Consumers (eventeum_consumer) may call poll and ack, each for the groups
 -- granted to them (grant_consumer_group); the admin may consume every group.
 -- Readers read; they change no delivery state.
@@ -52,7 +58,8 @@ DECLARE
     admin_functions text[] := ARRAY['add_node', 'remove_node', 'add_filter', 'remove_filter',
         'add_transaction_monitor', 'remove_transaction_monitor', 'add_broadcaster', 'remove_broadcaster',
         'list_broadcasters', 'replay_dead_letters', 'create_consumer_group', 'grant_consumer_group',
-        'revoke_consumer_group', 'publish', 'create_address_set', 'drop_address_set', 'watch', 'unwatch'];
+        'revoke_consumer_group', 'publish', 'create_address_set', 'drop_address_set', 'watch', 'unwatch',
+        'add_filters_from_abi', 'set_view'];
     reader_functions text[] := ARRAY['list_filters', 'list_transaction_monitors', 'health', 'prometheus'];
     consumer_functions text[] := ARRAY['poll', 'ack'];
     f record;

@@ -317,6 +317,32 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION list_filters() IS 'Every contract-event filter, in Eventeum''s GET /api/rest/v1/event-filter format plus node and startBlock.';
 
+-- Typed views: one per filter (see src/api/views.rs), created, changed and
+-- dropped by this trigger, also when a dump's filter rows are restored.
+CREATE FUNCTION parameter_bytes(value text) RETURNS bytea
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT CASE WHEN value ~ '^0x([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(pg_catalog.substr(value, 3), 'hex')
+                ELSE pg_catalog.convert_to(value, 'UTF8') END
+$$;
+COMMENT ON FUNCTION parameter_bytes(text) IS
+  'A bytes or bytesN parameter''s value as bytea: its 0x hex, or its text when eventeum.bytes_to_ascii wrote it as text. Typed views and their indexes use it.';
+
+CREATE FUNCTION filter_view_trigger() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM eventeum._filter_view_changed(NULL, NULL, NEW.id, NEW.definition);
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM eventeum._filter_view_changed(OLD.id, OLD.definition, NEW.id, NEW.definition);
+    ELSE
+        PERFORM eventeum._filter_view_changed(OLD.id, OLD.definition, NULL, NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER typed_view AFTER INSERT OR DELETE OR UPDATE OF definition ON contract_event_filters
+    FOR EACH ROW EXECUTE FUNCTION filter_view_trigger();
+
 -- Delivery: broadcasters, the transactional outbox, dead letters, consumer groups.
 
 CREATE TABLE broadcasters (
@@ -721,7 +747,9 @@ SELECT pg_catalog.pg_extension_config_dump('broadcasters', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('undecodable_logs', '');
-SELECT pg_catalog.pg_extension_config_dump('config_version', '');
+-- Its one row is the extension's own (CREATE EXTENSION inserts it): a dump
+-- that carried it could not be restored.
+SELECT pg_catalog.pg_extension_config_dump('config_version', 'WHERE false');
 SELECT pg_catalog.pg_extension_config_dump('outbox_pending', '');
 SELECT pg_catalog.pg_extension_config_dump('consumer_group_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('address_sets', '');

@@ -81,6 +81,9 @@ fn store_filter(filter: FilterDefinition) -> String {
         Some(id) => id.to_string(),
         None => new_uuid(),
     };
+    if let Some(view) = filter.typed_view(&id) {
+        super::views::check_target(&view);
+    }
     let definition = filter.to_json(&id);
     Spi::run_with_args(
         "INSERT INTO eventeum.contract_event_filters
@@ -105,6 +108,55 @@ fn store_filter(filter: FilterDefinition) -> String {
     warn_if_worker_absent();
     wake_worker_at_commit();
     id
+}
+
+/// Registers one filter per event of a contract ABI (a JSON array as solc
+/// and Foundry write it, or an artifact object with an `"abi"` key): all
+/// its events, or those named in `events` (every overload of a name).
+/// Returns their ids, `<EventName>_<first 8 hex digits of the address>`
+/// (`_any` for `'*'`), with the event's topic0 prefix appended to overloads;
+/// each filter gets the default typed view named after its id. Anonymous
+/// events are skipped with a NOTICE unless named, then refused.
+#[pg_extern(volatile)]
+fn add_filters_from_abi(
+    contract_address: &str,
+    abi: JsonB,
+    events: default!(Option<Vec<String>>, "NULL"),
+    node: default!(&str, "'default'"),
+    start_block: default!(Option<i64>, "NULL"),
+) -> Vec<String> {
+    let emitters = or_raise(Emitters::from_address_argument(contract_address));
+    let all = or_raise(crate::spec::abi_events(&abi.0, events.as_deref()));
+    let suffix = match emitters.contract() {
+        Some(address) => alloy::primitives::hex::encode(&address[..4]),
+        None => "any".to_string(),
+    };
+    let mut ids = vec![];
+    for event in &all {
+        if event.anonymous && events.is_none() {
+            pgrx::notice!(
+                "event {} is anonymous: it has no signature topic to filter on; skipped",
+                event.name
+            );
+            continue;
+        }
+        let overloaded = all.iter().filter(|e| e.name == event.name).count() > 1;
+        let mut id = format!("{}_{suffix}", event.name);
+        if overloaded {
+            id = format!(
+                "{id}_{}",
+                alloy::primitives::hex::encode(&event.selector()[..4])
+            );
+        }
+        ids.push(store_filter(or_raise(FilterDefinition::for_event(
+            contract_address,
+            event,
+            node,
+            start_block,
+            Some(id),
+        ))));
+    }
+    ids
 }
 
 /// Raises unless `factory` names a filter on `node` whose event has an

@@ -5,6 +5,7 @@
 //! - [`nodes`], [`filters`], [`monitors`], [`broadcasters`]: one file per object;
 //! - [`sets`]: address sets and their members (`watch`, `unwatch`);
 //! - [`groups`]: who may consume which consumer group;
+//! - [`views`]: each filter's typed view and its indexes;
 //! - here: raising errors, existence checks, the served database, waking
 //!   the worker at commit.
 //!
@@ -17,6 +18,7 @@ mod groups;
 mod monitors;
 mod nodes;
 mod sets;
+mod views;
 
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -33,6 +35,8 @@ pub(super) fn raise(error: ApiError) -> ! {
         "2BP01" => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
         "42501" => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         "55000" => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "42P07" => PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+        "3F000" => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
         _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
     };
     let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, error.to_string(), "eventeum");
@@ -206,7 +210,7 @@ COMMENT ON FUNCTION add_node(text, text, jsonb) IS
 COMMENT ON FUNCTION remove_node(text) IS
   'Removes a node. Its filters must be removed first; its events stay.';
 COMMENT ON FUNCTION add_filter(jsonb) IS
-  'Adds a contract-event filter given as Eventeum''s REST body (id, contractAddress, eventSpecification, correlationIdStrategy) plus optional node, startBlock, addressSet (in place of contractAddress; contractAddress null or "*" follows any contract) and indexedParameterFilters. Returns the filter id.';
+  'Adds a contract-event filter given as Eventeum''s REST body (id, contractAddress, eventSpecification or an ABI event object, correlationIdStrategy) plus optional node, startBlock, addressSet (in place of contractAddress; contractAddress null or "*" follows any contract), indexedParameterFilters and view (its typed view: false, a name, or {name, schema, index}). Returns the filter id.';
 COMMENT ON FUNCTION add_filter(text, text, text, bigint, text, text) IS
   'Adds a contract-event filter from a Solidity event signature, e.g. Transfer(address indexed from, address indexed to, uint256 value), for one contract, any contract (''*''), or the members of address_set (contract_address NULL). Returns the filter id.';
 COMMENT ON FUNCTION create_address_set(text) IS
@@ -217,6 +221,12 @@ COMMENT ON FUNCTION watch(text, text, bigint) IS
   'Adds an address to a set. With start_block its events are backfilled from there for every filter following the set; without, it is followed from the block the worker is at when this commits. Returns false if it was a member already.';
 COMMENT ON FUNCTION unwatch(text, text) IS
   'Removes an address from a set; it is no longer followed and its stored events stay. Returns false if it was not a member.';
+COMMENT ON FUNCTION add_filters_from_abi(text, jsonb, text[], text, bigint) IS
+  'Adds one contract-event filter per event of a contract ABI (a JSON array as solc and Foundry write it, or an artifact with an "abi" key): all its events or those named. Ids are <EventName>_<first 8 hex digits of the address>; each gets a typed view named after its id. Returns the ids.';
+COMMENT ON FUNCTION set_view(text, jsonb) IS
+  'Sets a filter''s typed view: false drops it; a name or {"name", "schema", "index": [column, ...]} creates it, moves it or changes its indexes. Returns the view as stored.';
+COMMENT ON FUNCTION _filter_view_changed(text, jsonb, text, jsonb) IS
+  'Internal: the typed_view trigger''s work on contract_event_filters (creates, changes and drops views and their indexes).';
 COMMENT ON FUNCTION remove_filter(text) IS
   'Removes a contract-event filter. Events it stored stay.';
 COMMENT ON FUNCTION add_transaction_monitor(jsonb) IS
@@ -257,6 +267,9 @@ COMMENT ON FUNCTION require_consumer(text) IS
         sets::create_address_set,
         sets::drop_address_set,
         sets::watch,
-        sets::unwatch
+        sets::unwatch,
+        filters::add_filters_from_abi,
+        views::set_view,
+        views::_filter_view_changed
     ]
 );

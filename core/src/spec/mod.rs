@@ -5,130 +5,34 @@
 //! A filter arrives either as Eventeum's REST body (`add_filter(jsonb)`) or as
 //! a human-readable Solidity signature; both end as one [`FilterDefinition`].
 
-use std::fmt;
-
-use alloy::dyn_abi::DynSolType;
-use alloy::json_abi::Event;
 use alloy::primitives::{keccak256, Address, B256};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::view::{TypedView, ViewRequest};
+use types::RawType;
 
 mod emitters;
 
 mod factory;
 
+mod abi;
+
+mod types;
+
+pub use abi::{abi_events, specification_of_abi_event};
 pub use emitters::{
     validate_set_name, Emitters, IndexedParameterFilter, IndexedValues, MAX_LITERAL_VALUES,
     MAX_SET_NAME,
 };
 pub use factory::{Factory, FactoryParameter};
+pub use types::{Component, ParamType, MAX_FIXED_ARRAY, MAX_TYPE_DEPTH};
 
 /// The node a filter belongs to when the caller names none.
 pub const DEFAULT_NODE: &str = "default";
 /// Solidity allows at most three indexed parameters (topic0 is the signature).
 pub const MAX_INDEXED: usize = 3;
-
-/// One of Eventeum's parameter types: UINT8..UINT256 and INT8..INT256 (UINT
-/// and INT are 256 bits), ADDRESS, BYTE (bytes1), BYTES1..BYTES32, BYTES
-/// (dynamic), STRING, BOOL, each optionally a dynamic array (`[]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamType {
-    sol: DynSolType,
-    /// As the filter spelled it, upper case: `list_filters` gives it back.
-    name: String,
-}
-
-impl ParamType {
-    /// Parses an Eventeum type name, case-insensitively (`uint256`, `UINT256[]`, `BYTE`).
-    pub fn parse(name: &str) -> ApiResult<Self> {
-        let lower = name.trim().to_ascii_lowercase();
-        let (base, is_array) = match lower.strip_suffix("[]") {
-            Some(base) => (base, true),
-            None => (lower.as_str(), false),
-        };
-        // web3j's aliases, which Eventeum's filters use.
-        let base = match base {
-            "byte" => "bytes1",
-            "uint" => "uint256",
-            "int" => "int256",
-            other => other,
-        };
-        if !is_supported_base(base) {
-            return Err(ApiError::invalid_with_hint(
-                format!("unsupported parameter type \"{name}\""),
-                "supported types are UINT8-UINT256 and INT8-INT256 in steps of 8 (UINT and INT \
-                 are 256 bits), ADDRESS, BYTE, BYTES1-BYTES32, BYTES, STRING and BOOL, each \
-                 optionally with []",
-            ));
-        }
-        let base = DynSolType::parse(base).map_err(|e| {
-            ApiError::invalid(format!("unsupported parameter type \"{name}\": {e}"))
-        })?;
-        let sol = if is_array {
-            DynSolType::Array(Box::new(base))
-        } else {
-            base
-        };
-        Ok(ParamType {
-            sol,
-            name: name.trim().to_ascii_uppercase(),
-        })
-    }
-
-    /// The Solidity type, used to decode.
-    pub fn sol_type(&self) -> &DynSolType {
-        &self.sol
-    }
-
-    /// Canonical Solidity name, e.g. `uint256[]`; what messages carry as `type`.
-    pub fn sol_name(&self) -> String {
-        self.sol.sol_type_name().into_owned()
-    }
-
-    /// Eventeum's spelling as the filter gave it, e.g. `UINT256[]` or
-    /// `BYTE`; what `list_filters` returns.
-    pub fn eventeum_name(&self) -> String {
-        self.name.clone()
-    }
-
-    /// Dynamic types are stored in a topic only as their keccak hash.
-    pub fn is_hashed_when_indexed(&self) -> bool {
-        matches!(
-            self.sol,
-            DynSolType::String | DynSolType::Bytes | DynSolType::Array(_)
-        )
-    }
-}
-
-impl fmt::Display for ParamType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.eventeum_name())
-    }
-}
-
-fn is_supported_base(base: &str) -> bool {
-    fn bits(rest: &str) -> bool {
-        rest.parse::<u16>()
-            .is_ok_and(|n| (8..=256).contains(&n) && n % 8 == 0)
-            && !rest.starts_with('0')
-    }
-    match base {
-        "address" | "string" | "bool" | "bytes" => true,
-        _ => {
-            if let Some(rest) = base.strip_prefix("uint") {
-                bits(rest)
-            } else if let Some(rest) = base.strip_prefix("int") {
-                bits(rest)
-            } else if let Some(rest) = base.strip_prefix("bytes") {
-                rest.parse::<u8>().is_ok_and(|n| (1..=32).contains(&n)) && !rest.starts_with('0')
-            } else {
-                false
-            }
-        }
-    }
-}
 
 /// A parameter of an event: its zero-based position in the declaration and its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,12 +110,44 @@ impl EventSpecification {
         Ok(())
     }
 
+    /// Parses Eventeum's `eventSpecification` (with `components` for tuples).
+    fn from_json(spec: Value) -> ApiResult<Self> {
+        let spec: RawSpecification = serde_json::from_value(spec)
+            .map_err(|e| ApiError::invalid(format!("invalid eventSpecification: {e}")))?;
+        let event_name = spec
+            .event_name
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| ApiError::invalid("eventSpecification.eventName is required"))?;
+        let defs = |raw: Vec<RawParameter>| -> ApiResult<Vec<ParameterDefinition>> {
+            let mut out = raw
+                .into_iter()
+                .map(|p| {
+                    Ok(ParameterDefinition {
+                        position: p.position,
+                        ty: ParamType::parse_with_components(&p.ty, p.components.as_deref())?,
+                        name: p.name.filter(|n| !n.trim().is_empty()),
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            out.sort_by_key(|p| p.position);
+            Ok(out)
+        };
+        let specification = EventSpecification {
+            event_name,
+            indexed: defs(spec.indexed_parameter_definitions.unwrap_or_default())?,
+            non_indexed: defs(spec.non_indexed_parameter_definitions.unwrap_or_default())?,
+        };
+        specification.validate()?;
+        Ok(specification)
+    }
+
     fn to_json(&self) -> Value {
         let defs = |params: &[ParameterDefinition]| -> Vec<Value> {
             params
                 .iter()
                 .map(|p| {
-                    let mut v = json!({"position": p.position, "type": p.ty.eventeum_name()});
+                    let mut v = json!({"position": p.position});
+                    p.ty.write_json(&mut v);
                     if let Some(name) = &p.name {
                         v["name"] = json!(name);
                     }
@@ -276,6 +212,8 @@ pub struct FilterDefinition {
     /// NOTIFY each event its `startBlock` backfill stores, not one
     /// `eventeum_backfill` notice per piece.
     pub notify_backfill: bool,
+    /// Its typed view.
+    pub view: ViewRequest,
 }
 
 impl FilterDefinition {
@@ -331,7 +269,13 @@ impl FilterDefinition {
         if self.notify_backfill {
             v["notifyBackfill"] = json!(true);
         }
+        v["view"] = self.view.to_json(id, &self.specification);
         v
+    }
+
+    /// Its typed view, None when it has none.
+    pub fn typed_view(&self, id: &str) -> Option<TypedView> {
+        self.view.resolve(id, &self.specification)
     }
 
     fn validate(&self) -> ApiResult<()> {
@@ -383,30 +327,11 @@ impl FilterDefinition {
         let spec = raw
             .event_specification
             .ok_or_else(|| ApiError::invalid("eventSpecification is required"))?;
-        let event_name = spec
-            .event_name
-            .filter(|n| !n.trim().is_empty())
-            .ok_or_else(|| ApiError::invalid("eventSpecification.eventName is required"))?;
-        let defs = |raw: Vec<RawParameter>| -> ApiResult<Vec<ParameterDefinition>> {
-            let mut out = raw
-                .into_iter()
-                .map(|p| {
-                    Ok(ParameterDefinition {
-                        position: p.position,
-                        ty: ParamType::parse(&p.ty)?,
-                        name: p.name.filter(|n| !n.trim().is_empty()),
-                    })
-                })
-                .collect::<ApiResult<Vec<_>>>()?;
-            out.sort_by_key(|p| p.position);
-            Ok(out)
+        let specification = if abi::is_abi_event(&spec) {
+            specification_of_abi_event(&abi::parse_abi_event(&spec)?)?
+        } else {
+            EventSpecification::from_json(spec)?
         };
-        let specification = EventSpecification {
-            event_name,
-            indexed: defs(spec.indexed_parameter_definitions.unwrap_or_default())?,
-            non_indexed: defs(spec.non_indexed_parameter_definitions.unwrap_or_default())?,
-        };
-        specification.validate()?;
         let indexed_filters = IndexedParameterFilter::parse_all(
             &raw.indexed_parameter_filters.unwrap_or_default(),
             &specification,
@@ -417,16 +342,18 @@ impl FilterDefinition {
         });
         let start_block = raw.start_block.map(parse_start_block).transpose()?;
         let filter = FilterDefinition {
-            id: raw.id,
+            id: raw.id.clone(),
             node: raw.node.unwrap_or_else(|| DEFAULT_NODE.to_string()),
             factory: raw.factory.as_ref().map(Factory::from_json).transpose()?,
             emitters,
-            specification,
             indexed_filters,
             correlation,
             start_block,
             broadcasters: raw.broadcasters,
             notify_backfill: raw.notify_backfill.unwrap_or(false),
+            view: ViewRequest::from_json(raw.view.as_ref(), &specification)?
+                .normalized(raw.id.as_deref()),
+            specification,
         };
         filter.validate()?;
         Ok(filter)
@@ -442,35 +369,26 @@ impl FilterDefinition {
         start_block: Option<i64>,
         id: Option<String>,
     ) -> ApiResult<Self> {
-        let emitters = Emitters::from_address_argument(contract_address)?;
-        let event = Event::parse(signature.trim()).map_err(|e| {
+        let event = alloy::json_abi::Event::parse(signature.trim()).map_err(|e| {
             ApiError::invalid_with_hint(
                 format!("malformed event signature \"{signature}\": {e}"),
                 "write it as Solidity does, e.g. Transfer(address indexed from, address indexed to, uint256 value)",
             )
         })?;
-        if event.anonymous {
-            return Err(ApiError::invalid(
-                "anonymous events have no signature topic to filter on",
-            ));
-        }
-        let mut specification = EventSpecification {
-            event_name: event.name.clone(),
-            indexed: vec![],
-            non_indexed: vec![],
-        };
-        for (position, input) in event.inputs.iter().enumerate() {
-            let def = ParameterDefinition {
-                position: position as u32,
-                ty: ParamType::parse(&input.ty)?,
-                name: (!input.name.is_empty()).then(|| input.name.clone()),
-            };
-            if input.indexed {
-                specification.indexed.push(def);
-            } else {
-                specification.non_indexed.push(def);
-            }
-        }
+        Self::for_event(contract_address, &event, node, start_block, id)
+    }
+
+    /// A filter for an ABI event (from a signature or ABI JSON) at
+    /// `contract_address` (`*`: any contract).
+    pub fn for_event(
+        contract_address: &str,
+        event: &alloy::json_abi::Event,
+        node: &str,
+        start_block: Option<i64>,
+        id: Option<String>,
+    ) -> ApiResult<Self> {
+        let emitters = Emitters::from_address_argument(contract_address)?;
+        let specification = specification_of_abi_event(event)?;
         let start_block = start_block
             .map(|b| {
                 u64::try_from(b).map_err(|_| {
@@ -489,6 +407,7 @@ impl FilterDefinition {
             start_block,
             broadcasters: None,
             notify_backfill: false,
+            view: ViewRequest::default(),
         };
         filter.validate()?;
         Ok(filter)
@@ -542,12 +461,15 @@ struct RawFilter {
     address_set: Option<String>,
     indexed_parameter_filters: Option<Vec<Value>>,
     factory: Option<Value>,
-    event_specification: Option<RawSpecification>,
+    event_specification: Option<Value>,
     correlation_id_strategy: Option<RawCorrelation>,
     node: Option<String>,
     start_block: Option<Value>,
     broadcasters: Option<Vec<String>>,
     notify_backfill: Option<bool>,
+    /// Present and null (no view) is not absent (the default view).
+    #[serde(default, deserialize_with = "present")]
+    view: Option<Value>,
 }
 
 /// A field that is present, null included.
@@ -570,6 +492,7 @@ struct RawParameter {
     name: Option<String>,
     #[serde(rename = "type")]
     ty: String,
+    components: Option<Vec<RawType>>,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,218 @@
+//! Typed views (backends): each filter's view over `contract_events`, with a
+//! named, typed column per event parameter, and its partial indexes.
+//!
+//! A trigger on `contract_event_filters` creates, changes and drops them, so
+//! `add_filter`, `set_view`, `remove_filter`, an upgrade and a restore all
+//! take the same path: a restored dump has the views (pg_dump dumps them,
+//! they are not members of the extension) but not the indexes on
+//! `contract_events` (an extension's table), which the trigger recreates as
+//! the filters' rows are restored.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+use super::*;
+use crate::spec::FilterDefinition;
+use crate::view::{ident, literal, marker, TypedView, ViewRequest, DEFAULT_SCHEMA};
+
+/// Sets a filter's typed view: `false` (or NULL) drops it, a name or
+/// `{"name", "schema", "index": [column, …]}` (re)creates it. Changing only
+/// `index` keeps the view and adds or drops its indexes. Returns the view
+/// as the filter now stores it.
+#[pg_extern(volatile)]
+fn set_view(filter_id: &str, view: Option<JsonB>) -> JsonB {
+    require_served_database();
+    let definition = Spi::get_one_with_args::<JsonB>(
+        "SELECT definition FROM eventeum.contract_event_filters WHERE id = $1",
+        &[filter_id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| raise(ApiError::not_found("filter", filter_id)))
+    .0;
+    let mut filter = or_raise(FilterDefinition::from_json(&definition));
+    let request = view.map(|v| v.0).unwrap_or(Value::Null);
+    filter.view = or_raise(ViewRequest::from_json(
+        Some(&request),
+        &filter.specification,
+    ));
+    let current = FilterDefinition::from_json(&definition)
+        .ok()
+        .and_then(|f| f.typed_view(filter_id));
+    if let Some(view) = filter.typed_view(filter_id) {
+        let moved = current
+            .as_ref()
+            .is_none_or(|c| (&c.schema, &c.name) != (&view.schema, &view.name));
+        if moved {
+            check_target(&view);
+        }
+    }
+    let stored = filter.to_json(filter_id);
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "UPDATE eventeum.contract_event_filters SET definition = $2 WHERE id = $1",
+                None,
+                &[filter_id.into(), JsonB(stored.clone()).into()],
+            )
+            .map(|_| ())
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: cannot set the view: {e}"));
+    JsonB(stored["view"].clone())
+}
+
+/// Raises unless the caller may create `view`: its schema exists (3F000)
+/// and is `eventeum` or one where the caller may CREATE (42501). Called
+/// before the filter is written; the trigger then refuses a name that is
+/// taken (42P07).
+pub(super) fn check_target(view: &TypedView) {
+    let schema = Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1",
+        &[view.schema.as_str().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        raise(ApiError::NoSchema {
+            name: view.schema.clone(),
+        })
+    });
+    if view.schema != DEFAULT_SCHEMA {
+        // The functions run as the extension's owner: ask for the role that
+        // called them (SET ROLE included), whom SECURITY DEFINER does not change.
+        // SAFETY: GetOuterUserId reads a backend global; no preconditions.
+        let caller = unsafe { pg_sys::GetOuterUserId() };
+        let system = view.schema.starts_with("pg_") || view.schema == "information_schema";
+        let allowed = !system
+            && Spi::get_one_with_args::<bool>(
+                "SELECT pg_catalog.has_schema_privilege($1, $2, 'CREATE')",
+                &[caller.into(), schema.into()],
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+        if !allowed {
+            raise(ApiError::Forbidden {
+                message: format!(
+                    "permission denied to create a view in schema \"{}\"",
+                    view.schema
+                ),
+                hint: Some(
+                    "name a schema you may create objects in, or leave out \"schema\" for eventeum"
+                        .into(),
+                ),
+            });
+        }
+    }
+}
+
+/// Whether a relation (of any kind) holds `view`'s name.
+fn name_taken(view: &TypedView) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname = $2)",
+        &[view.schema.as_str().into(), view.name.as_str().into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Whether `view`'s name holds a view that is this filter's (by its comment).
+fn is_view_of(view: &TypedView) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'v'
+                           AND pg_catalog.obj_description(c.oid, 'pg_class') = $3)",
+        &[
+            view.schema.as_str().into(),
+            view.name.as_str().into(),
+            marker(&view.filter_id).into(),
+        ],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// The trigger's work: from the row's old definition to its new one (either
+/// may be NULL). Not callable by users; the trigger runs as the owner.
+#[pg_extern(volatile)]
+fn _filter_view_changed(
+    old_id: Option<&str>,
+    old_definition: Option<JsonB>,
+    new_id: Option<&str>,
+    new_definition: Option<JsonB>,
+) {
+    let view_of = |id: Option<&str>, definition: Option<JsonB>| -> Option<TypedView> {
+        let id = id?;
+        FilterDefinition::from_json(&definition?.0)
+            .ok()?
+            .typed_view(id)
+    };
+    let old = view_of(old_id, old_definition);
+    let new = view_of(new_id, new_definition);
+    if let Some(old) = &old {
+        for (index, _) in old.index_sql() {
+            let kept = new
+                .as_ref()
+                .is_some_and(|n| n.index_sql().iter().any(|(i, _)| *i == index));
+            if !kept {
+                run(&format!("DROP INDEX IF EXISTS eventeum.{}", ident(&index)));
+            }
+        }
+        let moved = new
+            .as_ref()
+            .is_none_or(|n| (&n.schema, &n.name) != (&old.schema, &old.name));
+        if moved && is_view_of(old) {
+            run(&format!("DROP VIEW {}", old.qualified_name()));
+        }
+    }
+    if let Some(new) = &new {
+        create(new);
+    }
+}
+
+fn create(view: &TypedView) {
+    if !is_view_of(view) {
+        if name_taken(view) {
+            raise(ApiError::RelationExists {
+                schema: view.schema.clone(),
+                name: view.name.clone(),
+                hint: Some(
+                    "name the view with \"view\": {\"name\": …} (or \"view\": false for none)"
+                        .into(),
+                ),
+            });
+        }
+        run(&view.create_sql());
+        let name = view.qualified_name();
+        run(&format!(
+            "COMMENT ON VIEW {name} IS {}",
+            literal(&view.comment())
+        ));
+        run(&format!("GRANT SELECT ON {name} TO eventeum_reader"));
+        // Created by an upgrade script, it would be a member of the
+        // extension, and pg_dump would leave it out: it is the user's.
+        let member = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+                             WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
+                               AND deptype = 'e')",
+            &[name.as_str().into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if member {
+            run(&format!("ALTER EXTENSION eventeum DROP VIEW {name}"));
+        }
+    }
+    for (_, sql) in view.index_sql() {
+        run(sql.as_str());
+    }
+}
+
+fn run(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+}
