@@ -26,6 +26,9 @@ MANAGEMENT_CALLS = [
     "SELECT eventeum.drop_address_set('sec_x')",
     "SELECT eventeum.watch('sec_x', '0x5FbDB2315678afecb367f032d93F642f64180aa3')",
     "SELECT eventeum.unwatch('sec_x', '0x5FbDB2315678afecb367f032d93F642f64180aa3')",
+    "SELECT eventeum.set_view('sec_x', 'false')",
+    "SELECT eventeum.add_filters_from_abi('*', '[]')",
+    "SELECT eventeum._filter_view_changed(NULL, NULL, NULL, NULL)",
     "INSERT INTO eventeum.address_set_members (set_name, address) VALUES ('sec_x', '0x' || repeat('1', 40))",
     "SELECT eventeum.grant_consumer_group('sec_x', 'sec_reader')",
     "SELECT eventeum.revoke_consumer_group('sec_x', 'sec_reader')",
@@ -43,10 +46,13 @@ MANAGEMENT_CALLS = [
 ]
 READER_FUNCTIONS = {"list_filters", "list_transaction_monitors", "health", "prometheus"}
 CONSUMER_FUNCTIONS = {"poll", "ack"}
+# What typed views call as their reader (security_invoker): pure, so not SECURITY DEFINER.
+VIEW_FUNCTIONS = {"parameter_bytes"}
 ADMIN_FUNCTIONS = {"add_node", "remove_node", "add_filter", "remove_filter", "add_transaction_monitor",
                    "remove_transaction_monitor", "add_broadcaster", "remove_broadcaster", "list_broadcasters",
                    "replay_dead_letters", "create_consumer_group", "grant_consumer_group", "revoke_consumer_group",
-                   "publish", "create_address_set", "drop_address_set", "watch", "unwatch"}
+                   "publish", "create_address_set", "drop_address_set", "watch", "unwatch",
+                   "add_filters_from_abi", "set_view"}
 SECRET = "pa55word-s3cret"
 API_KEY = "0123456789abcdef0123456789abcdef"
 
@@ -98,9 +104,9 @@ def test_functions_each_role_may_execute(db):
             SELECT DISTINCT p.proname FROM pg_proc p
              WHERE p.pronamespace = 'eventeum'::regnamespace
                AND has_function_privilege(%s, p.oid, 'EXECUTE')""", (role,))}
-    assert executable("eventeum_reader") == READER_FUNCTIONS
+    assert executable("eventeum_reader") == READER_FUNCTIONS | VIEW_FUNCTIONS
     assert executable("eventeum_consumer") == CONSUMER_FUNCTIONS
-    assert executable("eventeum_admin") == READER_FUNCTIONS | CONSUMER_FUNCTIONS | ADMIN_FUNCTIONS
+    assert executable("eventeum_admin") == READER_FUNCTIONS | VIEW_FUNCTIONS | CONSUMER_FUNCTIONS | ADMIN_FUNCTIONS
     # What they may execute runs as the owner, with a search_path that cannot be hijacked.
     loose = db.execute("""
         SELECT p.oid::regprocedure::text FROM pg_proc p

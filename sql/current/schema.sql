@@ -321,7 +321,7 @@ COMMENT ON FUNCTION list_filters() IS 'Every contract-event filter, in Eventeum'
 -- dropped by this trigger, also when a dump's filter rows are restored.
 CREATE FUNCTION parameter_bytes(value text) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT CASE WHEN value ~ '^0x([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(pg_catalog.substr(value, 3), 'hex')
+    SELECT CASE WHEN value OPERATOR(pg_catalog.~) '^0x([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(pg_catalog.substr(value, 3), 'hex')
                 ELSE pg_catalog.convert_to(value, 'UTF8') END
 $$;
 COMMENT ON FUNCTION parameter_bytes(text) IS

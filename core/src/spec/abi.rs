@@ -90,7 +90,7 @@ pub fn abi_events(abi: &Value, names: Option<&[String]>) -> ApiResult<Vec<Event>
     let events = entries
         .iter()
         .filter(|e| e.get("type").is_some_and(|t| t == "event"))
-        .map(|e| parse_abi_event(e))
+        .map(parse_abi_event)
         .collect::<ApiResult<Vec<Event>>>()?;
     if let Some(names) = names {
         if let Some(missing) = names.iter().find(|n| !events.iter().any(|e| &e.name == *n)) {
