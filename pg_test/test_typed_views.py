@@ -120,10 +120,18 @@ def test_full_solc_abis_register_every_event(db, emitter):
     assert db.execute("SELECT eventeum.add_filters_from_abi(%s, %s)", (emitter.address, json.dumps(abi))).fetchone()[0] == ids
     emitter.call("emitAll()")
     suffix = emitter.address[2:10].lower()
-    (row,) = wait_view(db, f"eventeum.uintsd_{suffix}")
-    assert row[7] == UINT256_MAX
-    (row,) = wait_view(db, f"eventeum.intsd_{suffix}")
-    assert row[7] == INT256_MIN
+    # Every width of every Eventeum type: uints at their maximum, ints at their minimum, bytesN a prefix.
+    pattern = bytes(range(1, 33))
+    for group, widths in {"a": range(1, 9), "b": range(9, 17), "c": range(17, 25), "d": range(25, 33)}.items():
+        for kind, sql_type, expected in (("uints", "numeric", lambda n: 2 ** (8 * n) - 1),
+                                         ("ints", "numeric", lambda n: -(2 ** (8 * n - 1))),
+                                         ("bytes", "bytea", lambda n: pattern[:n])):
+            view = f"{kind}{group}_{suffix}"
+            assert [t for _, t in column_types(db, "eventeum", view)[:8]] == [sql_type] * 8, view
+            (row,) = wait_view(db, f"eventeum.{view}")
+            assert list(row[:8]) == [expected(n) for n in widths], view
+    (row,) = wait_view(db, f"eventeum.indexeddynamic_{suffix}")
+    assert row[:3] == (keccak256(b"key"), row[1], "value") and len(row[1]) == 32
     (row,) = wait_view(db, f"eventeum.arrays_{suffix}")
     assert row[:7] == ([1, 2, UINT256_MAX], [-5, INT256_MIN], [to_checksum(DEPLOYER), emitter.address],
                        ["alpha", "beta"], [True, False], [bytes.fromhex("0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20")], [])
