@@ -296,3 +296,26 @@ def test_readers_read_views_and_a_dump_restores_them_with_their_indexes(db, clus
         db.execute("SELECT eventeum.remove_filter('dumped')")
         db.execute("DROP SCHEMA app")
         db.execute("DROP ROLE tv_reader")
+
+
+def test_an_admin_creates_views_only_where_it_may(db, cluster, emitter):
+    """The functions run as the extension's owner; the schema check asks
+    for the role that called them."""
+    db.execute("DROP ROLE IF EXISTS tv_admin")
+    db.execute("CREATE ROLE tv_admin LOGIN IN ROLE eventeum_admin")
+    db.execute("DROP SCHEMA IF EXISTS theirs CASCADE")
+    db.execute("CREATE SCHEMA theirs")
+    fid = db.execute("SELECT eventeum.add_filter(%s, %s, id => 'tv-admin')",
+                     (emitter.address, emitter.signature("Transfer"))).fetchone()[0]
+    try:
+        with psycopg.connect(cluster.conninfo().replace("user=postgres", "user=tv_admin"), autocommit=True) as admin:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                admin.execute("SELECT eventeum.set_view(%s, %s)", (fid, json.dumps({"schema": "theirs"})))
+            db.execute("GRANT CREATE ON SCHEMA theirs TO tv_admin")
+            assert admin.execute("SELECT eventeum.set_view(%s, %s)", (fid, json.dumps({"schema": "theirs"}))
+                                 ).fetchone()[0] == {"schema": "theirs", "name": "tv_admin", "index": []}
+        assert db.execute("SELECT to_regclass('theirs.tv_admin') IS NOT NULL").fetchone() == (True,)
+    finally:
+        db.execute("SELECT eventeum.remove_filter(%s)", (fid,))
+        db.execute("DROP SCHEMA theirs")
+        db.execute("DROP ROLE tv_admin")

@@ -17,9 +17,10 @@ use crate::spec::FilterDefinition;
 use crate::view::{ident, literal, marker, TypedView, ViewRequest, DEFAULT_SCHEMA};
 
 /// Sets a filter's typed view: `false` (or NULL) drops it, a name or
-/// `{"name", "schema", "index": [column, …]}` (re)creates it. Changing only
-/// `index` keeps the view and adds or drops its indexes. Returns the view
-/// as the filter now stores it.
+/// `{"name", "schema", "index": [column, …]}` (re)creates it, what it
+/// leaves out taking its default. A view whose schema and name stay is
+/// kept and only its indexes change. Returns the view as the filter now
+/// stores it.
 #[pg_extern(volatile)]
 fn set_view(filter_id: &str, view: Option<JsonB>) -> JsonB {
     require_served_database();
@@ -32,14 +33,12 @@ fn set_view(filter_id: &str, view: Option<JsonB>) -> JsonB {
     .unwrap_or_else(|| raise(ApiError::not_found("filter", filter_id)))
     .0;
     let mut filter = or_raise(FilterDefinition::from_json(&definition));
+    let current = filter.typed_view(filter_id);
     let request = view.map(|v| v.0).unwrap_or(Value::Null);
     filter.view = or_raise(ViewRequest::from_json(
         Some(&request),
         &filter.specification,
     ));
-    let current = FilterDefinition::from_json(&definition)
-        .ok()
-        .and_then(|f| f.typed_view(filter_id));
     if let Some(view) = filter.typed_view(filter_id) {
         let moved = current
             .as_ref()

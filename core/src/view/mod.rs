@@ -164,24 +164,6 @@ impl ViewRequest {
             Some(view) => json!({"schema": view.schema, "name": view.name, "index": view.index}),
         }
     }
-
-    /// The same request with `index` in place of its indexed parameters.
-    pub fn with_index(&self, index: Vec<String>, spec: &EventSpecification) -> ApiResult<Self> {
-        match self {
-            ViewRequest::Off => Err(ApiError::invalid_with_hint(
-                "the filter has no view to index",
-                "give it one first with eventeum.set_view",
-            )),
-            ViewRequest::On { schema, name, .. } => {
-                check_index(&index, &columns::columns(spec))?;
-                Ok(ViewRequest::On {
-                    schema: schema.clone(),
-                    name: name.clone(),
-                    index,
-                })
-            }
-        }
-    }
 }
 
 fn check_index(index: &[String], columns: &[Column]) -> ApiResult<()> {
