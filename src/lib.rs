@@ -20,6 +20,7 @@ pub use eventeum_core::{
 };
 
 mod api;
+mod compat;
 mod guc;
 mod panic;
 mod store;

@@ -70,8 +70,7 @@ pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
             false,
             false,
         );
-        (*(*item).p_rte).requiredPerms = pg_sys::ACL_INSERT as pg_sys::AclMode;
-        pg_sys::ExecCheckRTPerms((*parse_state).p_rtable, true);
+        crate::compat::check_insert_permission(parse_state, item);
         // Index and constraint checks, and any trigger, see the transaction's snapshot.
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let copy = pg_sys::BeginCopyFrom(
