@@ -53,7 +53,22 @@ pub(super) fn or_raise<T>(result: ApiResult<T>) -> T {
 
 /// Runs an `EXISTS` query; an SPI error is raised as such, never read as "no".
 pub(super) fn exists(sql: &str, key: &str) -> bool {
-    Spi::get_one_with_args::<bool>(sql, &[key.into()])
+    exists_with(sql, &[key.into()])
+}
+
+/// The value of a query that returns at most one row: None for no row or
+/// NULL; an SPI error is raised as such.
+pub(super) fn at_most_one<T>(result: Result<Option<T>, pgrx::spi::SpiError>) -> Option<T> {
+    match result {
+        Ok(value) => value,
+        Err(pgrx::spi::SpiError::InvalidPosition) => None,
+        Err(e) => pgrx::error!("eventeum: {e}"),
+    }
+}
+
+/// [`exists`] with any arguments.
+pub(super) fn exists_with(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> bool {
+    Spi::get_one_with_args::<bool>(sql, args)
         .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"))
         .unwrap_or(false)
 }

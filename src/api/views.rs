@@ -24,12 +24,10 @@ use crate::view::{ident, literal, marker, TypedView, ViewRequest, DEFAULT_SCHEMA
 #[pg_extern(volatile)]
 fn set_view(filter_id: &str, view: Option<JsonB>) -> JsonB {
     require_served_database();
-    let definition = Spi::get_one_with_args::<JsonB>(
+    let definition = at_most_one(Spi::get_one_with_args::<JsonB>(
         "SELECT definition FROM eventeum.contract_event_filters WHERE id = $1",
         &[filter_id.into()],
-    )
-    .ok()
-    .flatten()
+    ))
     .unwrap_or_else(|| raise(ApiError::not_found("filter", filter_id)))
     .0;
     let mut filter = or_raise(FilterDefinition::from_json(&definition));
@@ -66,12 +64,10 @@ fn set_view(filter_id: &str, view: Option<JsonB>) -> JsonB {
 /// before the filter is written; the trigger then refuses a name that is
 /// taken (42P07).
 pub(super) fn check_target(view: &TypedView) {
-    let schema = Spi::get_one_with_args::<pg_sys::Oid>(
+    let schema = at_most_one(Spi::get_one_with_args::<pg_sys::Oid>(
         "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1",
         &[view.schema.as_str().into()],
-    )
-    .ok()
-    .flatten()
+    ))
     .unwrap_or_else(|| {
         raise(ApiError::NoSchema {
             name: view.schema.clone(),
@@ -84,13 +80,10 @@ pub(super) fn check_target(view: &TypedView) {
         let caller = unsafe { pg_sys::GetOuterUserId() };
         let system = view.schema.starts_with("pg_") || view.schema == "information_schema";
         let allowed = !system
-            && Spi::get_one_with_args::<bool>(
+            && exists_with(
                 "SELECT pg_catalog.has_schema_privilege($1, $2, 'CREATE')",
                 &[caller.into(), schema.into()],
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+            );
         if !allowed {
             raise(ApiError::Forbidden {
                 message: format!(
@@ -106,33 +99,19 @@ pub(super) fn check_target(view: &TypedView) {
     }
 }
 
-/// Whether a relation (of any kind) holds `view`'s name.
-fn name_taken(view: &TypedView) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                         WHERE n.nspname = $1 AND c.relname = $2)",
-        &[view.schema.as_str().into(), view.name.as_str().into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
-}
-
-/// Whether `view`'s name holds a view that is this filter's (by its comment).
-fn is_view_of(view: &TypedView) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'v'
-                           AND pg_catalog.obj_description(c.oid, 'pg_class') = $3)",
+/// What holds `view`'s name: nothing (None), this filter's view, marked by
+/// its comment (Some(true)), or another relation (Some(false)).
+fn occupant(view: &TypedView) -> Option<bool> {
+    at_most_one(Spi::get_one_with_args::<bool>(
+        "SELECT c.relkind = 'v' AND pg_catalog.obj_description(c.oid, 'pg_class') IS NOT DISTINCT FROM $3
+           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2",
         &[
             view.schema.as_str().into(),
             view.name.as_str().into(),
             marker(&view.filter_id).into(),
         ],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+    ))
 }
 
 /// The trigger's work: from the row's old definition to its new one (either
@@ -153,18 +132,20 @@ fn _filter_view_changed(
     let old = view_of(old_id, old_definition);
     let new = view_of(new_id, new_definition);
     if let Some(old) = &old {
+        let kept: Vec<String> = new
+            .iter()
+            .flat_map(|n| n.index_sql())
+            .map(|(index, _)| index)
+            .collect();
         for (index, _) in old.index_sql() {
-            let kept = new
-                .as_ref()
-                .is_some_and(|n| n.index_sql().iter().any(|(i, _)| *i == index));
-            if !kept {
+            if !kept.contains(&index) {
                 run(&format!("DROP INDEX IF EXISTS eventeum.{}", ident(&index)));
             }
         }
         let moved = new
             .as_ref()
             .is_none_or(|n| (&n.schema, &n.name) != (&old.schema, &old.name));
-        if moved && is_view_of(old) {
+        if moved && occupant(old) == Some(true) {
             run(&format!("DROP VIEW {}", old.qualified_name()));
         }
     }
@@ -174,8 +155,9 @@ fn _filter_view_changed(
 }
 
 fn create(view: &TypedView) {
-    if !is_view_of(view) {
-        if name_taken(view) {
+    let occupant = occupant(view);
+    if occupant != Some(true) {
+        if occupant.is_some() {
             raise(ApiError::RelationExists {
                 schema: view.schema.clone(),
                 name: view.name.clone(),
@@ -194,15 +176,12 @@ fn create(view: &TypedView) {
         run(&format!("GRANT SELECT ON {name} TO eventeum_reader"));
         // Created by an upgrade script, it would be a member of the
         // extension, and pg_dump would leave it out: it is the user's.
-        let member = Spi::get_one_with_args::<bool>(
+        let member = exists_with(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
                              WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
                                AND deptype = 'e')",
             &[name.as_str().into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+        );
         if member {
             run(&format!("ALTER EXTENSION eventeum DROP VIEW {name}"));
         }

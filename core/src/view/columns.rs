@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use alloy::dyn_abi::DynSolType;
 
-use super::{literal, MAX_NAME, META_COLUMNS};
+use super::{kept_as_given, literal, MAX_NAME, META_COLUMNS};
 use crate::spec::{Component, EventSpecification, ParamType};
 
 /// The SQL types of scalar columns.
@@ -175,13 +175,11 @@ impl UniqueNames {
     }
 
     fn take(&mut self, wanted: &str, position: usize) -> String {
-        let mut name =
-            if wanted.is_empty() || wanted.len() > MAX_NAME || wanted.chars().any(char::is_control)
-            {
-                format!("p{position}")
-            } else {
-                wanted.to_string()
-            };
+        let mut name = if kept_as_given(wanted) {
+            wanted.to_string()
+        } else {
+            format!("p{position}")
+        };
         while self.0.contains(&name) {
             if name.len() >= MAX_NAME {
                 name = format!("p{position}");

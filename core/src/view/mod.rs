@@ -116,8 +116,12 @@ impl ViewRequest {
                 )))
             }
         };
+        // The worker parses every filter on each configuration change:
+        // columns are worked out only when there are indexes to check.
         if let ViewRequest::On { index, .. } = &request {
-            check_index(index, &columns::columns(spec))?;
+            if !index.is_empty() {
+                check_index(index, &columns::columns(spec))?;
+            }
         }
         Ok(request)
     }
@@ -204,9 +208,13 @@ fn check_index(index: &[String], columns: &[Column]) -> ApiResult<()> {
     Ok(())
 }
 
-/// A name Postgres keeps as given: 1..=63 bytes without control characters.
+/// Whether Postgres keeps `name` as given: 1..=63 bytes without control characters.
+pub(crate) fn kept_as_given(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && !name.chars().any(char::is_control)
+}
+
 fn valid_name(what: &str, name: &str) -> ApiResult<String> {
-    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    if !kept_as_given(name) {
         return Err(ApiError::invalid(format!(
             "view: {what} {name:?} must be 1 to {MAX_NAME} bytes without control characters"
         )));
