@@ -9,9 +9,13 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import Anvil, Cluster, Emitter, HttpReceiver, free_port, wait_until  # noqa: E402
+from harness import PG_CONFIG, PG_MAJOR, Anvil, Cluster, Emitter, HttpReceiver, free_port, wait_until  # noqa: E402
 
 POLL_MS = 100
+
+
+def pytest_report_header(config):
+    return f"PostgreSQL {PG_MAJOR}: {PG_CONFIG}"
 
 
 def pytest_configure(config):
@@ -47,6 +51,8 @@ def cluster(workdir, anvil):
     try:
         c.create_database()
         with c.connect() as conn:
+            # The server is the version under test (PG_CONFIG), not whatever answers.
+            assert int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000 == PG_MAJOR
             # Two nodes on the same chain: one confirms at once, one waits 3 blocks.
             conn.execute("SELECT eventeum.add_node('default', %s, %s)",
                          (anvil.url, f'{{"pollingInterval": {POLL_MS}, "numBlocksToWait": 0}}'))

@@ -1,7 +1,8 @@
 """Real components for the end-to-end tests and the demo: a private PostgreSQL
 cluster with eventeum preloaded, an anvil node, and the test contract.
 
-Nothing here is mocked: the cluster is Debian's PostgreSQL 15 running the
+Nothing here is mocked: the cluster is a real PostgreSQL (Debian's 15, or 17
+or 18 built by scripts/build-postgres; PG_CONFIG picks it) running the
 installed extension, anvil is a real node, and transactions are really mined.
 """
 
@@ -24,7 +25,10 @@ from Crypto.Hash import keccak
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / ".tools"
-PGBIN = Path("/usr/lib/postgresql/15/bin")
+# The server under test: PG_CONFIG (scripts/test sets it per version), else Debian's 15.
+PG_CONFIG = os.environ.get("PG_CONFIG") or "/usr/lib/postgresql/15/bin/pg_config"
+PGBIN = Path(subprocess.check_output([PG_CONFIG, "--bindir"], text=True).strip())
+PG_MAJOR = int(subprocess.check_output([PG_CONFIG, "--version"], text=True).split()[1].split(".")[0])
 ARTIFACT = ROOT / "pg_test" / "contracts" / "EventEmitter.json"
 # anvil's first dev account; anvil signs eth_sendTransaction for it.
 DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from harness import PG_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = ROOT / "sql" / "releases"
-PG_CONFIG = "/usr/lib/postgresql/15/bin/pg_config"
 
 # What a schema is made of, each as sorted text rows, for objects in schema eventeum.
 DESCRIBE = {

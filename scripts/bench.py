@@ -10,6 +10,7 @@ proxy), live, sets (address sets of 10 and 100,000), views (typed views: the
 backfill with two indexed columns, and a lookup among BENCH_LOOKUP_EVENTS,
 1,000,000, rows), filters and relay; the backfill always runs, and "none" runs
 only it. A 1,000,000-event run: BENCH_EVENTS=1000000 BENCH_ONLY=none.
+BENCH_PG (15, 17 or 18) picks the PostgreSQL; scripts/bench sets PG_CONFIG.
 """
 
 import json
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT / "pg_test"))
 import pika  # noqa: E402
 from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-from harness import Anvil, Cluster, Emitter, RpcProxy, Tansu, free_port, wait_until  # noqa: E402
+from harness import PG_MAJOR, Anvil, Cluster, Emitter, RpcProxy, Tansu, free_port, wait_until  # noqa: E402
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", 100_000))
 LIVE_BLOCKS = int(os.environ.get("BENCH_LIVE_BLOCKS", 200))
@@ -787,7 +788,7 @@ def main():
                 shutil.copy(cluster.log, Path(tempfile.gettempdir()) / "eventeum-bench-postgres.log")
             anvil.stop()
     print_table()
-    print(json.dumps(figures))
+    print(json.dumps({"postgresql": PG_MAJOR, **figures}))
 
 
 def run(cluster, db, anvil, tansu, proxy):
@@ -994,8 +995,8 @@ def filters(db, anvil, bench, proxy):
 def print_table():
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
-    print(f"\neventeum benchmark: {EVENTS:,} events, {LIVE_BLOCKS} live blocks, {FILTERS:,} filters, "
-          f"{os.cpu_count()} CPUs\n")
+    print(f"\neventeum benchmark on PostgreSQL {PG_MAJOR}: {EVENTS:,} events, {LIVE_BLOCKS} live blocks, "
+          f"{FILTERS:,} filters, {os.cpu_count()} CPUs\n")
     for label, value, note in rows:
         print(f"  {label:<{width}}  {value:>{value_width}}  {note}")
     print()

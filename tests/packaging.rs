@@ -47,8 +47,16 @@ fn dockerfile_copies_and_runs_only_files_that_exist() {
     }
     assert!(copied >= 6, "the Dockerfile copies the sources");
     // What the final stage copies is what scripts/package writes.
-    assert!(read("scripts/package").contains("OUT=target/release/eventeum-pg15"));
-    assert!(dockerfile.contains("COPY --from=build /src/target/release/eventeum-pg15/ /"));
+    assert!(read("scripts/package").contains("OUT=target/release/eventeum-pg$MAJOR"));
+    assert!(dockerfile.contains("COPY --from=build /src/target/release/eventeum-pg${PG_MAJOR}/ /"));
+    // Both stages are the postgres image of the version asked for.
+    assert!(dockerfile.contains("ARG PG_MAJOR=15"));
+    assert_eq!(
+        dockerfile
+            .matches("FROM postgres:${PG_MAJOR}-bookworm")
+            .count(),
+        2
+    );
 }
 
 #[test]
