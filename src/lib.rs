@@ -11,12 +11,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
-use pgrx::prelude::*;
+use pgrx::prelude::{pg_guard, pg_sys};
 
 // The stages that run off the main thread, from the pgrx-free core crate.
 pub use eventeum_core::{
-    broadcast, decode, discard, error, follow, limits, matcher, message, metrics, monitor,
-    netpolicy, node, protocol, redact, relay, rows, rpc, spec, states, view,
+    broadcast, config, decode, discard, error, event, follow, limits, matcher, message, metrics,
+    monitor, netpolicy, node, protocol, redact, relay, rows, rpc, spec, states, view, wake,
 };
 
 mod api;
@@ -73,7 +73,7 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
+#[pgrx::pg_schema]
 mod tests {
     use pgrx::prelude::*;
 

@@ -7,7 +7,8 @@ use alloy::primitives::{hex, B256};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
-use crate::spec::{CorrelationKind, FilterDefinition, ParameterDefinition};
+use crate::event::ParameterDefinition;
+use crate::spec::{CorrelationKind, FilterDefinition};
 
 /// One of Eventeum's `{"type": ..., "value": ...}` parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,19 +11,37 @@
 //! - [`message`]: Eventeum's message JSON, rendered in one place (any thread);
 //! - [`relay`]: outbox batches to Kafka, RabbitMQ and HTTP (tokio);
 //! - [`metrics`]: the Prometheus and health endpoint (tokio);
+//! - [`config`]: the configuration snapshot the main thread publishes to the followers;
 //! - [`protocol`]: every message that crosses between the main thread and tokio.
 //!
 //! And what the SQL API validates before anything is stored (any thread):
-//! [`spec`] (filters), [`node`], [`monitor`], [`broadcast`], [`redact`],
-//! [`netpolicy`] (where nodes and brokers may live),
-//! with [`error`] mapping each failure to its SQLSTATE; [`states`] holds the
-//! enums for the states and kinds the schema names, and [`limits`] every
-//! tunable bound.
+//! [`event`] (event specifications), [`spec`] (filters), [`view`] (typed
+//! views), [`node`], [`monitor`], [`broadcast`], [`redact`], [`netpolicy`]
+//! (where nodes and brokers may live), with [`error`] mapping each failure
+//! to its SQLSTATE; [`states`] holds the enums for the states and kinds the
+//! schema names, [`limits`] every tunable bound, and [`wake`] the signal
+//! that wakes the main thread.
+//!
+//! # Layers
+//! A module imports only from its own layer or a lower one, and never round
+//! a cycle; `tests/layers.rs` reads the imports and fails otherwise. Lowest first:
+//! - L0: [`limits`], [`states`], [`error`], [`redact`], [`netpolicy`], [`discard`], [`wake`]
+//! - L1: [`event`], [`node`], [`broadcast`], [`message`]
+//! - L2: [`view`]
+//! - L3: [`spec`]
+//! - L4: [`monitor`], [`matcher`], [`decode`]
+//! - L5: [`config`]
+//! - L6: [`rows`]
+//! - L7: [`protocol`]
+//! - L8: [`rpc`]
+//! - L9: [`follow`], [`relay`], [`metrics`]
 
 pub mod broadcast;
+pub mod config;
 pub mod decode;
 pub mod discard;
 pub mod error;
+pub mod event;
 pub mod follow;
 pub mod limits;
 pub mod matcher;
@@ -40,3 +58,4 @@ pub mod rpc;
 pub mod spec;
 pub mod states;
 pub mod view;
+pub mod wake;

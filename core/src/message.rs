@@ -16,16 +16,6 @@ pub const NOTIFY_PAYLOAD_LIMIT: usize = 7999;
 /// parameters: names, hashes, numbers, about 560 bytes.
 const MESSAGE_FIELDS_BYTES: usize = 640;
 
-/// The NOTIFY channel for contract events.
-pub const CONTRACT_EVENTS_CHANNEL: &str = "eventeum_contract_events";
-/// The NOTIFY channel for monitored transactions.
-pub const TRANSACTION_EVENTS_CHANNEL: &str = "eventeum_transaction_events";
-/// The NOTIFY channel for block events.
-pub const BLOCK_EVENTS_CHANNEL: &str = "eventeum_block_events";
-/// The NOTIFY channel for backfill progress: one notice per committed piece
-/// of a `startBlock` backfill whose events are not notified one by one.
-pub const BACKFILL_CHANNEL: &str = "eventeum_backfill";
-
 /// What `eventeum_backfill` carries for a committed backfill piece: the rows
 /// of blocks `fromBlock..=toBlock` are in `eventeum.contract_events`.
 #[derive(Serialize)]

@@ -5,11 +5,12 @@
 use std::collections::BTreeSet;
 
 use alloy::primitives::{Address, B256};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::spec::{parse_address, DEFAULT_NODE};
+use crate::states::TransactionStatus;
 
 /// What a monitor matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,40 +43,6 @@ impl MonitorTarget {
             MonitorTarget::Hash(h) => h == hash,
             MonitorTarget::FromAddress(a) => a == from,
             MonitorTarget::ToAddress(a) => Some(a) == to,
-        }
-    }
-}
-
-/// The statuses a monitored transaction goes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TransactionStatus {
-    Unconfirmed,
-    Confirmed,
-    Failed,
-    Invalidated,
-}
-
-impl TransactionStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TransactionStatus::Unconfirmed => "UNCONFIRMED",
-            TransactionStatus::Confirmed => "CONFIRMED",
-            TransactionStatus::Failed => "FAILED",
-            TransactionStatus::Invalidated => "INVALIDATED",
-        }
-    }
-
-    fn parse(s: &str) -> ApiResult<Self> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "UNCONFIRMED" => Ok(TransactionStatus::Unconfirmed),
-            "CONFIRMED" => Ok(TransactionStatus::Confirmed),
-            "FAILED" => Ok(TransactionStatus::Failed),
-            "INVALIDATED" => Ok(TransactionStatus::Invalidated),
-            _ => Err(ApiError::invalid_with_hint(
-                format!("unknown transaction status \"{s}\""),
-                "statuses are UNCONFIRMED, CONFIRMED, FAILED and INVALIDATED",
-            )),
         }
     }
 }
@@ -146,7 +113,7 @@ impl TransactionMonitor {
             }
             Some(list) => list
                 .iter()
-                .map(|s| TransactionStatus::parse(s))
+                .map(|s| parse_status(s))
                 .collect::<ApiResult<_>>()?,
         };
         let node = raw.node_name.unwrap_or_else(|| DEFAULT_NODE.to_string());
@@ -226,4 +193,18 @@ struct RawMonitor {
     node_name: Option<String>,
     statuses: Option<Vec<String>>,
     broadcasters: Option<Vec<String>>,
+}
+
+/// A status as the SQL API takes it: any case, surrounding spaces ignored.
+fn parse_status(s: &str) -> ApiResult<TransactionStatus> {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "UNCONFIRMED" => Ok(TransactionStatus::Unconfirmed),
+        "CONFIRMED" => Ok(TransactionStatus::Confirmed),
+        "FAILED" => Ok(TransactionStatus::Failed),
+        "INVALIDATED" => Ok(TransactionStatus::Invalidated),
+        _ => Err(ApiError::invalid_with_hint(
+            format!("unknown transaction status \"{s}\""),
+            "statuses are UNCONFIRMED, CONFIRMED, FAILED and INVALIDATED",
+        )),
+    }
 }

@@ -6,10 +6,13 @@
 //! the previous step: the rows, their messages (rendered once, for NOTIFY and
 //! the outbox), and the same rows in COPY's binary format.
 
-use alloy::primitives::hex;
+use std::sync::Arc;
 
+use alloy::primitives::{hex, B256};
+
+use crate::config::FilterConfig;
+use crate::decode::DecodedParameters;
 use crate::message::{contract_event_id, Batch, ContractEventRecord};
-use crate::protocol::DecodedEvent;
 use crate::states::EventStatus;
 
 /// The columns of `eventeum.contract_events` a stored event fills, in the
@@ -238,4 +241,33 @@ impl BinaryCopy {
         }
         self
     }
+}
+
+/// Where a log sits on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    pub address: String,
+    pub block_number: u64,
+    pub block_hash: String,
+    pub block_timestamp: Option<u64>,
+    pub transaction_hash: String,
+    pub log_index: u64,
+}
+
+/// A log decoded against one filter: it becomes one `contract_events` row.
+#[derive(Debug, Clone)]
+pub struct DecodedEvent {
+    pub filter: Arc<FilterConfig>,
+    pub position: LogPosition,
+    pub parameters: DecodedParameters,
+}
+
+/// A log that matched a filter's address and topic0 but not its specification.
+#[derive(Debug, Clone)]
+pub struct UndecodableLog {
+    pub filter_id: String,
+    pub position: LogPosition,
+    pub topics: Vec<B256>,
+    pub data: Vec<u8>,
+    pub reason: String,
 }

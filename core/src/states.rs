@@ -7,8 +7,36 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{BLOCK_EVENTS_CHANNEL, CONTRACT_EVENTS_CHANNEL, TRANSACTION_EVENTS_CHANNEL};
-pub use crate::monitor::TransactionStatus;
+/// The NOTIFY channel for contract events.
+pub const CONTRACT_EVENTS_CHANNEL: &str = "eventeum_contract_events";
+/// The NOTIFY channel for monitored transactions.
+pub const TRANSACTION_EVENTS_CHANNEL: &str = "eventeum_transaction_events";
+/// The NOTIFY channel for block events.
+pub const BLOCK_EVENTS_CHANNEL: &str = "eventeum_block_events";
+/// The NOTIFY channel for backfill progress: one notice per committed piece
+/// of a `startBlock` backfill whose events are not notified one by one.
+pub const BACKFILL_CHANNEL: &str = "eventeum_backfill";
+
+/// The statuses a monitored transaction goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TransactionStatus {
+    Unconfirmed,
+    Confirmed,
+    Failed,
+    Invalidated,
+}
+
+impl TransactionStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TransactionStatus::Unconfirmed => "UNCONFIRMED",
+            TransactionStatus::Confirmed => "CONFIRMED",
+            TransactionStatus::Failed => "FAILED",
+            TransactionStatus::Invalidated => "INVALIDATED",
+        }
+    }
+}
 
 /// `eventeum.event_status`: a contract event's place in the chain's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{keccak256, B256, I256, U256};
+use eventeum_core::config::FilterConfig;
 use eventeum_core::decode::{decode_log, DecodeError, RawLog, RenderOptions};
 use eventeum_core::follow::{decode_logs, split_into_pieces};
 use eventeum_core::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
-use eventeum_core::protocol::FilterConfig;
 use eventeum_core::rows::{prepare_events, Audience, BinaryCopy, EVENT_COLUMNS};
 use eventeum_core::spec::FilterDefinition;
 use serde_json::{json, Value};
@@ -152,7 +152,7 @@ fn indexed_dynamic_types_carry_the_topic_hash() {
 /// 256 bits, BYTES is dynamic; list_filters gives the spelling back.
 #[test]
 fn eventeum_type_aliases() {
-    use eventeum_core::spec::ParamType;
+    use eventeum_core::event::ParamType;
     for (given, sol) in [
         ("BYTE", "bytes1"),
         ("byte[]", "bytes1[]"),

@@ -2,7 +2,8 @@
 
 use alloy::primitives::{address, b256};
 use eventeum_core::message::{BlockRecord, TransactionRecord};
-use eventeum_core::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
+use eventeum_core::monitor::{MonitorTarget, TransactionMonitor};
+use eventeum_core::states::TransactionStatus;
 use serde_json::{json, Value};
 
 #[test]

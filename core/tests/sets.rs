@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::rpc::types::Filter;
+use eventeum_core::config::FilterConfig;
 use eventeum_core::follow::log_queries;
 use eventeum_core::matcher::{AddressSet, AddressSets, Member};
-use eventeum_core::protocol::FilterConfig;
 use eventeum_core::spec::{Emitters, FilterDefinition};
 use serde_json::{json, Value};
 

@@ -1,6 +1,7 @@
 //! Filter parsing and validation: what add_filter accepts and rejects.
 
-use eventeum_core::spec::{FilterDefinition, ParamType};
+use eventeum_core::event::ParamType;
+use eventeum_core::spec::FilterDefinition;
 use serde_json::json;
 
 const ADDRESS: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";

@@ -4,7 +4,8 @@
 use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{Address, B256, I256, U256};
 use eventeum_core::decode::{decode_log, RawLog, RenderOptions};
-use eventeum_core::spec::{abi_events, FilterDefinition};
+use eventeum_core::event::abi_events;
+use eventeum_core::spec::FilterDefinition;
 use eventeum_core::view::{default_view_name, ViewRequest};
 use serde_json::{json, Value};
 

@@ -1,11 +1,14 @@
 //! Broadcasters and dead letters: `add_broadcaster`, `remove_broadcaster`, `list_broadcasters`, `replay_dead_letters` (backends).
 
-use pgrx::prelude::*;
+use pgrx::prelude::{default, pg_extern, SetOfIterator, Spi};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use super::*;
+use super::{
+    exists, network_policy, or_raise, raise, require_served_database, wake_worker_at_commit,
+};
 use crate::broadcast::{normalize_options, BroadcasterKind};
+use crate::error::ApiError;
 use crate::redact::redact_options;
 
 /// Adds a broadcaster: `kind` kafka, rabbitmq or http, with its options

@@ -1,10 +1,14 @@
 //! Contract-event filters: `add_filter` (REST body or signature), `remove_filter` (backends).
 
-use pgrx::prelude::*;
+use pgrx::prelude::{default, pg_extern, Spi};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use super::*;
+use super::{
+    exists, new_uuid, notice_registered, or_raise, raise, require_broadcasters, require_node,
+    require_served_database, wake_worker_at_commit, warn_if_worker_absent,
+};
+use crate::error::ApiError;
 use crate::spec::{validate_set_name, Emitters, Factory, FilterDefinition};
 
 /// Adds a contract-event filter given as Eventeum's REST body, plus the optional
@@ -126,7 +130,7 @@ fn add_filters_from_abi(
     start_block: default!(Option<i64>, "NULL"),
 ) -> Vec<String> {
     let emitters = or_raise(Emitters::from_address_argument(contract_address));
-    let all = or_raise(crate::spec::abi_events(&abi.0, events.as_deref()));
+    let all = or_raise(crate::event::abi_events(&abi.0, events.as_deref()));
     let suffix = match emitters.contract() {
         Some(address) => alloy::primitives::hex::encode(&address[..4]),
         None => "any".to_string(),

@@ -2,9 +2,10 @@
 //! extension's owner, so they first ask whether the role that called them
 //! may take and acknowledge that group's messages.
 
-use pgrx::prelude::*;
+use pgrx::prelude::{pg_extern, pg_sys, Spi};
 
-use super::*;
+use super::raise;
+use crate::error::ApiError;
 
 /// Raises 42501 unless the calling role is an `eventeum_admin` or a member
 /// of a role the group was granted to (`grant_consumer_group`).

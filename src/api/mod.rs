@@ -20,7 +20,7 @@ mod nodes;
 mod sets;
 mod views;
 
-use pgrx::prelude::*;
+use pgrx::prelude::{pg_extern, pg_sys, PgLogLevel, Spi};
 use pgrx::PgSqlErrorCode;
 
 use crate::error::{ApiError, ApiResult};

@@ -1,10 +1,14 @@
 //! Transaction monitors: `add_transaction_monitor`, `remove_transaction_monitor` (backends).
 
-use pgrx::prelude::*;
+use pgrx::prelude::{pg_extern, Spi};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use super::*;
+use super::{
+    exists, notice_registered, or_raise, raise, require_broadcasters, require_node,
+    require_served_database, wake_worker_at_commit, warn_if_worker_absent,
+};
+use crate::error::ApiError;
 use crate::monitor::TransactionMonitor;
 
 /// Adds a transaction monitor given as Eventeum's REST body: `type` (HASH,

@@ -1,9 +1,13 @@
 //! Nodes: `add_node`, `remove_node` (backends).
 
-use pgrx::prelude::*;
+use pgrx::prelude::{default, pg_extern, Spi};
 use pgrx::JsonB;
 
-use super::*;
+use super::{
+    network_policy, node_exists, or_raise, raise, require_served_database, wake_worker_at_commit,
+    warn_if_worker_absent,
+};
+use crate::error::ApiError;
 use crate::node::{
     check_urls_allowed, move_credentials_into_urls, validate_name, validate_urls, NodeOptions,
 };

@@ -4,9 +4,10 @@
 //! with plain `INSERT` and `DELETE`; the worker sees a change when its
 //! transaction commits.
 
-use pgrx::prelude::*;
+use pgrx::prelude::{default, pg_extern, Spi};
 
-use super::*;
+use super::{exists, or_raise, raise, require_served_database, wake_worker_at_commit};
+use crate::error::ApiError;
 use crate::matcher::stored_address;
 use crate::spec::{parse_address, validate_set_name};
 

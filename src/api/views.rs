@@ -8,11 +8,12 @@
 //! `contract_events` (an extension's table), which the trigger recreates as
 //! the filters' rows are restored.
 
-use pgrx::prelude::*;
+use pgrx::prelude::{pg_extern, pg_sys, Spi};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use super::*;
+use super::{at_most_one, exists_with, or_raise, raise, require_served_database};
+use crate::error::ApiError;
 use crate::spec::FilterDefinition;
 use crate::view::{ident, literal, marker, TypedView, ViewRequest, DEFAULT_SCHEMA};
 

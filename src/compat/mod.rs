@@ -6,11 +6,11 @@
 #[cfg(feature = "pg15")]
 mod pg15;
 #[cfg(feature = "pg15")]
-pub use pg15::*;
+pub use pg15::check_insert_permission;
 
 // 16 moved a relation's permissions out of the range table entry into
 // RTEPermissionInfo; 17 and 18 keep that.
 #[cfg(any(feature = "pg17", feature = "pg18"))]
 mod pg17;
 #[cfg(any(feature = "pg17", feature = "pg18"))]
-pub use pg17::*;
+pub use pg17::check_insert_permission;

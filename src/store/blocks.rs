@@ -4,9 +4,9 @@ use alloy::primitives::hex;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
-use super::*;
+use super::records_of;
+use crate::config::BlockHeader;
 use crate::message::{BlockRecord, Outgoing};
-use crate::protocol::BlockHeader;
 
 /// Stores block events; returns the BLOCK payloads of the blocks that are new.
 pub(super) fn store_blocks(

@@ -4,12 +4,12 @@
 
 use std::collections::HashSet;
 
-use pgrx::prelude::*;
+use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 
+use crate::config::{Child, ConfigSnapshot, NodeConfig};
 use crate::matcher::stored_address;
 use crate::message::ContractEventRecord;
-use crate::protocol::{Child, ConfigSnapshot, NodeConfig};
 
 /// Adds the children that are not members yet, each from its factory
 /// event's block. Nothing is written (and `config_version` is not bumped)

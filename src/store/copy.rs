@@ -15,7 +15,7 @@ use std::ffi::{c_int, c_void, CStr, CString};
 use std::ptr;
 
 use pgrx::pg_sys;
-use pgrx::prelude::*;
+use pgrx::prelude::pg_guard;
 
 use crate::discard::discard;
 

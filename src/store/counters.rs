@@ -1,6 +1,6 @@
 //! Counters behind the metrics view and endpoint (main thread).
 
-use pgrx::prelude::*;
+use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 
-use pgrx::prelude::*;
+use pgrx::prelude::pg_sys;
 use pgrx::spi::{SpiClient, SpiResult};
 
+use crate::config::NodeConfig;
 use crate::discard::discard;
 use crate::message::{Batch, Outgoing};
-use crate::protocol::NodeConfig;
 use crate::states::MessageType;
 
 /// Sends messages out, in the caller's transaction: a NOTIFY each, and an

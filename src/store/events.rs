@@ -7,10 +7,12 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
 use super::copy::copy_in;
-use super::*;
+use super::counters::count_events;
+use super::records_of;
+use crate::config::BackfillOf;
 use crate::discard::discard;
 use crate::message::{Batch, ContractEventRecord, Outgoing};
-use crate::protocol::{BackfillOf, ChainStep, StepKind};
+use crate::protocol::{ChainStep, StepKind};
 use crate::rows::{PreparedEvents, EVENT_COLUMNS};
 use crate::states::EventStatus;
 

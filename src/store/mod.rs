@@ -39,13 +39,6 @@ pub use rewind::apply_rewind;
 pub use snapshot::{config_version, installed_version, load_snapshot};
 pub use step::{apply_step, record_endpoints, record_node_error};
 
-use blocks::*;
-use children::*;
-use counters::*;
-use emit::*;
-use events::*;
-use transactions::*;
-
 pub(super) fn records_of<T: serde::de::DeserializeOwned>(
     table: pgrx::spi::SpiTupleTable<'_>,
 ) -> SpiResult<Vec<T>> {

@@ -1,12 +1,13 @@
 //! The outbox seen from the relay: due batches out, deliveries in, retention (main thread).
 
-use pgrx::prelude::*;
+use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::json;
 
-use super::*;
+use super::counters::{add_latencies, add_to_counter};
+use crate::config::BroadcasterConfig;
 use crate::message::with_retries;
-use crate::protocol::{BroadcasterConfig, Delivery, OutboxMessage, Publish};
+use crate::protocol::{Delivery, OutboxMessage, Publish};
 use crate::states::MessageType;
 
 /// The next batch of each broadcaster that has one due, in outbox order: its

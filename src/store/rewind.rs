@@ -3,14 +3,19 @@
 use std::collections::HashMap;
 
 use alloy::primitives::hex;
-use pgrx::prelude::*;
+use pgrx::prelude::Spi;
 use pgrx::spi::SpiResult;
 use serde_json::json;
 
-use super::*;
+use super::children::drop_children;
+use super::counters::{add_to_counter, count_events};
+use super::emit::{emit, with_filter_targets};
+use super::records_of;
+use super::transactions::transaction_payloads;
+use crate::config::ConfigSnapshot;
 use crate::message::{Batch, ContractEventRecord, TransactionRecord};
 use crate::monitor::TransactionMonitor;
-use crate::protocol::{ConfigSnapshot, Rewind, StepAck};
+use crate::protocol::{Rewind, StepAck};
 use crate::states::{EventStatus, MessageType};
 
 /// Applies a fork: events in the orphaned blocks above `ancestor` become

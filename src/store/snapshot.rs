@@ -3,20 +3,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pgrx::prelude::*;
+use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::Value;
 
 use alloy::primitives::Address;
 
 use crate::broadcast::BroadcasterKind;
-use crate::matcher::{AddressSet, AddressSets, Member};
-use crate::monitor::TransactionMonitor;
-use crate::node::NodeOptions;
-use crate::protocol::{
+use crate::config::{
     Backfill, BackfillOf, BroadcasterConfig, ConfigSnapshot, Feed, FilterConfig, MonitorConfig,
     NodeConfig,
 };
+use crate::matcher::{AddressSet, AddressSets, Member};
+use crate::monitor::TransactionMonitor;
+use crate::node::NodeOptions;
 use crate::spec::FilterDefinition;
 
 /// The installed version of the extension, or None when it is not installed.

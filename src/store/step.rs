@@ -1,18 +1,22 @@
 //! A follower step in one transaction: its rows, messages, fork window and checkpoint (main thread).
 
 use alloy::primitives::hex;
-use pgrx::prelude::*;
+use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
-use super::*;
-use crate::follow::EndpointHealth;
+use super::blocks::store_blocks;
+use super::children::add_children;
+use super::emit::{emit, notify_one, with_filter_targets};
+use super::events::{confirm_events, insert_events, insert_undecodable};
+use super::transactions::store_transactions;
+use crate::config::{Backfill, BackfillOf, BlockHeader, ConfigSnapshot};
 use crate::limits::{LARGE_STEP_EVENTS, LARGE_STEP_WORK_MEM};
 use crate::matcher::stored_address;
-use crate::message::{BackfillPiece, BACKFILL_CHANNEL};
-use crate::protocol::{
-    Backfill, BackfillOf, BlockHeader, ChainStep, ConfigSnapshot, StepAck, StepKind,
-};
+use crate::message::BackfillPiece;
+use crate::protocol::EndpointHealth;
+use crate::protocol::{ChainStep, StepAck, StepKind};
+use crate::states::BACKFILL_CHANNEL;
 use crate::states::{MessageType, NodeStatus};
 
 /// Applies one follower step. Returns `Stale` without writing anything when

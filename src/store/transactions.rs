@@ -6,10 +6,12 @@ use alloy::primitives::hex;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
 
-use super::*;
+use super::records_of;
+use crate::config::NodeConfig;
 use crate::message::{Outgoing, TransactionRecord};
-use crate::monitor::{MonitorTarget, TransactionMonitor, TransactionStatus};
-use crate::protocol::{ChainStep, MatchedTransaction, NodeConfig};
+use crate::monitor::{MonitorTarget, TransactionMonitor};
+use crate::protocol::{ChainStep, MatchedTransaction};
+use crate::states::TransactionStatus;
 
 /// Stores the transactions monitors matched, promotes those deep enough, and
 /// ends the HASH monitors whose transaction is final (or missing). Returns

@@ -17,7 +17,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
-use pgrx::prelude::*;
+use pgrx::prelude::{log, pg_guard, pg_sys, Spi};
 use pgrx::spi::SpiResult;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +26,7 @@ use self::heap::Heap;
 use self::metrics::Metrics;
 use self::outbox::Outbox;
 use self::runtime::{build_runtime, shutdown};
+use crate::config::ConfigSnapshot;
 use crate::discard;
 use crate::follow;
 use crate::guc;
@@ -33,9 +34,10 @@ use crate::limits::{
     EXTENSION_POLL, FOLLOWER_MESSAGES_PER_TICK, FOLLOWER_QUEUE, LARGE_STEP, RELAY_QUEUE, TICK,
     WORKER_LOCK_TIMEOUT, WORKER_STATEMENT_TIMEOUT,
 };
-use crate::protocol::{ChainStep, ConfigSnapshot, FollowerMessage, StepAck};
+use crate::protocol::{ChainStep, FollowerMessage, StepAck};
 use crate::relay;
 use crate::store;
+use crate::wake;
 
 pub use crate::limits::RESTART_DELAY;
 
@@ -143,7 +145,7 @@ fn run() {
             }
             if turn == FOLLOWER_MESSAGES_PER_TICK {
                 // More may be queued: come straight back after the outbox.
-                follow::wake_main_thread();
+                wake::wake_main_thread();
                 break;
             }
             match from_followers.try_recv() {

@@ -8,9 +8,10 @@ use pgrx::bgworkers::BackgroundWorker;
 use tokio::sync::mpsc;
 
 use super::commit_or_abort;
+use crate::config::{BroadcasterConfig, ConfigSnapshot};
 use crate::guc;
 use crate::limits::{BATCHES_IN_FLIGHT, IN_FLIGHT_DEADLINE, PRUNE_EVERY, RELAY_BATCH};
-use crate::protocol::{BroadcasterConfig, ConfigSnapshot, Delivery, Publish};
+use crate::protocol::{Delivery, Publish};
 use crate::store;
 
 /// The main thread's half of delivery: hands due outbox batches to the relay

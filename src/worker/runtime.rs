@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::config::ConfigSnapshot;
 use crate::limits::SHUTDOWN_GRACE;
-use crate::protocol::ConfigSnapshot;
 
 /// A runtime of one I/O thread (plus tokio's blocking pool, for name
 /// lookups) whose threads block every signal, so that Postgres' signal

@@ -9,153 +9,153 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::factory::children_of;
-use super::follower::{Follower, Progress};
+use super::handover::{Progress, Turn};
 use super::matching::decode_logs;
+use super::pieces::piece_ends;
 use super::plan::block_timestamps;
 use super::position::{range_cap, Position};
 use super::requests::{fetch_logs, log_queries};
+use crate::config::{Backfill, BackfillOf, FilterConfig, NodeConfig};
 use crate::decode::RenderOptions;
 use crate::limits::{
     ACK_TIMEOUT, BACKFILL_IN_FLIGHT, BACKFILL_PIECE_LOGS, BACKFILL_RANGE_LOGS,
     BACKFILL_RANGE_LOGS_RATE_LIMITED, BACKFILL_TURN, RATE_LIMITED_RECENTLY,
 };
 use crate::matcher::Member;
-use crate::protocol::{
-    Backfill, BackfillOf, ChainStep, ConfigSnapshot, DecodedEvent, FilterConfig, NodeConfig,
-    StepAck, StepKind, UndecodableLog,
-};
+use crate::protocol::{ChainStep, StepAck, StepKind};
 use crate::rows::{prepare_events, Audience};
-use crate::rpc::{NodeClient, RpcError};
+use crate::rpc::RpcError;
 
-impl Follower {
-    /// Backfills the first pending filter (then set member) for one turn:
-    /// ranges of its logs alone, handed over in pieces of about [`BACKFILL_PIECE_LOGS`], with the
-    /// next range fetched while the main thread commits the last pieces.
-    pub(super) async fn backfill(
-        &self,
-        client: &NodeClient,
-        snapshot: &ConfigSnapshot,
-        node: &NodeConfig,
-        head: u64,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        let (Some((of, backfill)), Some(checkpoint)) = (pending(node, position), position.cursor)
-        else {
-            return Ok(Progress::CaughtUp);
-        };
-        let filters = backfilled_filters(node, &of, &backfill);
-        let wait = node.options.num_blocks_to_wait;
-        let audience = if filters
-            .iter()
-            .any(|f| f.definition.notifies_each_backfilled_event())
-        {
-            Audience::Listeners
-        } else if snapshot.outbox_readers {
-            Audience::Outbox
-        } else {
-            // Nobody to write the outbox for: a broadcaster added meanwhile
-            // bumps the configuration version, which makes this piece stale.
-            Audience::Nobody
-        };
-        // A set's members as this snapshot has them: one added later is
-        // backfilled on its own from its start_block, or followed from then.
-        let queries = log_queries(&filters);
-        let turn_ends = Instant::now() + BACKFILL_TURN;
-        let mut in_flight = InFlight::default();
-        let mut next = backfill.current + 1;
-        let fetched: Result<(), RpcError> = async {
-            while next <= backfill.to && Instant::now() < turn_ends && !in_flight.failed {
-                let to = backfill.to.min(next + position.backfill_range - 1);
-                let mut logs = fetch_logs(client, next, to, &queries).await?;
-                // A node that refuses calls for its rate limit is asked fewer,
-                // larger questions: each refusal costs its Retry-After.
-                let target = if client.rate_limited_within(RATE_LIMITED_RECENTLY) {
-                    BACKFILL_RANGE_LOGS_RATE_LIMITED
-                } else {
-                    BACKFILL_RANGE_LOGS
-                };
-                position.size_backfill_range(
-                    to - next + 1,
-                    logs.len(),
-                    range_cap(&node.options),
-                    target,
-                );
-                let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
-                let render = RenderOptions {
-                    bytes_to_ascii: snapshot.bytes_to_ascii,
-                };
-                // Decoded and built a piece at a time, each piece's logs freed
-                // as it goes: a range's rows and messages never exist at once.
-                // In block order, whatever order the node answered in, so
-                // that a piece holds exactly its blocks' logs.
-                logs.sort_by_key(|l| (l.block_number, l.log_index));
-                let ends = piece_ends(
-                    to,
-                    logs.iter().filter_map(|l| l.block_number),
-                    BACKFILL_PIECE_LOGS,
-                );
-                let mut logs = logs.into_iter().peekable();
-                let mut from = next;
-                for end in ends {
-                    // Room first, then the piece: at most BACKFILL_IN_FLIGHT
-                    // built pieces exist at once, the one being built included.
-                    while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
-                        in_flight.settle_oldest().await;
-                    }
-                    if in_flight.failed {
-                        break;
-                    }
-                    let piece: Vec<_> = std::iter::from_fn(|| {
-                        logs.next_if(|l| l.block_number.is_none_or(|n| n <= end))
-                    })
-                    .collect();
-                    let (events, failures) = decode_logs(&filters, &piece, &timestamps, render);
-                    drop(piece);
-                    let children = children_of(&events);
-                    // Built while the main thread still commits the last pieces.
-                    let prepared = prepare_events(&node.name, events, checkpoint, wait, audience);
-                    let step = ChainStep {
-                        node: node.name.clone(),
-                        config_version: snapshot.version,
-                        from,
-                        to: end,
-                        head,
-                        status: client.status(position.heads.is_some()),
-                        kind: StepKind::Backfill {
-                            of: of.clone(),
-                            checkpoint,
-                        },
-                        prepared,
-                        failures,
-                        children,
-                        ack: in_flight.push(end),
-                    };
-                    if !self.send_step(step).await {
-                        in_flight.failed = true; // shutting down
-                    }
-                    from = end + 1;
+/// Backfills the first pending filter (then set member) for one turn:
+/// ranges of its logs alone, handed over in pieces of about [`BACKFILL_PIECE_LOGS`], with the
+/// next range fetched while the main thread commits the last pieces.
+pub(super) async fn backfill(
+    turn: &Turn<'_>,
+    head: u64,
+    position: &mut Position,
+) -> Result<Progress, RpcError> {
+    let Turn {
+        client,
+        snapshot,
+        node,
+        main,
+    } = turn;
+    let (Some((of, backfill)), Some(checkpoint)) = (pending(node, position), position.cursor)
+    else {
+        return Ok(Progress::CaughtUp);
+    };
+    let filters = backfilled_filters(node, &of, &backfill);
+    let wait = node.options.num_blocks_to_wait;
+    let audience = if filters
+        .iter()
+        .any(|f| f.definition.notifies_each_backfilled_event())
+    {
+        Audience::Listeners
+    } else if snapshot.outbox_readers {
+        Audience::Outbox
+    } else {
+        // Nobody to write the outbox for: a broadcaster added meanwhile
+        // bumps the configuration version, which makes this piece stale.
+        Audience::Nobody
+    };
+    // A set's members as this snapshot has them: one added later is
+    // backfilled on its own from its start_block, or followed from then.
+    let queries = log_queries(&filters);
+    let turn_ends = Instant::now() + BACKFILL_TURN;
+    let mut in_flight = InFlight::default();
+    let mut next = backfill.current + 1;
+    let fetched: Result<(), RpcError> = async {
+        while next <= backfill.to && Instant::now() < turn_ends && !in_flight.failed {
+            let to = backfill.to.min(next + position.backfill_range - 1);
+            let mut logs = fetch_logs(client, next, to, &queries).await?;
+            // A node that refuses calls for its rate limit is asked fewer,
+            // larger questions: each refusal costs its Retry-After.
+            let target = if client.rate_limited_within(RATE_LIMITED_RECENTLY) {
+                BACKFILL_RANGE_LOGS_RATE_LIMITED
+            } else {
+                BACKFILL_RANGE_LOGS
+            };
+            position.size_backfill_range(
+                to - next + 1,
+                logs.len(),
+                range_cap(&node.options),
+                target,
+            );
+            let timestamps = block_timestamps(client, &logs, &BTreeMap::new()).await?;
+            let render = RenderOptions {
+                bytes_to_ascii: snapshot.bytes_to_ascii,
+            };
+            // Decoded and built a piece at a time, each piece's logs freed
+            // as it goes: a range's rows and messages never exist at once.
+            // In block order, whatever order the node answered in, so
+            // that a piece holds exactly its blocks' logs.
+            logs.sort_by_key(|l| (l.block_number, l.log_index));
+            let ends = piece_ends(
+                to,
+                logs.iter().filter_map(|l| l.block_number),
+                BACKFILL_PIECE_LOGS,
+            );
+            let mut logs = logs.into_iter().peekable();
+            let mut from = next;
+            for end in ends {
+                // Room first, then the piece: at most BACKFILL_IN_FLIGHT
+                // built pieces exist at once, the one being built included.
+                while in_flight.len() >= BACKFILL_IN_FLIGHT && !in_flight.failed {
+                    in_flight.settle_oldest().await;
                 }
-                next = to + 1;
+                if in_flight.failed {
+                    break;
+                }
+                let piece: Vec<_> = std::iter::from_fn(|| {
+                    logs.next_if(|l| l.block_number.is_none_or(|n| n <= end))
+                })
+                .collect();
+                let (events, failures) = decode_logs(&filters, &piece, &timestamps, render);
+                drop(piece);
+                let children = children_of(&events);
+                // Built while the main thread still commits the last pieces.
+                let prepared = prepare_events(&node.name, events, checkpoint, wait, audience);
+                let step = ChainStep {
+                    node: node.name.clone(),
+                    config_version: snapshot.version,
+                    from,
+                    to: end,
+                    head,
+                    status: client.status(position.heads.is_some()),
+                    kind: StepKind::Backfill {
+                        of: of.clone(),
+                        checkpoint,
+                    },
+                    prepared,
+                    failures,
+                    children,
+                    ack: in_flight.push(end),
+                };
+                if !main.send(step.into()).await {
+                    in_flight.failed = true; // shutting down
+                }
+                from = end + 1;
             }
-            Ok(())
+            next = to + 1;
         }
-        .await;
-        // Whatever happened, learn how far the pieces already sent got.
-        while !in_flight.is_empty() {
-            in_flight.settle_oldest().await;
-        }
-        if let Some(done) = in_flight.committed {
-            if let Some((_, backfill)) = position.backfills.get_mut(&of) {
-                backfill.current = backfill.current.max(done);
-            }
-        }
-        fetched?;
-        Ok(if in_flight.failed {
-            Progress::Retry
-        } else {
-            Progress::Advanced // the backfill moved; live following gets its turn
-        })
+        Ok(())
     }
+    .await;
+    // Whatever happened, learn how far the pieces already sent got.
+    while !in_flight.is_empty() {
+        in_flight.settle_oldest().await;
+    }
+    if let Some(done) = in_flight.committed {
+        if let Some((_, backfill)) = position.backfills.get_mut(&of) {
+            backfill.current = backfill.current.max(done);
+        }
+    }
+    fetched?;
+    Ok(if in_flight.failed {
+        Progress::Retry
+    } else {
+        Progress::Advanced // the backfill moved; live following gets its turn
+    })
 }
 
 /// The next backfill to work on: the first pending filter's, in the
@@ -301,88 +301,4 @@ impl InFlight {
             }
         }
     }
-}
-
-/// A block-aligned part of a fetched backfill range, committed on its own.
-#[derive(Debug)]
-pub struct Piece {
-    pub from: u64,
-    pub to: u64,
-    pub events: Vec<DecodedEvent>,
-    pub failures: Vec<UndecodableLog>,
-}
-
-/// The last block of each piece of blocks `..=to` whose logs are in
-/// `block_numbers` (ascending, a log each): pieces of about `size` logs, cut
-/// only between blocks. The last piece ends at `to`.
-pub fn piece_ends(to: u64, block_numbers: impl IntoIterator<Item = u64>, size: usize) -> Vec<u64> {
-    let mut ends = Vec::new();
-    let mut count = 0;
-    let mut current: Option<u64> = None;
-    for number in block_numbers {
-        if current != Some(number) {
-            // A new block: the last one closes a piece if that is full.
-            if let Some(last) = current {
-                if count >= size.max(1) && last < to {
-                    ends.push(last);
-                    count = 0;
-                }
-            }
-            current = Some(number);
-        }
-        count += 1;
-    }
-    if let Some(last) = current {
-        if count >= size.max(1) && last < to {
-            ends.push(last);
-        }
-    }
-    ends.push(to);
-    ends
-}
-
-/// Splits the decoded logs of blocks `from..=to` into consecutive pieces of
-/// about `size` logs each, cut only between blocks, so that no transaction
-/// grows with the range and the first rows commit early. Every block of the
-/// range is in exactly one piece; the last piece ends at `to`.
-pub fn split_into_pieces(
-    from: u64,
-    to: u64,
-    events: Vec<DecodedEvent>,
-    failures: Vec<UndecodableLog>,
-    size: usize,
-) -> Vec<Piece> {
-    let mut per_block: BTreeMap<u64, usize> = BTreeMap::new();
-    for number in events
-        .iter()
-        .map(|e| e.position.block_number)
-        .chain(failures.iter().map(|f| f.position.block_number))
-    {
-        *per_block.entry(number).or_default() += 1;
-    }
-    let numbers = per_block
-        .iter()
-        .flat_map(|(&number, &logs)| std::iter::repeat_n(number, logs));
-    let ends = piece_ends(to, numbers, size);
-    let mut events = events.into_iter().peekable();
-    let mut failures = failures.into_iter().peekable();
-    let mut start = from;
-    ends.into_iter()
-        .map(|end| {
-            let mut piece = Piece {
-                from: start,
-                to: end,
-                events: Vec::new(),
-                failures: Vec::new(),
-            };
-            while let Some(event) = events.next_if(|e| e.position.block_number <= end) {
-                piece.events.push(event);
-            }
-            while let Some(failure) = failures.next_if(|f| f.position.block_number <= end) {
-                piece.failures.push(failure);
-            }
-            start = end + 1;
-            piece
-        })
-        .collect()
 }

@@ -4,24 +4,14 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
-use super::follower::Follower;
+use crate::config::NodeConfig;
 use crate::limits::FAILOVER_AFTER;
 use crate::node::split_urls;
+use crate::protocol::EndpointHealth;
 use crate::redact::redact_url;
 use crate::rpc::{NodeClient, RpcError};
-
-/// One URL's health, as `node_status.endpoints` shows it (URL redacted).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointHealth {
-    pub url: String,
-    pub serving: bool,
-    pub healthy: bool,
-    pub last_error: Option<String>,
-}
 
 pub(super) struct Endpoints {
     urls: Vec<String>,
@@ -114,46 +104,44 @@ impl Endpoints {
     }
 }
 
-impl Follower {
-    /// Connects to `url` and checks that it serves the node's chain; the
-    /// first URL to answer tells which chain that is.
-    pub(super) async fn open(
-        &self,
-        url: &str,
-        chain_id: &mut Option<u64>,
-    ) -> Result<NodeClient, RpcError> {
-        let client = NodeClient::connect(&self.node.name, url, &self.node.options).await?;
-        let got = client.chain_id().await?;
-        match *chain_id {
-            Some(expected) if expected != got => Err(RpcError::WrongChain { expected, got }),
-            _ => {
-                *chain_id = Some(got);
-                Ok(client)
-            }
+/// Connects to `url` and checks that it serves the node's chain; the
+/// first URL to answer tells which chain that is.
+pub(super) async fn open(
+    node: &NodeConfig,
+    url: &str,
+    chain_id: &mut Option<u64>,
+) -> Result<NodeClient, RpcError> {
+    let client = NodeClient::connect(&node.name, url, &node.options).await?;
+    let got = client.chain_id().await?;
+    match *chain_id {
+        Some(expected) if expected != got => Err(RpcError::WrongChain { expected, got }),
+        _ => {
+            *chain_id = Some(got);
+            Ok(client)
         }
     }
+}
 
-    /// Tries the primary while a fallback serves: it serves again once it
-    /// answers on the node's chain.
-    pub(super) async fn probe_primary(
-        &self,
-        endpoints: &mut Endpoints,
-        chain_id: &mut Option<u64>,
-    ) -> Option<NodeClient> {
-        let probed = match self.open(endpoints.primary(), chain_id).await {
-            Ok(client) => client.head().await.map(|_| client),
-            Err(error) => Err(error),
-        };
-        match probed {
-            Ok(client) => {
-                tracing::info!(node = %self.node.name, "the primary url answers again; following from it");
-                endpoints.back_to_primary();
-                Some(client)
-            }
-            Err(error) => {
-                endpoints.primary_failed(&error);
-                None
-            }
+/// Tries the primary while a fallback serves: it serves again once it
+/// answers on the node's chain.
+pub(super) async fn probe_primary(
+    node: &NodeConfig,
+    endpoints: &mut Endpoints,
+    chain_id: &mut Option<u64>,
+) -> Option<NodeClient> {
+    let probed = match open(node, endpoints.primary(), chain_id).await {
+        Ok(client) => client.head().await.map(|_| client),
+        Err(error) => Err(error),
+    };
+    match probed {
+        Ok(client) => {
+            tracing::info!(node = %node.name, "the primary url answers again; following from it");
+            endpoints.back_to_primary();
+            Some(client)
+        }
+        Err(error) => {
+            endpoints.primary_failed(&error);
+            None
         }
     }
 }

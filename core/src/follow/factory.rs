@@ -3,9 +3,10 @@
 
 use alloy::primitives::Address;
 
+use crate::config::Child;
 use crate::decode::ParamValue;
 use crate::message::contract_event_id;
-use crate::protocol::{Child, DecodedEvent};
+use crate::rows::DecodedEvent;
 
 /// The children that `events` add: one per factory event and set it feeds,
 /// when the parameter decoded to an address.

@@ -7,36 +7,31 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::backfill::new_backfills;
-use super::endpoints::Endpoints;
-use super::handover::LiveParts;
+use super::backfill::{backfill, new_backfills};
+use super::endpoints::{open, probe_primary, Endpoints};
+use super::handover::{hand_over_live, rewind, Fork, LiveStep, MainThread, Progress, Turn};
 use super::lagging::incomplete_answer;
 use super::matching::{decode_logs, match_transactions};
 use super::plan::{block_timestamps, plan, BlockNeeds, Plan};
 use super::position::{range_cap, sync_floor, Position};
 use super::requests::{fetch_logs, log_queries};
 use super::start::{registration_start, resolve_filter_starts};
-use super::wake_main_thread;
+use crate::config::{BackfillOf, BlockHeader, ConfigSnapshot, NodeConfig};
 use crate::decode::RenderOptions;
 use crate::limits::{BACKOFF_CAP, BACKOFF_START, LAGGING_RETRY_DELAY, RANGE_REFUSAL_DELAY};
 use crate::node::BlockStrategy;
-use crate::protocol::{
-    BackfillOf, BlockHeader, ConfigSnapshot, FollowerMessage, NodeConfig, StepKind,
-};
+use crate::protocol::FollowerMessage;
 use crate::redact::redact_url;
 use crate::rpc::{NodeClient, RpcError};
 use crate::states::NodeStatus;
 
+/// One node's follower: the node as it was configured when the follower
+/// started (a change of its URL or options restarts it), the published
+/// configuration, and the way to the main thread.
 pub(super) struct Follower {
-    pub(super) node: NodeConfig,
+    node: NodeConfig,
     config: watch::Receiver<Arc<ConfigSnapshot>>,
-    pub(super) to_main: mpsc::Sender<FollowerMessage>,
-}
-
-pub(super) enum Progress {
-    Advanced,
-    CaughtUp,
-    Retry,
+    main: MainThread,
 }
 
 impl Follower {
@@ -48,7 +43,7 @@ impl Follower {
         Follower {
             node,
             config,
-            to_main,
+            main: MainThread::new(to_main),
         }
     }
 
@@ -72,7 +67,9 @@ impl Follower {
         let mut position = Position::new(cursor, known, range_cap(&options));
         loop {
             if endpoints.probe_due(healthcheck) {
-                if let Some(primary) = self.probe_primary(&mut endpoints, &mut chain_id).await {
+                if let Some(primary) =
+                    probe_primary(&self.node, &mut endpoints, &mut chain_id).await
+                {
                     client = Some(primary);
                     position.heads = None;
                 }
@@ -95,10 +92,12 @@ impl Follower {
                     self.config.borrow_and_update();
                     self.step(client, &mut position).await
                 }
-                None => self.open(endpoints.url(), &mut chain_id).await.map(|c| {
-                    client = Some(c);
-                    Progress::Retry
-                }),
+                None => open(&self.node, endpoints.url(), &mut chain_id)
+                    .await
+                    .map(|c| {
+                        client = Some(c);
+                        Progress::Retry
+                    }),
             };
             if result.is_ok() {
                 endpoints.succeeded();
@@ -127,12 +126,11 @@ impl Follower {
                     } else {
                         NodeStatus::Down
                     };
-                    let _ = self.to_main.try_send(FollowerMessage::NodeError {
+                    self.main.report(FollowerMessage::NodeError {
                         node: self.node.name.clone(),
                         error: error.to_string(),
                         status,
                     });
-                    wake_main_thread();
                     let wrong_chain = matches!(error, RpcError::WrongChain { .. });
                     let moved = endpoints.failed(&error, wrong_chain, healthcheck);
                     if moved {
@@ -153,12 +151,11 @@ impl Follower {
             let now = (chain_id, endpoints.report());
             if now != reported {
                 reported = now.clone();
-                let _ = self.to_main.try_send(FollowerMessage::Endpoints {
+                self.main.report(FollowerMessage::Endpoints {
                     node: self.node.name.clone(),
                     chain_id: now.0,
                     endpoints: now.1,
                 });
-                wake_main_thread();
             }
         }
     }
@@ -207,6 +204,12 @@ impl Follower {
             tracing::warn!(node = %node.name, head, "the newHeads subscription went silent while the head moved; subscribing again");
         }
         let node = &*resolve_filter_starts(client, node, snapshot.version, position, head).await?;
+        let turn = Turn {
+            client,
+            snapshot: &snapshot,
+            node,
+            main: &self.main,
+        };
 
         let floor = sync_floor(options, head);
         let Some(last) = position.cursor else {
@@ -218,25 +221,14 @@ impl Follower {
                 Some(first) => first,
                 None => registration_start(client, position, node.added_at, head).await?,
             };
-            return self
-                .start_after(
-                    client,
-                    &snapshot,
-                    node,
-                    first.saturating_sub(1),
-                    head,
-                    position,
-                )
-                .await;
+            return start_after(&turn, first.saturating_sub(1), head, position).await;
         };
         if position.sync_limit_pending {
             if last + 1 < floor {
                 // Eventeum's maxBlocksToSync: a follower that starts further
                 // behind skips to the last blocks it allows; older ones are never read.
                 tracing::info!(node = %node.name, checkpoint = last, head, first = floor, "maxBlocksToSync: skipping the blocks before the first");
-                let progress = self
-                    .start_after(client, &snapshot, node, floor - 1, head, position)
-                    .await?;
+                let progress = start_after(&turn, floor - 1, head, position).await?;
                 if position.cursor == Some(floor - 1) {
                     position.sync_limit_pending = false;
                 }
@@ -256,36 +248,29 @@ impl Follower {
                     // idle: register its backfill now, not at the next block.
                     let started = new_backfills(node, position, last, floor);
                     if !started.is_empty() {
-                        let kind = StepKind::Live {
-                            headers: vec![],
-                            new_backfills: started,
-                            blocks: vec![],
-                            transactions: vec![],
-                        };
-                        self.hand_over(
-                            client,
-                            &snapshot,
-                            node,
-                            last + 1,
-                            last,
+                        let step = LiveStep {
+                            from: last + 1,
+                            to: last,
                             head,
-                            kind,
-                            vec![],
-                            vec![],
-                            position,
-                        )
-                        .await?;
+                            new_backfills: started,
+                            ..LiveStep::default()
+                        };
+                        hand_over_live(&turn, step, position).await;
                     }
-                    return self.backfill(client, &snapshot, node, head, position).await;
+                    return backfill(&turn, head, position).await;
                 }
                 Plan::Fork {
                     ancestor,
                     canonical,
                     deep,
                 } => {
-                    return self
-                        .rewind(node, ancestor, canonical, deep, head, position)
-                        .await;
+                    let fork = Fork {
+                        ancestor,
+                        canonical,
+                        deep,
+                        head,
+                    };
+                    return Ok(rewind(&self.main, node, fork, position).await);
                 }
                 Plan::Range {
                     from,
@@ -331,7 +316,10 @@ impl Follower {
         } else {
             vec![]
         };
-        let parts = LiveParts {
+        let step = LiveStep {
+            from,
+            to,
+            head,
             headers: headers
                 .into_values()
                 .filter(|h| h.number >= window_start)
@@ -339,51 +327,31 @@ impl Follower {
             new_backfills: new_backfills(node, position, last, floor),
             blocks,
             transactions,
-        };
-        self.hand_over_live(
-            client,
-            &snapshot,
-            node,
-            (from, to, head),
-            parts,
             events,
             failures,
-            position,
-        )
-        .await
-    }
-
-    /// Moves the follower to just after block `start` without reading the
-    /// blocks before it: the block is committed first (with the backfills of
-    /// the filters that start below it), so a crash cannot move the start.
-    async fn start_after(
-        &self,
-        client: &NodeClient,
-        snapshot: &ConfigSnapshot,
-        node: &NodeConfig,
-        start: u64,
-        head: u64,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        let header = client.block_header(start).await?;
-        let kind = StepKind::Live {
-            headers: vec![header],
-            new_backfills: new_backfills(node, position, start, sync_floor(&node.options, head)),
-            blocks: vec![],
-            transactions: vec![],
         };
-        self.hand_over(
-            client,
-            snapshot,
-            node,
-            start + 1,
-            start,
-            head,
-            kind,
-            vec![],
-            vec![],
-            position,
-        )
-        .await
+        Ok(hand_over_live(&turn, step, position).await)
     }
+}
+
+/// Moves the follower to just after block `start` without reading the
+/// blocks before it: the block is committed first (with the backfills of
+/// the filters that start below it), so a crash cannot move the start.
+async fn start_after(
+    turn: &Turn<'_>,
+    start: u64,
+    head: u64,
+    position: &mut Position,
+) -> Result<Progress, RpcError> {
+    let node = turn.node;
+    let header = turn.client.block_header(start).await?;
+    let step = LiveStep {
+        from: start + 1,
+        to: start,
+        head,
+        headers: vec![header],
+        new_backfills: new_backfills(node, position, start, sync_floor(&node.options, head)),
+        ..LiveStep::default()
+    };
+    Ok(hand_over_live(turn, step, position).await)
 }

@@ -4,23 +4,83 @@
 //! committed on its own, as a backfill is.
 
 use alloy::primitives::B256;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use super::backfill::split_into_pieces;
 use super::factory::children_of;
-use super::follower::{Follower, Progress};
+use super::pieces::split_into_pieces;
 use super::position::Position;
-use super::wake_main_thread;
+use crate::config::{Backfill, BackfillOf, BlockHeader, ConfigSnapshot, NodeConfig};
 use crate::limits::{ACK_TIMEOUT, LIVE_PIECE_LOGS};
-use crate::protocol::{
-    Backfill, BackfillOf, BlockHeader, ChainStep, ConfigSnapshot, DecodedEvent, FollowerMessage,
-    MatchedTransaction, NodeConfig, Rewind, StepAck, StepKind, UndecodableLog,
-};
-use crate::rows::{prepare_events, Audience};
-use crate::rpc::{NodeClient, RpcError};
+use crate::protocol::{ChainStep, FollowerMessage, MatchedTransaction, Rewind, StepAck, StepKind};
+use crate::rows::{prepare_events, Audience, DecodedEvent, UndecodableLog};
+use crate::rpc::NodeClient;
+use crate::wake::wake_main_thread;
 
-/// What a live step carries besides its events.
-pub(super) struct LiveParts {
+/// A follower's way to the main thread: its bounded queue, and the wake
+/// that goes with every message.
+#[derive(Clone)]
+pub(super) struct MainThread {
+    queue: mpsc::Sender<FollowerMessage>,
+}
+
+impl MainThread {
+    pub fn new(queue: mpsc::Sender<FollowerMessage>) -> Self {
+        MainThread { queue }
+    }
+
+    /// Queues a message, waiting for room, and wakes the main thread. False
+    /// when the worker is shutting down.
+    pub async fn send(&self, message: FollowerMessage) -> bool {
+        if self.queue.send(message).await.is_err() {
+            return false;
+        }
+        wake_main_thread();
+        true
+    }
+
+    /// Queues a report (health, an error) if there is room, and wakes the
+    /// main thread: a report is superseded by the next, so none waits.
+    pub fn report(&self, message: FollowerMessage) {
+        let _ = self.queue.try_send(message);
+        wake_main_thread();
+    }
+}
+
+/// What a turn of a follower made of the chain.
+pub(super) enum Progress {
+    Advanced,
+    CaughtUp,
+    Retry,
+}
+
+impl Progress {
+    /// After committing up to block `to` with the node's head at `head`.
+    pub fn after(to: u64, head: u64) -> Self {
+        if to < head {
+            Progress::Advanced
+        } else {
+            Progress::CaughtUp
+        }
+    }
+}
+
+/// What the steps of one follower turn share: the node's client, the
+/// published snapshot and the node as configured in it, and the way to the
+/// main thread.
+pub(super) struct Turn<'a> {
+    pub client: &'a NodeClient,
+    pub snapshot: &'a ConfigSnapshot,
+    pub node: &'a NodeConfig,
+    pub main: &'a MainThread,
+}
+
+/// A live step over blocks `from..=to`: the node's checkpoint moves to `to`
+/// once it is committed.
+#[derive(Default)]
+pub(super) struct LiveStep {
+    pub from: u64,
+    pub to: u64,
+    pub head: u64,
     /// Headers within the fork window, oldest first.
     pub headers: Vec<BlockHeader>,
     pub new_backfills: Vec<(BackfillOf, Backfill)>,
@@ -28,214 +88,202 @@ pub(super) struct LiveParts {
     pub blocks: Vec<BlockHeader>,
     /// Matched transactions, oldest block first.
     pub transactions: Vec<MatchedTransaction>,
+    pub events: Vec<DecodedEvent>,
+    pub failures: Vec<UndecodableLog>,
 }
 
-impl Follower {
-    /// Hands over the live range `from..=to`: in one step, or, when it holds
-    /// more than [`LIVE_PIECE_LOGS`] logs (a catch-up after an outage, say),
-    /// in block-aligned pieces committed one after the other, so that no
-    /// transaction grows with the range. A piece that is not committed ends
-    /// the step; the rest is fetched again from where the cursor stands.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn hand_over_live(
-        &self,
-        client: &NodeClient,
-        snapshot: &ConfigSnapshot,
-        node: &NodeConfig,
-        (from, to, head): (u64, u64, u64),
-        parts: LiveParts,
-        events: Vec<DecodedEvent>,
-        failures: Vec<UndecodableLog>,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        let LiveParts {
+impl LiveStep {
+    /// Cut into block-aligned pieces of about [`LIVE_PIECE_LOGS`] logs, in
+    /// order; the backfills it starts go with the first.
+    fn into_pieces(self) -> Vec<LiveStep> {
+        let LiveStep {
+            from,
+            to,
+            head,
             mut headers,
             new_backfills,
             mut blocks,
             mut transactions,
-        } = parts;
-        if events.len() + failures.len() <= LIVE_PIECE_LOGS {
-            let kind = StepKind::Live {
-                headers,
-                new_backfills,
-                blocks,
-                transactions,
-            };
-            return self
-                .hand_over(
-                    client, snapshot, node, from, to, head, kind, events, failures, position,
-                )
-                .await;
-        }
-        let logs = events.len() + failures.len();
-        let pieces = split_into_pieces(from, to, events, failures, LIVE_PIECE_LOGS);
-        tracing::info!(node = %node.name, from, to, logs, pieces = pieces.len(), "a large live step is committed in pieces");
-        let mut new_backfills = Some(new_backfills);
-        for piece in pieces {
-            let until = |n: u64| n <= piece.to;
-            let kind = StepKind::Live {
-                headers: headers
-                    .drain(..headers.partition_point(|h| until(h.number)))
-                    .collect(),
-                new_backfills: new_backfills.take().unwrap_or_default(),
-                blocks: blocks
-                    .drain(..blocks.partition_point(|b| until(b.number)))
-                    .collect(),
-                transactions: transactions
-                    .drain(..transactions.partition_point(|t| until(t.block_number)))
-                    .collect(),
-            };
-            let progress = self
-                .hand_over(
-                    client,
-                    snapshot,
-                    node,
-                    piece.from,
-                    piece.to,
-                    head,
-                    kind,
-                    piece.events,
-                    piece.failures,
-                    position,
-                )
-                .await?;
-            if position.cursor != Some(piece.to) {
-                return Ok(progress); // not committed
-            }
-        }
-        Ok(if to < head {
-            Progress::Advanced
-        } else {
-            Progress::CaughtUp
-        })
-    }
-
-    /// Queues a step for the main thread and wakes it. False when the worker
-    /// is shutting down.
-    pub(super) async fn send_step(&self, step: ChainStep) -> bool {
-        if self.to_main.send(step.into()).await.is_err() {
-            return false;
-        }
-        wake_main_thread();
-        true
-    }
-
-    pub(super) async fn rewind(
-        &self,
-        node: &NodeConfig,
-        ancestor: u64,
-        canonical: Vec<B256>,
-        deep: bool,
-        head: u64,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        if deep {
-            tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
-        }
-        let (ack, answer) = oneshot::channel();
-        let rewind = Rewind {
-            node: node.name.clone(),
-            ancestor,
-            canonical,
-            deeper_than_window: deep,
-            head,
-            ack,
-        };
-        if self
-            .to_main
-            .send(FollowerMessage::Rewind(rewind))
-            .await
-            .is_err()
-        {
-            return Ok(Progress::CaughtUp);
-        }
-        wake_main_thread();
-        if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await {
-            position.cursor = Some(ancestor);
-            position.known.retain(|&n, _| n <= ancestor);
-        }
-        Ok(Progress::Retry)
-    }
-
-    /// Sends a step and waits for the main thread to commit it; then moves the position.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn hand_over(
-        &self,
-        client: &NodeClient,
-        snapshot: &ConfigSnapshot,
-        node: &NodeConfig,
-        from: u64,
-        to: u64,
-        head: u64,
-        kind: StepKind,
-        events: Vec<DecodedEvent>,
-        failures: Vec<UndecodableLog>,
-        position: &mut Position,
-    ) -> Result<Progress, RpcError> {
-        // What the position becomes once the step is committed.
-        let (headers, started) = match &kind {
-            StepKind::Live {
-                headers,
-                new_backfills,
-                ..
-            } => (headers.clone(), new_backfills.clone()),
-            StepKind::Backfill { .. } => unreachable!("backfill pieces are sent by `backfill`"),
-        };
-        let (ack, answer) = oneshot::channel();
-        let children = children_of(&events);
-        let prepared = prepare_events(
-            &node.name,
             events,
-            head.max(to),
-            node.options.num_blocks_to_wait,
-            Audience::Listeners, // every live state change is notified
-        );
-        let step = ChainStep {
-            node: node.name.clone(),
-            config_version: snapshot.version,
-            from,
-            to,
-            head,
-            status: client.status(position.heads.is_some()),
-            kind,
-            prepared,
             failures,
-            children,
-            ack,
-        };
-        if !self.send_step(step).await {
-            return Ok(Progress::CaughtUp); // shutting down
-        }
-        match tokio::time::timeout(ACK_TIMEOUT, answer).await {
-            Ok(Ok(StepAck::Committed)) => {
-                // Most steps start no backfill: look up nothing then.
-                let added = (!started.is_empty()).then(|| node.added());
-                for (of, backfill) in started {
-                    if let BackfillOf::Filter(id) = &of {
-                        position.starts.remove(id);
-                    }
-                    if let Some(added_at) = added.as_ref().and_then(|a| a.get(&of)) {
-                        position.backfills.insert(of, (added_at, backfill));
-                        position.restart_backfill_ranges();
-                    }
+        } = self;
+        let mut new_backfills = Some(new_backfills);
+        split_into_pieces(from, to, events, failures, LIVE_PIECE_LOGS)
+            .into_iter()
+            .map(|piece| {
+                let until = |n: u64| n <= piece.to;
+                LiveStep {
+                    from: piece.from,
+                    to: piece.to,
+                    head,
+                    headers: headers
+                        .drain(..headers.partition_point(|h| until(h.number)))
+                        .collect(),
+                    new_backfills: new_backfills.take().unwrap_or_default(),
+                    blocks: blocks
+                        .drain(..blocks.partition_point(|b| until(b.number)))
+                        .collect(),
+                    transactions: transactions
+                        .drain(..transactions.partition_point(|t| until(t.block_number)))
+                        .collect(),
+                    events: piece.events,
+                    failures: piece.failures,
                 }
-                position.cursor = Some(to);
-                position
-                    .known
-                    .extend(headers.iter().map(|h| (h.number, h.hash)));
-                let oldest = to.saturating_sub(node.options.fork_window());
-                position.known.retain(|&n, _| n >= oldest && n <= to);
-                Ok(if to < head {
-                    Progress::Advanced
-                } else {
-                    Progress::CaughtUp
-                })
-            }
-            Ok(Ok(StepAck::Stale)) => Ok(Progress::Retry),
-            Ok(Err(_)) | Err(_) => {
-                tracing::warn!(node = %self.node.name, to, "step was not acknowledged; fetching it again");
-                Ok(Progress::Retry)
-            }
+            })
+            .collect()
+    }
+}
+
+/// Hands over a live step: at once, or, when it holds more than
+/// [`LIVE_PIECE_LOGS`] logs (a catch-up after an outage, say), in pieces
+/// committed one after the other, so that no transaction grows with the
+/// range. A piece that is not committed ends the step; the rest is fetched
+/// again from where the cursor stands.
+pub(super) async fn hand_over_live(
+    turn: &Turn<'_>,
+    step: LiveStep,
+    position: &mut Position,
+) -> Progress {
+    let logs = step.events.len() + step.failures.len();
+    if logs <= LIVE_PIECE_LOGS {
+        return commit_live(turn, step, position).await;
+    }
+    let (from, to, head) = (step.from, step.to, step.head);
+    let pieces = step.into_pieces();
+    tracing::info!(node = %turn.node.name, from, to, logs, pieces = pieces.len(), "a large live step is committed in pieces");
+    for piece in pieces {
+        let end = piece.to;
+        let progress = commit_live(turn, piece, position).await;
+        if position.cursor != Some(end) {
+            return progress; // not committed
         }
     }
+    Progress::after(to, head)
+}
+
+/// Sends a live step and waits for the main thread to commit it; then moves
+/// the position.
+async fn commit_live(turn: &Turn<'_>, step: LiveStep, position: &mut Position) -> Progress {
+    let Turn {
+        client,
+        snapshot,
+        node,
+        main,
+    } = turn;
+    let LiveStep {
+        from,
+        to,
+        head,
+        headers,
+        new_backfills,
+        blocks,
+        transactions,
+        events,
+        failures,
+    } = step;
+    // What the position becomes once the step is committed.
+    let known: Vec<(u64, B256)> = headers.iter().map(|h| (h.number, h.hash)).collect();
+    let started = new_backfills.clone();
+    let (ack, answer) = oneshot::channel();
+    let children = children_of(&events);
+    let prepared = prepare_events(
+        &node.name,
+        events,
+        head.max(to),
+        node.options.num_blocks_to_wait,
+        Audience::Listeners, // every live state change is notified
+    );
+    let step = ChainStep {
+        node: node.name.clone(),
+        config_version: snapshot.version,
+        from,
+        to,
+        head,
+        status: client.status(position.heads.is_some()),
+        kind: StepKind::Live {
+            headers,
+            new_backfills,
+            blocks,
+            transactions,
+        },
+        prepared,
+        failures,
+        children,
+        ack,
+    };
+    if !main.send(step.into()).await {
+        return Progress::CaughtUp; // shutting down
+    }
+    match tokio::time::timeout(ACK_TIMEOUT, answer).await {
+        Ok(Ok(StepAck::Committed)) => {
+            // Most steps start no backfill: look up nothing then.
+            let added = (!started.is_empty()).then(|| node.added());
+            for (of, backfill) in started {
+                if let BackfillOf::Filter(id) = &of {
+                    position.starts.remove(id);
+                }
+                if let Some(added_at) = added.as_ref().and_then(|a| a.get(&of)) {
+                    position.backfills.insert(of, (added_at, backfill));
+                    position.restart_backfill_ranges();
+                }
+            }
+            position.cursor = Some(to);
+            position.known.extend(known);
+            let oldest = to.saturating_sub(node.options.fork_window());
+            position.known.retain(|&n, _| n >= oldest && n <= to);
+            Progress::after(to, head)
+        }
+        Ok(Ok(StepAck::Stale)) => Progress::Retry,
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!(node = %node.name, to, "step was not acknowledged; fetching it again");
+            Progress::Retry
+        }
+    }
+}
+
+/// The fork a plan found: every block above `ancestor` is rewound, once
+/// the main thread committed that.
+pub(super) struct Fork {
+    pub ancestor: u64,
+    /// The new chain's hashes at the heights walked back over.
+    pub canonical: Vec<B256>,
+    /// The fork reached below the window.
+    pub deep: bool,
+    pub head: u64,
+}
+
+/// Asks the main thread to rewind to the fork's ancestor; the position
+/// follows once it committed.
+pub(super) async fn rewind(
+    main: &MainThread,
+    node: &NodeConfig,
+    fork: Fork,
+    position: &mut Position,
+) -> Progress {
+    let Fork {
+        ancestor,
+        canonical,
+        deep,
+        head,
+    } = fork;
+    if deep {
+        tracing::error!(node = %node.name, ancestor, "reorg deeper than the fork window; replaying from the oldest block it could not check");
+    }
+    let (ack, answer) = oneshot::channel();
+    let rewind = Rewind {
+        node: node.name.clone(),
+        ancestor,
+        canonical,
+        deeper_than_window: deep,
+        head,
+        ack,
+    };
+    if !main.send(FollowerMessage::Rewind(rewind)).await {
+        return Progress::CaughtUp; // shutting down
+    }
+    if let Ok(Ok(StepAck::Committed)) = tokio::time::timeout(ACK_TIMEOUT, answer).await {
+        position.cursor = Some(ancestor);
+        position.known.retain(|&n, _| n <= ancestor);
+    }
+    Progress::Retry
 }

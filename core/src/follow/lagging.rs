@@ -11,8 +11,8 @@ use std::sync::Arc;
 use alloy::rpc::types::{Filter, Log};
 
 use super::requests::{fetch_logs_at, may_hold_logs_of};
+use crate::config::{BlockHeader, FilterConfig};
 use crate::limits::LAGGING_WINDOW;
-use crate::protocol::{BlockHeader, FilterConfig};
 use crate::rpc::{NodeClient, RpcError};
 
 /// The first block among `headers`, within [`LAGGING_WINDOW`] blocks of

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use alloy::primitives::{hex, Address};
 use alloy::rpc::types::{Log, Transaction};
 
+use crate::config::{BlockHeader, FilterConfig, MonitorConfig, NodeConfig};
 use crate::decode::{decode_log_with_topic0, RawLog, RenderOptions};
-use crate::protocol::{
-    BlockHeader, DecodedEvent, FilterConfig, LogPosition, MatchedTransaction, MonitorConfig,
-    NodeConfig, UndecodableLog,
-};
+use crate::protocol::MatchedTransaction;
+use crate::rows::{DecodedEvent, LogPosition, UndecodableLog};
 use crate::rpc::{NodeClient, RpcError};
 
 /// Matches the range's transactions against the node's monitors, and reads

@@ -11,6 +11,7 @@
 //! - [`plan`]: the next range, or the fork to rewind (fork detection);
 //! - [`start`]: where a registration starts: the first block after its commit;
 //! - [`backfill`]: a filter's backfill from its start, in pieces;
+//! - [`pieces`]: a range's logs cut into block-aligned pieces that commit on their own;
 //! - [`requests`]: a node's filters merged into few `eth_getLogs` (chunked, or by topic only);
 //! - [`factory`]: the children a step's factory events add to address sets;
 //! - [`matching`]: logs to filters (and decoded), transactions to monitors;
@@ -23,6 +24,7 @@ mod follower;
 mod handover;
 mod lagging;
 mod matching;
+mod pieces;
 mod plan;
 mod position;
 mod requests;
@@ -31,27 +33,8 @@ mod supervisor;
 #[cfg(test)]
 mod test_node;
 
-pub use backfill::{piece_ends, split_into_pieces, Piece};
-pub use endpoints::EndpointHealth;
 pub use factory::children_of;
 pub use matching::decode_logs;
+pub use pieces::{piece_ends, split_into_pieces, Piece};
 pub use requests::log_queries;
 pub use supervisor::supervise;
-
-use crate::protocol::{ChainStep, FollowerMessage};
-
-/// Wakes the main thread, which sleeps on its latch. A process-directed
-/// SIGUSR1 reaches the only thread that does not block signals (the main
-/// thread), where Postgres' own handler sets the latch.
-pub fn wake_main_thread() {
-    // SAFETY: kill(2) on our own pid is async-signal-safe and touches no Postgres state.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGUSR1);
-    }
-}
-
-impl From<ChainStep> for FollowerMessage {
-    fn from(step: ChainStep) -> Self {
-        FollowerMessage::Step(Box::new(step))
-    }
-}

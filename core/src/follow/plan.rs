@@ -8,9 +8,9 @@ use alloy::rpc::types::{Log, Transaction};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::position::Position;
+use crate::config::BlockHeader;
 use crate::limits::{FETCH_CONCURRENCY, FULL_BLOCKS_PER_STEP};
 use crate::node::NodeOptions;
-use crate::protocol::BlockHeader;
 use crate::rpc::{NodeClient, RpcError};
 
 /// A range to fetch next, or a fork to rewind.

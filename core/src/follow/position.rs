@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use alloy::primitives::B256;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::config::{Backfill, BackfillOf, NodeConfig};
 use crate::limits::{BACKFILL_FIRST_RANGE, DEFAULT_RANGE, HEADS_REMEMBERED, SMALL_ANSWER};
 use crate::node::NodeOptions;
-use crate::protocol::{Backfill, BackfillOf, NodeConfig};
 use crate::rpc::HeadSubscription;
 
 /// What the follower knows of the chain it has committed.

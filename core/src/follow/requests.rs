@@ -18,9 +18,9 @@ use std::sync::Arc;
 use alloy::primitives::{Address, BloomInput, B256};
 use alloy::rpc::types::{Filter, Log};
 
+use crate::config::{BlockHeader, FilterConfig};
 use crate::limits::{ADDRESSES_PER_QUERY, TOPIC_ONLY_ABOVE, VALUES_PER_TOPIC};
 use crate::matcher::EmitterMatch;
-use crate::protocol::{BlockHeader, FilterConfig};
 use crate::rpc::{NodeClient, RpcError};
 
 /// The `eth_getLogs` questions (without their block range) that together

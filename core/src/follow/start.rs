@@ -15,8 +15,8 @@
 use std::sync::Arc;
 
 use super::position::Position;
+use crate::config::{BackfillOf, NodeConfig};
 use crate::limits::{FRESH_HEAD, REGISTRATION_CLOCK_MARGIN};
-use crate::protocol::{BackfillOf, NodeConfig};
 use crate::rpc::{NodeClient, RpcError};
 
 /// Seconds since the epoch of a registration made at `added_at` microseconds:

@@ -11,11 +11,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::follower::Follower;
-use super::wake_main_thread;
+use crate::config::{ConfigSnapshot, NodeConfig};
 use crate::limits::{BACKOFF_CAP, BACKOFF_START, SUPERVISE_EVERY};
-use crate::protocol::{ConfigSnapshot, FollowerMessage, NodeConfig};
+use crate::protocol::FollowerMessage;
 use crate::redact::redact_url;
 use crate::states::NodeStatus;
+use crate::wake::wake_main_thread;
 
 struct Running {
     node: NodeConfig,

@@ -22,11 +22,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::broadcast::{BroadcasterKind, HttpOptions, KafkaOptions, RabbitOptions};
-use crate::follow::wake_main_thread;
+use crate::config::ConfigSnapshot;
 use crate::limits::{BATCHES_IN_FLIGHT, CONNECT_AHEAD_TIMEOUT, HTTP_TIMEOUT, LANE_QUEUE};
 use crate::netpolicy;
-use crate::protocol::{ConfigSnapshot, Delivery, DeliveryFailure, Publish};
+use crate::protocol::{Delivery, DeliveryFailure, Publish};
 use crate::redact::Scrubber;
+use crate::wake::wake_main_thread;
 
 /// A batch handed to its broker: the future of what the broker acknowledged,
 /// awaited without the client, so that the lane can hand over the next batch

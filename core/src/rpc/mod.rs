@@ -29,8 +29,8 @@ pub use counts::{take_call_counts, NodeCalls};
 pub use error::{classify, Refusal, RpcError};
 pub use transport::{CappedHttp, ResponseTooLarge};
 
+use crate::config::BlockHeader;
 use crate::node::NodeOptions;
-use crate::protocol::BlockHeader;
 use crate::redact::Scrubber;
 use crate::states::NodeStatus;
 use counts::{counts_of, CallCounts};

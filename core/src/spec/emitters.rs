@@ -6,8 +6,9 @@ use alloy::dyn_abi::{DynSolType, DynSolValue};
 use alloy::primitives::{keccak256, Address, B256};
 use serde_json::{json, Value};
 
-use super::{parse_address, EventSpecification};
+use super::parse_address;
 use crate::error::{ApiError, ApiResult};
+use crate::event::EventSpecification;
 
 /// The longest address-set name: it is a key, not a description.
 pub const MAX_SET_NAME: usize = 128;

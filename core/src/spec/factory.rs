@@ -5,8 +5,8 @@
 use alloy::dyn_abi::DynSolType;
 use serde_json::{json, Value};
 
-use super::EventSpecification;
 use crate::error::{ApiError, ApiResult};
+use crate::event::EventSpecification;
 
 /// `"factory": {"filter": "<id>", "parameter": "<name>" | <position>}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

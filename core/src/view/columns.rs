@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use alloy::dyn_abi::DynSolType;
 
 use super::{kept_as_given, literal, MAX_NAME, META_COLUMNS};
-use crate::spec::{Component, EventSpecification, ParamType};
+use crate::event::{Component, EventSpecification, ParamType, ParameterDefinition};
 
 /// The SQL types of scalar columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl Column {
 
 /// The columns of `spec`'s parameters in declaration order, named after them.
 pub fn columns(spec: &EventSpecification) -> Vec<Column> {
-    let mut params: Vec<(bool, usize, &crate::spec::ParameterDefinition)> = spec
+    let mut params: Vec<(bool, usize, &ParameterDefinition)> = spec
         .indexed
         .iter()
         .enumerate()

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 pub use columns::{Column, ColumnType};
 
 use crate::error::{ApiError, ApiResult};
-use crate::spec::EventSpecification;
+use crate::event::EventSpecification;
 
 /// Where views go unless the filter names a schema.
 pub const DEFAULT_SCHEMA: &str = "eventeum";

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{address, Address, Bytes, Log as PrimitiveLog, LogData, B256, U256};
 use alloy::rpc::types::Log;
-use eventeum_core::protocol::FilterConfig;
+use eventeum_core::config::FilterConfig;
 use eventeum_core::spec::FilterDefinition;
 
 pub const CONTRACT: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");

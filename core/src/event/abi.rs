@@ -10,12 +10,12 @@ use super::{EventSpecification, ParamType, ParameterDefinition};
 use crate::error::{ApiError, ApiResult};
 
 /// Whether `spec` is an ABI event object rather than Eventeum's `eventSpecification`.
-pub(super) fn is_abi_event(spec: &Value) -> bool {
+pub(crate) fn is_abi_event(spec: &Value) -> bool {
     spec.get("inputs").is_some() || spec.get("type").is_some_and(|t| t == "event")
 }
 
 /// Parses one ABI event object.
-pub(super) fn parse_abi_event(value: &Value) -> ApiResult<Event> {
+pub(crate) fn parse_abi_event(value: &Value) -> ApiResult<Event> {
     if value.get("type").is_some_and(|t| t != "event") {
         return Err(ApiError::invalid(format!(
             "an ABI event object has \"type\": \"event\", not {}",
