@@ -185,6 +185,14 @@ def log_outside_the_range(request, reply):
     return reply
 
 
+def log_index_beyond_integer(request, reply):
+    """A log index that fits the bigint of JSON-RPC's quantity but not the
+    integer column it is stored in."""
+    if request["method"] == "eth_getLogs" and reply.get("result"):
+        reply["result"][-1] = {**reply["result"][-1], "logIndex": hex(2**31)}
+    return reply
+
+
 def truncated(request, reply):
     if request["method"] == "eth_getLogs":
         return json.dumps(reply).encode()[:40]
@@ -194,6 +202,7 @@ def truncated(request, reply):
 @pytest.mark.parametrize("rewrite, reason", [
     (head_beyond_bigint, "beyond what a bigint holds"),
     (log_outside_the_range, "answered a query for blocks"),
+    (log_index_beyond_integer, "log index 2147483648 is beyond what an integer column holds"),
     (truncated, "invalid answer"),
 ])
 def test_a_nonsense_answer_is_refused_and_nothing_is_lost(db, emitter, provider, rewrite, reason):
@@ -205,6 +214,10 @@ def test_a_nonsense_answer_is_refused_and_nothing_is_lost(db, emitter, provider,
     second = pings(emitter, 2)
     wait_until(lambda: node_status(db, "hostile")[0] == "DOWN", what="the node to be DOWN")
     assert reason in node_status(db, "hostile")[1]
+    # Nothing of the refused answers is stored.
+    stored = db.execute("SELECT transaction_hash, log_index FROM eventeum.contract_events "
+                        "WHERE filter_id = %s", (fid,)).fetchall()
+    assert set(stored) == expected(first) and len(stored) == len(expected(first))
     proxy.rewrite = None
     wait_caught_up(db, "hostile", int(second[-1]["blockNumber"], 16))
     assert_exactly_once(db, fid, first + second)

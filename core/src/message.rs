@@ -55,7 +55,7 @@ pub struct ContractEventRecord {
     pub block_number: i64,
     pub block_hash: String,
     pub transaction_hash: String,
-    pub log_index: i64,
+    pub log_index: i32,
     pub indexed_parameters: Box<RawValue>,
     pub non_indexed_parameters: Box<RawValue>,
     pub event_specification_signature: String,
@@ -167,7 +167,7 @@ struct ContractEventDetails<'a> {
     indexed_parameters: &'a RawValue,
     non_indexed_parameters: &'a RawValue,
     transaction_hash: &'a str,
-    log_index: i64,
+    log_index: i32,
     block_number: i64,
     block_hash: &'a str,
     address: &'a str,
@@ -304,7 +304,7 @@ pub fn with_retries(payload: &str, attempts: i32) -> std::borrow::Cow<'_, str> {
 }
 
 /// Eventeum's event id: `<txHash>-<blockHash>-<logIndex>`.
-pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: u64) -> String {
+pub fn contract_event_id(transaction_hash: &str, block_hash: &str, log_index: i32) -> String {
     // Built in place: format! would grow the string a few times on the way.
     let mut id = String::with_capacity(transaction_hash.len() + block_hash.len() + 22);
     id.push_str(transaction_hash);

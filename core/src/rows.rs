@@ -106,7 +106,7 @@ pub fn prepare_events(
             .bigint(r.block_number)
             .text(&r.block_hash)
             .text(&r.transaction_hash)
-            .integer(r.log_index as i32)
+            .integer(r.log_index)
             .jsonb(r.indexed_parameters.get())
             .jsonb(r.non_indexed_parameters.get())
             .text(&r.event_specification_signature)
@@ -139,7 +139,7 @@ fn record(node: &str, event: DecodedEvent, tip: u64, wait: u64) -> ContractEvent
         block_number: p.block_number as i64,
         block_hash: p.block_hash,
         transaction_hash: p.transaction_hash,
-        log_index: p.log_index as i64,
+        log_index: p.log_index,
         indexed_parameters: serde_json::value::to_raw_value(&event.parameters.indexed)
             .expect("parameters serialize"),
         non_indexed_parameters: serde_json::value::to_raw_value(&event.parameters.non_indexed)
@@ -251,7 +251,9 @@ pub struct LogPosition {
     pub block_hash: String,
     pub block_timestamp: Option<u64>,
     pub transaction_hash: String,
-    pub log_index: u64,
+    /// As `contract_events.log_index` (integer) holds it: the node client
+    /// refuses an answer with a larger one.
+    pub log_index: i32,
 }
 
 /// A log decoded against one filter: it becomes one `contract_events` row.

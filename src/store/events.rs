@@ -91,7 +91,7 @@ pub(super) fn upsert_events(
             column(&records, |r| r.block_number).into(),
             column(&records, |r| r.block_hash.clone()).into(),
             column(&records, |r| r.transaction_hash.clone()).into(),
-            column(&records, |r| r.log_index as i32).into(),
+            column(&records, |r| r.log_index).into(),
             column(&records, |r| r.indexed_parameters.get().to_string()).into(),
             column(&records, |r| r.non_indexed_parameters.get().to_string()).into(),
             column(&records, |r| r.event_specification_signature.clone()).into(),

@@ -88,6 +88,10 @@ pub fn decode_logs(
         ) else {
             continue; // pending logs have no position yet
         };
+        // The node client refused any answer with a larger index.
+        let Ok(log_index) = i32::try_from(log_index) else {
+            continue;
+        };
         let topics = log.topics();
         let Some(topic0) = topics.first() else {
             continue;

@@ -263,6 +263,9 @@ impl NodeClient {
                 ),
             ));
         }
+        for index in transactions.iter().filter_map(|tx| tx.transaction_index) {
+            within_integer("eth_getBlockByNumber", "transaction index", index)?;
+        }
         Ok((header, transactions))
     }
 
@@ -403,7 +406,7 @@ fn check_logs(logs: &[Log], from: u64, to: u64, query: &Filter) -> Result<(), Rp
             ("transaction index", log.transaction_index),
         ] {
             if let Some(value) = value {
-                within_i64(CALL, what, value)?;
+                within_integer(CALL, what, value)?;
             }
         }
     }
@@ -418,6 +421,20 @@ fn within_i64(call: &'static str, what: &str, value: u64) -> Result<u64, RpcErro
         Err(invalid(
             call,
             format!("{what} {value} is beyond what a bigint holds"),
+        ))
+    }
+}
+
+/// A node-sent index the database stores as `integer` (log and
+/// transaction indexes): refused here, so that a row never holds another
+/// value than the node sent.
+fn within_integer(call: &'static str, what: &str, value: u64) -> Result<(), RpcError> {
+    if i32::try_from(value).is_ok() {
+        Ok(())
+    } else {
+        Err(invalid(
+            call,
+            format!("{what} {value} is beyond what an integer column holds"),
         ))
     }
 }
