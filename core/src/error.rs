@@ -94,17 +94,17 @@ impl ApiError {
         }
     }
 
-    /// The five-character SQLSTATE this error is reported with.
-    pub fn sqlstate(&self) -> &'static str {
+    /// The SQLSTATE this error is reported with.
+    pub fn sqlstate(&self) -> SqlState {
         match self {
-            ApiError::InvalidParameter { .. } => "22023", // invalid_parameter_value
-            ApiError::Duplicate { .. } => "23505",        // unique_violation
-            ApiError::NotFound { .. } => "42704",         // undefined_object
-            ApiError::RelationExists { .. } => "42P07",   // duplicate_table
-            ApiError::NoSchema { .. } => "3F000",         // invalid_schema_name
-            ApiError::InUse { .. } => "2BP01",            // dependent_objects_still_exist
-            ApiError::Forbidden { .. } => "42501",        // insufficient_privilege
-            ApiError::NotServed { .. } => "55000",        // object_not_in_prerequisite_state
+            ApiError::InvalidParameter { .. } => SqlState::InvalidParameterValue,
+            ApiError::Duplicate { .. } => SqlState::UniqueViolation,
+            ApiError::NotFound { .. } => SqlState::UndefinedObject,
+            ApiError::RelationExists { .. } => SqlState::DuplicateTable,
+            ApiError::NoSchema { .. } => SqlState::InvalidSchemaName,
+            ApiError::InUse { .. } => SqlState::DependentObjectsStillExist,
+            ApiError::Forbidden { .. } => SqlState::InsufficientPrivilege,
+            ApiError::NotServed { .. } => SqlState::ObjectNotInPrerequisiteState,
         }
     }
 
@@ -124,6 +124,46 @@ impl ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The SQLSTATEs eventeum's SQL API raises, each under PostgreSQL's name
+/// for it. The extension maps every one to its error code in one
+/// exhaustive match (`api::raise`): a new state does not compile until it
+/// is mapped, so none falls back to XX000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqlState {
+    /// 22023: malformed input.
+    InvalidParameterValue,
+    /// 23505: a name or id taken.
+    UniqueViolation,
+    /// 42704: the object named does not exist.
+    UndefinedObject,
+    /// 42P07: a relation of that name exists.
+    DuplicateTable,
+    /// 3F000: the schema named does not exist.
+    InvalidSchemaName,
+    /// 2BP01: still used by other objects.
+    DependentObjectsStillExist,
+    /// 42501: the caller may not.
+    InsufficientPrivilege,
+    /// 55000: this database is not the one the worker serves.
+    ObjectNotInPrerequisiteState,
+}
+
+impl SqlState {
+    /// Its five characters, as a client sees them.
+    pub fn code(self) -> &'static str {
+        match self {
+            SqlState::InvalidParameterValue => "22023",
+            SqlState::UniqueViolation => "23505",
+            SqlState::UndefinedObject => "42704",
+            SqlState::DuplicateTable => "42P07",
+            SqlState::InvalidSchemaName => "3F000",
+            SqlState::DependentObjectsStillExist => "2BP01",
+            SqlState::InsufficientPrivilege => "42501",
+            SqlState::ObjectNotInPrerequisiteState => "55000",
+        }
+    }
+}
 
 /// An error with its sources, `outer: inner: innermost`: a client library's
 /// top-level message ("error sending request") rarely says what went wrong.

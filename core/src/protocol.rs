@@ -215,12 +215,51 @@ impl Delivery {
     }
 }
 
+/// The first message of a batch that was not delivered, and why.
 #[derive(Debug, Clone)]
 pub struct DeliveryFailure {
     pub id: i64,
-    pub error: String,
-    /// A rejection that retrying cannot fix (HTTP 4xx, too large): dead-lettered.
-    pub permanent: bool,
+    pub error: DeliveryError,
+}
+
+/// Why a message was not delivered, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The broker or endpoint may take it later (down, timed out, HTTP 5xx,
+    /// 408 or 429): retried with backoff, holding back the messages behind it.
+    #[error("{cause}")]
+    Transient { cause: String },
+    /// Retrying cannot fix it (HTTP 4xx, a message too large, a destination
+    /// the network policy refuses): dead-lettered, so that it holds back nothing.
+    #[error("{cause}")]
+    Permanent { cause: String },
+}
+
+impl DeliveryError {
+    pub fn transient(cause: impl Into<String>) -> Self {
+        DeliveryError::Transient {
+            cause: cause.into(),
+        }
+    }
+
+    pub fn permanent(cause: impl Into<String>) -> Self {
+        DeliveryError::Permanent {
+            cause: cause.into(),
+        }
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, DeliveryError::Permanent { .. })
+    }
+
+    /// Rewrites its cause (secrets scrubbed, say), keeping its kind.
+    pub fn rewrite_cause(&mut self, rewrite: impl FnOnce(&str) -> String) {
+        match self {
+            DeliveryError::Transient { cause } | DeliveryError::Permanent { cause } => {
+                *cause = rewrite(cause)
+            }
+        }
+    }
 }
 
 impl From<ChainStep> for FollowerMessage {

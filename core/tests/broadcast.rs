@@ -90,10 +90,13 @@ fn bad_options_are_rejected_with_22023() {
         ),
     ] {
         let err = normalize_options(kind, &options).expect_err(&options.to_string());
-        assert_eq!(err.sqlstate(), "22023", "{options}: {err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{options}: {err}");
     }
     assert_eq!(
-        BroadcasterKind::parse("pigeon").unwrap_err().sqlstate(),
+        BroadcasterKind::parse("pigeon")
+            .unwrap_err()
+            .sqlstate()
+            .code(),
         "22023"
     );
     assert_eq!(
@@ -167,7 +170,7 @@ fn only_named_options_pass_and_the_error_names_the_key() {
     ];
     for (kind, options, key) in cases {
         let err = normalize_options(kind, &options).expect_err(&options.to_string());
-        assert_eq!(err.sqlstate(), "22023", "{options}: {err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{options}: {err}");
         assert!(
             err.to_string().contains(&format!("\"{key}\"")),
             "{err} names {key}"
@@ -192,7 +195,7 @@ fn tls_material_is_pem_text_never_a_path() {
     ] {
         let options = json!({"contractEventsUrl": "https://h", "tls": {"caPem": pem}});
         let err = normalize_options(BroadcasterKind::Http, &options).unwrap_err();
-        assert_eq!(err.sqlstate(), "22023", "{err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{err}");
     }
     let half =
         json!({"contractEventsUrl": "https://h", "tls": {"keyPem": "-----BEGIN PRIVATE KEY-----"}});
@@ -256,7 +259,7 @@ fn hosts_the_policy_refuses_are_42501() {
             matches!(err, ApiError::Forbidden { .. }),
             "{options}: {err:?}"
         );
-        assert_eq!(err.sqlstate(), "42501");
+        assert_eq!(err.sqlstate().code(), "42501");
         assert!(err.to_string().contains("eventeum.allowed_hosts"), "{err}");
     }
     let strict = NetworkPolicy::parse("kafka.internal").unwrap();
@@ -264,7 +267,7 @@ fn hosts_the_policy_refuses_are_42501() {
     let err =
         eventeum_core::broadcast::normalize_options(BroadcasterKind::Kafka, &options, &strict)
             .unwrap_err();
-    assert_eq!(err.sqlstate(), "42501");
+    assert_eq!(err.sqlstate().code(), "42501");
     let options = json!({"bootstrapServers": "kafka.internal:9092"});
     eventeum_core::broadcast::normalize_options(BroadcasterKind::Kafka, &options, &strict).unwrap();
 }

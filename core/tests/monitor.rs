@@ -83,7 +83,7 @@ fn bad_monitors_are_rejected_with_22023() {
         json!({"type": "HASH", "transactionIdentifierValue": format!("0x{}", "ab".repeat(32)), "extra": true}),
     ] {
         let err = TransactionMonitor::from_json(&bad).expect_err(&bad.to_string());
-        assert_eq!(err.sqlstate(), "22023", "{bad}: {err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{bad}: {err}");
     }
 }
 

@@ -48,7 +48,7 @@ fn unknown_keys_and_bad_values_are_rejected() {
         json!([1]),
     ] {
         let err = NodeOptions::from_json(&bad).expect_err(&bad.to_string());
-        assert_eq!(err.sqlstate(), "22023", "{bad}: {err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{bad}: {err}");
     }
 }
 
@@ -67,7 +67,8 @@ fn urls_must_be_http_or_ws_with_a_host() {
         assert_eq!(
             validate_url(bad, BlockStrategy::Poll)
                 .unwrap_err()
-                .sqlstate(),
+                .sqlstate()
+                .code(),
             "22023",
             "{bad}"
         );
@@ -98,10 +99,10 @@ fn a_node_may_have_fallback_urls_of_any_scheme_after_its_primary() {
     // The primary must suit PUBSUB; fallbacks then poll.
     let err =
         validate_urls("https://a.example, wss://b.example", BlockStrategy::Pubsub).unwrap_err();
-    assert_eq!(err.sqlstate(), "22023");
+    assert_eq!(err.sqlstate().code(), "22023");
     for bad in ["", " , ", "http://a.example, ftp://b.example"] {
         let err = validate_urls(bad, BlockStrategy::Poll).expect_err(bad);
-        assert_eq!(err.sqlstate(), "22023", "{bad}: {err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{bad}: {err}");
     }
     let nine = ["http://a.example"; 9].join(",");
     assert!(validate_urls(&nine, BlockStrategy::Poll).is_err());

@@ -19,7 +19,7 @@ fn body(indexed: serde_json::Value, non_indexed: serde_json::Value) -> serde_jso
 
 fn rejected(value: serde_json::Value) -> String {
     let err = FilterDefinition::from_json(&value).expect_err("must be rejected");
-    assert_eq!(err.sqlstate(), "22023", "{err}");
+    assert_eq!(err.sqlstate().code(), "22023", "{err}");
     err.to_string()
 }
 
@@ -80,7 +80,7 @@ fn unknown_types_are_rejected() {
         "",
     ] {
         let err = ParamType::parse(t).expect_err(t);
-        assert_eq!(err.sqlstate(), "22023");
+        assert_eq!(err.sqlstate().code(), "22023");
     }
 }
 
@@ -249,7 +249,7 @@ fn bad_signatures_are_rejected_with_22023() {
     ] {
         let err =
             FilterDefinition::from_signature(ADDRESS, sig, "default", None, None).expect_err(sig);
-        assert_eq!(err.sqlstate(), "22023", "{sig}: {err}");
+        assert_eq!(err.sqlstate().code(), "22023", "{sig}: {err}");
     }
     let err =
         FilterDefinition::from_signature(ADDRESS, "Ping(uint256 x)", "default", Some(-5), None)

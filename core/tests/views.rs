@@ -97,7 +97,10 @@ fn hostile_names_are_quoted_or_replaced() {
     let body = json!({"contractAddress": ADDRESS, "eventSpecification":
         {"type": "event", "name": "E", "inputs": [input("x\"; --", "uint256", false)]}});
     assert_eq!(
-        FilterDefinition::from_json(&body).unwrap_err().sqlstate(),
+        FilterDefinition::from_json(&body)
+            .unwrap_err()
+            .sqlstate()
+            .code(),
         "22023"
     );
     // ...but Eventeum's eventSpecification names anything.
@@ -131,7 +134,10 @@ fn hostile_names_are_quoted_or_replaced() {
     let mut bad = body.clone();
     bad["view"] = json!("a\nb");
     assert_eq!(
-        FilterDefinition::from_json(&bad).unwrap_err().sqlstate(),
+        FilterDefinition::from_json(&bad)
+            .unwrap_err()
+            .sqlstate()
+            .code(),
         "22023"
     );
 }
@@ -174,7 +180,10 @@ fn view_options() {
     ] {
         let body = json!({"contractAddress": ADDRESS, "eventSpecification": event, "view": bad});
         assert_eq!(
-            FilterDefinition::from_json(&body).unwrap_err().sqlstate(),
+            FilterDefinition::from_json(&body)
+                .unwrap_err()
+                .sqlstate()
+                .code(),
             "22023",
             "{bad}"
         );
@@ -218,11 +227,12 @@ fn abi_events_in_order_and_by_name() {
     assert_eq!(
         abi_events(&abi, Some(&["C".into()]))
             .unwrap_err()
-            .sqlstate(),
+            .sqlstate()
+            .code(),
         "42704"
     );
     assert_eq!(
-        abi_events(&json!("x"), None).unwrap_err().sqlstate(),
+        abi_events(&json!("x"), None).unwrap_err().sqlstate().code(),
         "22023"
     );
 }

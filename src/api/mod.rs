@@ -23,21 +23,24 @@ mod views;
 use pgrx::prelude::{pg_extern, pg_sys, PgLogLevel, Spi};
 use pgrx::PgSqlErrorCode;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, SqlState};
 use crate::spec::DEFAULT_NODE;
 
 /// Reports `error` as an SQL ERROR with its SQLSTATE. Never returns.
 pub(super) fn raise(error: ApiError) -> ! {
     let code = match error.sqlstate() {
-        "22023" => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        "23505" => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
-        "42704" => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-        "2BP01" => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-        "42501" => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        "55000" => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        "42P07" => PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
-        "3F000" => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
-        _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        SqlState::InvalidParameterValue => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        SqlState::UniqueViolation => PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+        SqlState::UndefinedObject => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        SqlState::DuplicateTable => PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE,
+        SqlState::InvalidSchemaName => PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+        SqlState::DependentObjectsStillExist => {
+            PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST
+        }
+        SqlState::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        SqlState::ObjectNotInPrerequisiteState => {
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+        }
     };
     let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, error.to_string(), "eventeum");
     if let Some(hint) = error.hint() {

@@ -131,7 +131,7 @@ pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
         let Some(failure) = &delivery.failure else {
             return Ok(());
         };
-        if failure.permanent {
+        if failure.error.is_permanent() {
             client.update(
                 "WITH dead AS (DELETE FROM eventeum.outbox WHERE id = $1 RETURNING *),
                       dequeued AS (DELETE FROM eventeum.outbox_pending WHERE broadcaster = $3 AND id = $1)
@@ -140,7 +140,7 @@ pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
                  SELECT id, message_id, type, broadcaster, destination, key, payload, created_at, attempts + 1, $2
                    FROM dead",
                 None,
-                &[failure.id.into(), failure.error.as_str().into(), broadcaster.into()],
+                &[failure.id.into(), failure.error.to_string().into(), broadcaster.into()],
             )?;
             add_to_counter(
                 client,
@@ -162,7 +162,7 @@ pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
                                                         interval '250 milliseconds' * power(2, least(attempts, 10)))
                   WHERE id = $1",
                 None,
-                &[failure.id.into(), failure.error.as_str().into()],
+                &[failure.id.into(), failure.error.to_string().into()],
             )?;
         }
         add_to_counter(client, "failed", json!({"broadcaster": broadcaster}), 1.0)?;
@@ -171,7 +171,7 @@ pub fn record_delivery(delivery: &Delivery) -> SpiResult<()> {
              SELECT name, clock_timestamp(), $2 FROM eventeum.broadcasters WHERE name = $1
              ON CONFLICT (broadcaster) DO UPDATE SET last_failed_at = EXCLUDED.last_failed_at, last_error = $2",
             None,
-            &[broadcaster.into(), failure.error.as_str().into()],
+            &[broadcaster.into(), failure.error.to_string().into()],
         )?;
         Ok(())
     })

@@ -9,7 +9,7 @@ use super::{Acks, Broker};
 use crate::broadcast::HttpOptions;
 use crate::limits::HTTP_TIMEOUT;
 use crate::netpolicy;
-use crate::protocol::{Delivery, DeliveryFailure, OutboxMessage, Publish};
+use crate::protocol::{Delivery, DeliveryError, DeliveryFailure, OutboxMessage, Publish};
 use crate::redact::redact_url;
 use crate::states::MessageType;
 
@@ -62,19 +62,21 @@ impl HttpClient {
         })
     }
 
-    /// Sends one message; on failure, the reason and whether it is permanent.
-    async fn send_one(&self, message: &OutboxMessage) -> Result<(), (String, bool)> {
+    /// Sends one message.
+    async fn send_one(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
         let destination = redact_url(&message.destination);
         // A destination the policy refuses stays refused: dead-lettered, so
         // that it does not hold back the messages behind it.
         let url = reqwest::Url::parse(&message.destination)
-            .map_err(|e| (format!("{destination} is not a URL: {e}"), true))?;
+            .map_err(|e| DeliveryError::permanent(format!("{destination} is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err((format!("{destination} is not an http(s) URL"), true));
+            return Err(DeliveryError::permanent(format!(
+                "{destination} is not an http(s) URL"
+            )));
         }
         netpolicy::current()
             .check_url(&url)
-            .map_err(|refused| (refused.to_string(), true))?;
+            .map_err(|refused| DeliveryError::permanent(refused.to_string()))?;
         let mut request = self
             .http
             .post(url)
@@ -85,11 +87,10 @@ impl HttpClient {
             request = request.header(name, value);
         }
         let response = request.send().await.map_err(|e| {
-            let error = format!(
+            DeliveryError::transient(format!(
                 "POST {destination} failed: {}",
                 crate::error::display_chain(&e.without_url())
-            );
-            (error, false)
+            ))
         })?;
         let status = response.status();
         if status.is_success() {
@@ -98,7 +99,12 @@ impl HttpClient {
         // 408, 429 and 5xx may pass; any other 4xx will not.
         let transient =
             status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
-        Err((format!("POST {destination} answered {status}"), !transient))
+        let cause = format!("POST {destination} answered {status}");
+        Err(if transient {
+            DeliveryError::transient(cause)
+        } else {
+            DeliveryError::permanent(cause)
+        })
     }
 }
 
@@ -136,11 +142,10 @@ impl Broker for HttpClient {
         for message in &batch.messages {
             match self.send_one(message).await {
                 Ok(()) => delivery.delivered.push(message.id),
-                Err((error, permanent)) => {
+                Err(error) => {
                     delivery.failure = Some(DeliveryFailure {
                         id: message.id,
                         error,
-                        permanent,
                     });
                     break;
                 }

@@ -22,7 +22,7 @@ use super::{Acks, Broker};
 use crate::broadcast::KafkaOptions;
 use crate::limits::KAFKA_TIMEOUT_MARGIN;
 use crate::netpolicy;
-use crate::protocol::{Delivery, DeliveryFailure, Publish};
+use crate::protocol::{Delivery, DeliveryError, DeliveryFailure, Publish};
 
 /// Messages queued in the producer whose delivery reports were not read:
 /// the next try of their batch waits for them instead of producing them again.
@@ -214,23 +214,28 @@ impl Broker for KafkaClient {
                         use rdkafka::types::RDKafkaErrorCode;
                         let too_large =
                             e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge);
-                        Some((format!("Kafka did not take the message: {e}"), too_large))
+                        let cause = format!("Kafka did not take the message: {e}");
+                        Some(if too_large {
+                            DeliveryError::permanent(cause)
+                        } else {
+                            DeliveryError::transient(cause)
+                        })
                     }
-                    Ok(Err(_)) => Some(("the Kafka producer dropped the message".into(), false)),
+                    Ok(Err(_)) => Some(DeliveryError::transient(
+                        "the Kafka producer dropped the message",
+                    )),
                     Err(_) => {
                         // Still in the producer: the next try waits for it again.
                         leftover.push((id, report));
-                        Some(("Kafka's delivery report timed out; the message stays queued in the producer".into(), false))
+                        Some(DeliveryError::transient(
+                            "Kafka's delivery report timed out; the message stays queued in the producer",
+                        ))
                     }
                 };
                 match problem {
                     None => delivery.delivered.push(id),
-                    Some((error, permanent)) => {
-                        failure = Some(DeliveryFailure {
-                            id,
-                            error,
-                            permanent,
-                        });
+                    Some(error) => {
+                        failure = Some(DeliveryFailure { id, error });
                         break;
                     }
                 }
@@ -290,8 +295,7 @@ impl KafkaClient {
                 let id = batch.messages.first().map(|m| m.id).unwrap_or_default();
                 let failure = DeliveryFailure {
                     id,
-                    error,
-                    permanent: false,
+                    error: DeliveryError::transient(error),
                 };
                 return (queued, Some(failure));
             }
@@ -304,8 +308,7 @@ impl KafkaClient {
             if let Err(error) = self.ensure_topic(&message.destination).await {
                 let failure = DeliveryFailure {
                     id: message.id,
-                    error,
-                    permanent: false,
+                    error: DeliveryError::transient(error),
                 };
                 return (queued, Some(failure));
             }
@@ -323,8 +326,7 @@ impl KafkaClient {
                 Err((e, _)) => {
                     let failure = DeliveryFailure {
                         id: message.id,
-                        error: format!("cannot queue: {e}"),
-                        permanent: false,
+                        error: DeliveryError::transient(format!("cannot queue: {e}")),
                     };
                     return (queued, Some(failure));
                 }

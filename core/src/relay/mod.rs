@@ -25,7 +25,7 @@ use crate::broadcast::{BroadcasterKind, HttpOptions, KafkaOptions, RabbitOptions
 use crate::config::ConfigSnapshot;
 use crate::limits::{BATCHES_IN_FLIGHT, CONNECT_AHEAD_TIMEOUT, HTTP_TIMEOUT, LANE_QUEUE};
 use crate::netpolicy;
-use crate::protocol::{Delivery, DeliveryFailure, Publish};
+use crate::protocol::{Delivery, DeliveryError, DeliveryFailure, Publish};
 use crate::redact::Scrubber;
 use crate::wake::wake_main_thread;
 
@@ -232,8 +232,8 @@ async fn serve(
                     failed = delivery.failure.is_some();
                     if let Some(failure) = &mut delivery.failure {
                         // Broker errors may quote a URL or a credential; they go to the log and the outbox.
-                        failure.error = scrubber.scrub(&failure.error);
-                        tracing::warn!(broadcaster = %name, row = failure.id, error = %failure.error, permanent = failure.permanent, "delivery failed");
+                        failure.error.rewrite_cause(|cause| scrubber.scrub(cause));
+                        tracing::warn!(broadcaster = %name, row = failure.id, error = %failure.error, permanent = failure.error.is_permanent(), "delivery failed");
                     }
                     delivery
                 }
@@ -282,8 +282,7 @@ impl Broker for Unavailable {
         let mut delivery = Delivery::nothing(&batch.broadcaster);
         delivery.failure = batch.messages.first().map(|first| DeliveryFailure {
             id: first.id,
-            error: self.0.clone(),
-            permanent: false,
+            error: DeliveryError::transient(self.0.clone()),
         });
         Box::pin(std::future::ready((delivery, ())))
     }

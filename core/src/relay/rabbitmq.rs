@@ -10,7 +10,7 @@ use super::{Acks, Broker};
 use crate::broadcast::RabbitOptions;
 use crate::limits::RABBIT_TIMEOUT;
 use crate::netpolicy;
-use crate::protocol::{Delivery, DeliveryFailure, Publish};
+use crate::protocol::{Delivery, DeliveryError, DeliveryFailure, Publish};
 use crate::redact::redact_url;
 use crate::states::MessageType;
 
@@ -153,8 +153,7 @@ impl Broker for RabbitClient {
             Err(error) => {
                 delivery.failure = Some(DeliveryFailure {
                     id: first.id,
-                    error,
-                    permanent: false,
+                    error: DeliveryError::transient(error),
                 });
                 return Box::pin(std::future::ready((delivery, ())));
             }
@@ -218,8 +217,7 @@ impl Broker for RabbitClient {
             }
             delivery.failure = failure.map(|(id, error)| DeliveryFailure {
                 id,
-                error,
-                permanent: false,
+                error: DeliveryError::transient(error),
             });
             (delivery, ())
         })
