@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pg_test"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from harness import DEPLOYER, Anvil, Cluster, Emitter, wait_until  # noqa: E402
 
 BASE = Path("/tmp/eventeum-demo")

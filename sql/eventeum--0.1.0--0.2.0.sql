@@ -1,7 +1,7 @@
 -- eventeum 0.1.0 -> 0.2.0: roles and grants, health, metrics.
 --
 -- The upgrade script (ALTER EXTENSION eventeum UPDATE); a fresh install reads
--- sql/current/ instead, and pg_test/test_upgrade.py checks that both give the
+-- sql/current/ instead, and e2e/test_upgrade.py checks that both give the
 -- same catalog. It runs with search_path set to the extension's schema.
 
 -- Roles ----------------------------------------------------------------------

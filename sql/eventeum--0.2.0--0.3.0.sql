@@ -13,7 +13,7 @@
 -- delivers, dead-letters or drops a message deletes its row there.
 --
 -- The upgrade script (ALTER EXTENSION eventeum UPDATE); a fresh install reads
--- sql/current/ instead, and pg_test/test_upgrade.py checks that both give the
+-- sql/current/ instead, and e2e/test_upgrade.py checks that both give the
 -- same catalog. It runs with search_path set to the extension's schema.
 
 -- The queue --------------------------------------------------------------------

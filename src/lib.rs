@@ -32,7 +32,7 @@ pgrx::pg_module_magic!();
 // then the functions written in Rust with their comments, then roles and
 // privileges, which need every function in place. The upgrade scripts
 // (sql/eventeum--<old>--<new>.sql) are only for ALTER EXTENSION UPDATE;
-// pg_test/test_upgrade.py checks that both paths give the same catalog.
+// e2e/test_upgrade.py checks that both paths give the same catalog.
 pgrx::extension_sql_file!("../sql/current/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!(
     "../sql/current/privileges.sql",

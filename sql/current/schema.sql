@@ -3,7 +3,7 @@
 -- src/lib.rs), then the functions written in Rust, then privileges.sql.
 --
 -- An upgrade is a script sql/eventeum--<old>--<new>.sql that turns the last
--- release's schema into this one; pg_test/test_upgrade.py checks that an
+-- release's schema into this one; e2e/test_upgrade.py checks that an
 -- upgraded database and a fresh install have the same catalog. A change here
 -- needs its upgrade script, and a change there its counterpart here.
 

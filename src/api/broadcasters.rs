@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::redact::redact_options;
 
 /// Adds a broadcaster: `kind` kafka, rabbitmq or http, with its options
-/// (see the README). Messages written from then on go to it. Returns the name.
+/// (see docs/REFERENCE.md). Messages written from then on go to it. Returns the name.
 #[pg_extern(volatile)]
 fn add_broadcaster(name: &str, kind: &str, options: default!(JsonB, "'{}'")) -> String {
     require_served_database();

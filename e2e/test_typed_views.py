@@ -1,7 +1,7 @@
 """Typed views: each filter's events as named, typed columns, from a real
 contract's logs; filters from ABI JSON as solc writes it (our TypedEvents and
 EventEmitter, and Uniswap V2's pair from npm's @uniswap/v2-core 1.0.1, see
-pg_test/contracts/uniswap-v2/README.md); hostile names; indexes the planner
+e2e/contracts/uniswap-v2/README.md); hostile names; indexes the planner
 uses; readers; and a pg_dump restored into another database."""
 
 import json
@@ -14,7 +14,7 @@ from psycopg import sql
 import pytest
 from harness import DEPLOYER, PGBIN, ROOT, Emitter, keccak256, to_checksum, wait_until
 
-CONTRACTS = ROOT / "pg_test" / "contracts"
+CONTRACTS = ROOT / "e2e" / "contracts"
 TYPED = CONTRACTS / "TypedEvents.json"
 UNISWAP_PAIR = CONTRACTS / "uniswap-v2" / "UniswapV2Pair.json"
 UINT256_MAX = 2**256 - 1

@@ -1,6 +1,6 @@
 """Eventeum 0.9's integration tests (server/src/test/java/.../integrationtest/
 *IT.java), ported as black-box tests: a real cluster, anvil, real brokers,
-and Eventeum's own test contract (pg_test/contracts/eventeum, see its
+and Eventeum's own test contract (e2e/contracts/eventeum, see its
 README). Each test names the Eventeum test it ports. Where eventeum differs
 on purpose (docs/MIGRATING.md, "Differences on purpose") the test asserts
 eventeum's documented behaviour and says so.

@@ -29,7 +29,7 @@ TOOLS = ROOT / ".tools"
 PG_CONFIG = os.environ.get("PG_CONFIG") or "/usr/lib/postgresql/15/bin/pg_config"
 PGBIN = Path(subprocess.check_output([PG_CONFIG, "--bindir"], text=True).strip())
 PG_MAJOR = int(subprocess.check_output([PG_CONFIG, "--version"], text=True).split()[1].split(".")[0])
-ARTIFACT = ROOT / "pg_test" / "contracts" / "EventEmitter.json"
+ARTIFACT = ROOT / "e2e" / "contracts" / "EventEmitter.json"
 # anvil's first dev account; anvil signs eth_sendTransaction for it.
 DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 

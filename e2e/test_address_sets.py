@@ -1,6 +1,6 @@
 """Dynamic contract sets against contracts no one here wrote: Uniswap V2's
 factory, pairs and test token, as npm's @uniswap/v2-core 1.0.1 ships them
-(pg_test/contracts/uniswap-v2/README.md). A factory filter on PairCreated
+(e2e/contracts/uniswap-v2/README.md). A factory filter on PairCreated
 feeds a set that Swap, Sync and Mint filters follow; applications add
 addresses with a plain INSERT; a Transfer filter follows any emitter whose
 `to` is in a 10,000-address set."""
@@ -16,7 +16,7 @@ import pytest
 from conftest import wait_caught_up
 from harness import DEPLOYER, PGBIN, ROOT, keccak256, to_checksum, wait_until
 
-UNISWAP = ROOT / "pg_test" / "contracts" / "uniswap-v2"
+UNISWAP = ROOT / "e2e" / "contracts" / "uniswap-v2"
 SUPPLY = 10**24
 LIQUIDITY = 10**18
 SWAP_IN = 10**16

@@ -80,7 +80,7 @@ def test_a_start_block_in_the_future_skips_earlier_events(db, anvil, emitter, li
     assert [r[6] for r in rows(db, fid)] == [late["transactionHash"]]
 
 
-BENCH = ROOT / "pg_test" / "contracts" / "Bench.json"
+BENCH = ROOT / "e2e" / "contracts" / "Bench.json"
 SIMPLE = "Simple(address indexed who, uint256 value)"
 
 

@@ -88,7 +88,7 @@ def test_a_batch_read_behind_a_failed_one_does_not_overtake_its_retry(db, anvil,
     # while the first is in flight. The first fails at its 3,000th message,
     # long after the second was queued; the second must wait for that retry
     # instead of being delivered before it.
-    bench = Emitter(anvil, artifact=ROOT / "pg_test" / "contracts" / "Bench.json")
+    bench = Emitter(anvil, artifact=ROOT / "e2e" / "contracts" / "Bench.json")
     fid = db.execute("SELECT eventeum.add_filter(%s, 'Simple(address indexed who, uint256 value)')",
                      (bench.address,)).fetchone()[0]
     receiver.fail_once_at = 3_000
