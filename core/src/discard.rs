@@ -7,6 +7,8 @@
 //! each one, against the tokio threads still allocating in it. The main
 //! thread is the pipeline's serial stage, so it hands them back instead.
 
+#![warn(missing_docs)]
+
 use std::sync::OnceLock;
 
 use tokio::sync::mpsc;

@@ -6,6 +6,8 @@
 //! noticed), or the work one transaction does. Limits that belong to a format
 //! (NOTIFY's payload size, COPY's header) stay with that format.
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 // --- following a node (tokio) ---------------------------------------------

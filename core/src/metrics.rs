@@ -3,6 +3,8 @@
 //! renders both from SQL (`eventeum.prometheus()`, `eventeum.health()`) and
 //! publishes them here; a scrape never waits on Postgres.
 
+#![warn(missing_docs)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
@@ -19,8 +21,11 @@ use tokio::sync::watch;
 /// What the endpoint serves, as last rendered by the main thread.
 #[derive(Debug, Clone, Default)]
 pub struct Pages {
+    /// `/metrics`: Prometheus' text format.
     pub metrics: String,
+    /// `/monitoring/health`: Eventeum's health JSON.
     pub health: String,
+    /// Whether `/monitoring/health` answers 200 (else 503).
     pub healthy: bool,
 }
 

@@ -8,6 +8,8 @@
 //! the worker checks every address a name resolves to before it connects
 //! ([`CheckedResolver`] for reqwest, [`resolve_checked`] for the others).
 
+#![warn(missing_docs)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
@@ -47,6 +49,7 @@ pub enum AddressClass {
 }
 
 impl AddressClass {
+    /// The class an address is in.
     pub fn of(ip: IpAddr) -> Self {
         match ip {
             IpAddr::V4(v4) => Self::of_v4(v4),
@@ -137,8 +140,11 @@ enum Entry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{host} is {what}, which {SETTING} ('{policy}') does not allow")]
 pub struct Refused {
+    /// The host or address refused.
     pub host: String,
+    /// What it is: its address class, or that it matches nothing allowed.
     pub what: String,
+    /// The setting's value that refused it.
     pub policy: String,
 }
 
@@ -158,6 +164,7 @@ impl Default for NetworkPolicy {
 /// What a URL's host alone decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostCheck {
+    /// Allowed as it is: an address or a name the policy lists.
     Allowed,
     /// A name the policy does not list: each address it resolves to decides.
     Resolve,
@@ -214,6 +221,7 @@ impl NetworkPolicy {
         }
     }
 
+    /// Whether an address may be connected to.
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
         let class = AddressClass::of(ip);
         let reached = match ip {

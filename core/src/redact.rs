@@ -3,6 +3,8 @@
 //! options carry passwords. What lists, logs, error messages and status rows
 //! show goes through here.
 
+#![warn(missing_docs)]
+
 use serde_json::{json, Value};
 
 const HIDDEN: &str = "***";

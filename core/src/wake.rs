@@ -1,5 +1,7 @@
 //! Waking the worker's main thread (any thread), which sleeps on its latch.
 
+#![warn(missing_docs)]
+
 /// Wakes the main thread. A process-directed SIGUSR1 reaches the only
 /// thread that does not block signals (the main thread), where Postgres'
 /// own handler sets the latch.

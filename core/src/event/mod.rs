@@ -5,6 +5,8 @@
 //! Filters ([`crate::spec`]), typed views ([`crate::view`]) and decoding
 //! ([`crate::decode`]) all read events through these types.
 
+#![warn(missing_docs)]
+
 use alloy::primitives::{keccak256, B256};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,7 +26,9 @@ pub const MAX_INDEXED: usize = 3;
 /// A parameter of an event: its zero-based position in the declaration and its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParameterDefinition {
+    /// Zero-based, in declaration order.
     pub position: u32,
+    /// Its Solidity type.
     pub ty: ParamType,
     /// Its name, when the signature or the body gave one: what a factory's
     /// `parameter` may refer to.
@@ -34,6 +38,7 @@ pub struct ParameterDefinition {
 /// Eventeum's `eventSpecification`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSpecification {
+    /// The event's name, as in its signature.
     pub event_name: String,
     /// Sorted by position.
     pub indexed: Vec<ParameterDefinition>,

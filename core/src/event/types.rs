@@ -36,6 +36,7 @@ pub struct ParamType {
 pub struct Component {
     /// Empty when the ABI gives none.
     pub name: String,
+    /// Its Solidity type.
     pub ty: ParamType,
 }
 

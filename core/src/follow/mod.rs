@@ -17,6 +17,8 @@
 //! - [`matching`]: logs to filters (and decoded), transactions to monitors;
 //! - [`lagging`]: an `eth_getLogs` answer checked against the blocks' blooms.
 
+#![warn(missing_docs)]
+
 mod backfill;
 mod endpoints;
 mod factory;

@@ -9,9 +9,13 @@ use crate::rows::{DecodedEvent, UndecodableLog};
 /// A block-aligned part of a fetched backfill range, committed on its own.
 #[derive(Debug)]
 pub struct Piece {
+    /// Its first block.
     pub from: u64,
+    /// Its last block.
     pub to: u64,
+    /// The decoded events of its blocks, in block order.
     pub events: Vec<DecodedEvent>,
+    /// The logs of its blocks that did not decode.
     pub failures: Vec<UndecodableLog>,
 }
 

@@ -7,6 +7,8 @@
 //! `requestTimeoutMs`) holds back only its own messages. Every broker is one
 //! module behind [`Broker`]: [`http`], [`kafka`], [`rabbitmq`].
 
+#![warn(missing_docs)]
+
 mod http;
 mod kafka;
 mod rabbitmq;

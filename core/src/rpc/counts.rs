@@ -42,8 +42,11 @@ pub(super) fn counts_of(node: &str) -> Arc<CallCounts> {
 /// One node's calls since the last [`take_call_counts`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeCalls {
+    /// The node's name.
     pub node: String,
+    /// Requests sent.
     pub calls: u64,
+    /// Requests that failed.
     pub errors: u64,
     /// Answers that were a rate limit (each retried later).
     pub rate_limited: u64,

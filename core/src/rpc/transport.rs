@@ -15,6 +15,7 @@ use url::Url;
 #[derive(Debug, thiserror::Error)]
 #[error("the answer is larger than {limit} bytes")]
 pub struct ResponseTooLarge {
+    /// `maxResponseBytes`.
     pub limit: usize,
 }
 
