@@ -5,7 +5,7 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::backfill::{backfill, new_backfills};
 use super::endpoints::{open, probe_primary, Endpoints};
@@ -38,13 +38,9 @@ impl Follower {
     pub fn new(
         node: NodeConfig,
         config: watch::Receiver<Arc<ConfigSnapshot>>,
-        to_main: mpsc::Sender<FollowerMessage>,
+        main: MainThread,
     ) -> Self {
-        Follower {
-            node,
-            config,
-            main: MainThread::new(to_main),
-        }
+        Follower { node, config, main }
     }
 
     pub async fn run(mut self) {

@@ -11,12 +11,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::follower::Follower;
+use super::handover::MainThread;
 use crate::config::{ConfigSnapshot, NodeConfig};
 use crate::limits::{BACKOFF_CAP, BACKOFF_START, SUPERVISE_EVERY};
 use crate::protocol::FollowerMessage;
 use crate::redact::redact_url;
 use crate::states::NodeStatus;
-use crate::wake::wake_main_thread;
 
 struct Running {
     node: NodeConfig,
@@ -35,6 +35,7 @@ pub async fn supervise(
     mut config: watch::Receiver<Arc<ConfigSnapshot>>,
     to_main: mpsc::Sender<FollowerMessage>,
 ) {
+    let main = MainThread::new(to_main);
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut restarts: HashMap<String, Restart> = HashMap::new();
     loop {
@@ -64,18 +65,17 @@ pub async fn supervise(
             );
             restart.backoff = (restart.backoff * 2).min(BACKOFF_CAP);
             tracing::error!(node = %name, "{error}");
-            let _ = to_main.try_send(FollowerMessage::NodeError {
+            main.report(FollowerMessage::NodeError {
                 node: name,
                 error,
                 status: NodeStatus::Down,
             });
-            wake_main_thread();
         }
         for (name, node) in &snapshot.nodes {
             let waiting = restarts.get(name).is_some_and(|r| r.at > Instant::now());
             if !running.contains_key(name) && !waiting {
                 tracing::info!(node = %name, url = %redact_url(&node.url), "following node");
-                let follower = Follower::new(node.clone(), config.clone(), to_main.clone());
+                let follower = Follower::new(node.clone(), config.clone(), main.clone());
                 running.insert(
                     name.clone(),
                     Running {
