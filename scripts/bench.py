@@ -8,8 +8,9 @@ the environment: BENCH_EVENTS (100000), BENCH_LIVE_BLOCKS (200), BENCH_FILTERS
 phases, for profiling: a comma list of hostile (the backfill through the RPC
 proxy), live, sets (address sets of 10 and 100,000), views (typed views: the
 backfill with two indexed columns, and a lookup among BENCH_LOOKUP_EVENTS,
-1,000,000, rows), filters and relay; the backfill always runs, and "none" runs
-only it. A 1,000,000-event run: BENCH_EVENTS=1000000 BENCH_ONLY=none.
+1,000,000, rows), filters, relay and storage (scripts/bench_storage.py:
+disk, aggregates and an index build at BENCH_SCALE, 1,000,000, events); the
+backfill always runs, and "none" runs only it. A 1,000,000-event run: BENCH_EVENTS=1000000 BENCH_ONLY=none.
 BENCH_PG (15, 17 or 18) picks the PostgreSQL; scripts/bench sets PG_CONFIG.
 """
 
@@ -34,6 +35,8 @@ from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from harness import PG_MAJOR, Anvil, Cluster, Emitter, RpcProxy, Tansu, free_port, wait_until  # noqa: E402
 
+from bench_storage import storage  # noqa: E402
+
 EVENTS = int(os.environ.get("BENCH_EVENTS", 100_000))
 LIVE_BLOCKS = int(os.environ.get("BENCH_LIVE_BLOCKS", 200))
 FILTERS = int(os.environ.get("BENCH_FILTERS", 10_000))
@@ -41,7 +44,7 @@ RPC_BLOCKS = int(os.environ.get("BENCH_RPC_BLOCKS", 50))
 EVENTS_PER_TX = 2_000
 GETLOGS_CALL_LOGS = 100_000  # the raw baseline's largest call; a 1,000,000-log answer is about 700 MB
 SIMPLE = "Simple(address indexed who, uint256 value)"
-PHASES = set(os.environ.get("BENCH_ONLY", "hostile,live,sets,views,filters,relay").split(","))
+PHASES = set(os.environ.get("BENCH_ONLY", "hostile,live,sets,views,filters,relay,storage").split(","))
 LOOKUP_EVENTS = int(os.environ.get("BENCH_LOOKUP_EVENTS", 1_000_000))
 LOOKUP_ADDRESSES = 1_000  # distinct "who" values among them: 1,000 rows each
 SET_SMALL, SET_LARGE = 10, 100_000
@@ -863,6 +866,9 @@ def run(cluster, db, anvil, tansu, proxy):
         report("rabbit_msgs_per_s", relayed, "outbox -> RabbitMQ", "msgs/s",
                "(goal >= 10,000; " + cpu_note(figures["rabbit_relay_cpu_s"], relay=True) + ")")
         report("rabbit_vs_bare", relayed / bare, "outbox -> RabbitMQ / bare producer", "", "(goal >= 0.7)")
+    # Last: its million rows leave the tables larger for anything after it.
+    if "storage" in PHASES:
+        storage(db, cluster, anvil, Emitter(anvil, artifact=ARTIFACT), Emitter(anvil, artifact=ARTIFACT), report, step)
     figures["events"] = EVENTS
     figures["live_blocks"] = LIVE_BLOCKS
     figures["filters"] = FILTERS

@@ -1,0 +1,231 @@
+"""scripts/bench's storage phase: the event storage at scale against a plain
+typed table of the same values, every figure from the same run.
+
+BENCH_SCALE rows (1,000,000; 10,000,000 for the issue's second scale) of one
+filter are written by SQL in the shape the worker stores them, then:
+- bytes per event on disk (table and indexes) against a plain typed table;
+- sum, GROUP BY and a block-range aggregate through the filter's typed view
+  against the same query on that table (median of five, after a warm-up);
+- an indexed lookup by a value as the user writes it (an EIP-55 address);
+- the longest wait of a live event (20 a second, on a node followed over a
+  WebSocket) while `set_view` adds an index on the large filter, against the
+  longest wait over the same time with no build.
+"""
+
+import json
+import os
+import statistics
+import threading
+import time
+
+from harness import wait_until
+
+SCALE = int(os.environ.get("BENCH_SCALE", 1_000_000))
+ADDRESSES = 1_000  # distinct "who" values: SCALE / ADDRESSES rows each
+EVENTS_PER_BLOCK = 100
+LIVE_INTERVAL_S = 0.05  # 20 events a second
+SIMPLE_INPUTS = [{"name": "who", "type": "address", "indexed": True},
+                 {"name": "value", "type": "uint256", "indexed": False}]
+
+# A plain typed table a user would write for the same values: text hashes and
+# addresses, numeric values, the natural key.
+PLAIN_TABLE = """CREATE TABLE public.storage_plain (
+    block_number bigint NOT NULL, block_hash text NOT NULL, transaction_hash text NOT NULL,
+    log_index integer NOT NULL, contract_address text NOT NULL, block_time timestamptz NOT NULL,
+    who text NOT NULL, value numeric NOT NULL, PRIMARY KEY (block_number, log_index))"""
+
+QUERIES = {
+    "sum": "SELECT sum(value) FROM {t}",
+    "group_by": "SELECT who, count(*), sum(value) FROM {t} GROUP BY who",
+    "block_range": "SELECT count(*), sum(value) FROM {t} WHERE block_number BETWEEN {lo} AND {hi}",
+}
+
+
+def storage(db, cluster, anvil, stored, live, report, step):
+    """Runs the phase. `stored` and `live` are Bench contracts of its own: the
+    large filter is on the first (its rows are written by SQL), the live
+    events come from the second."""
+    blocks = SCALE // EVENTS_PER_BLOCK
+    lo, hi = blocks * 45 // 100, blocks * 55 // 100  # a tenth of the blocks
+    db.execute("SELECT eventeum.add_node('storage', %s)", (anvil.url,))
+    db.execute("SELECT eventeum.add_filter(%s)", (json.dumps({
+        "id": "storage", "contractAddress": stored.address, "node": "storage",
+        "eventSpecification": {"type": "event", "name": "Simple", "inputs": SIMPLE_INPUTS},
+        "view": {"name": "storage_view"}}),))
+    step(f"writing {SCALE:,} rows in the stored shape, and the same values into a plain typed table")
+    db.execute("TRUNCATE eventeum.contract_events")  # the earlier phases' rows and dead space
+    db.execute("CHECKPOINT")
+    write_stored_rows(db, stored.address)
+    db.execute(PLAIN_TABLE)
+    db.execute("""INSERT INTO public.storage_plain
+                  SELECT block_number, block_hash, transaction_hash, log_index, address,
+                         to_timestamp(block_timestamp), indexed_parameters -> 0 ->> 'value',
+                         (non_indexed_parameters -> 0 ->> 'value')::numeric
+                    FROM eventeum.contract_events WHERE filter_id = 'storage'""")
+    db.execute("VACUUM ANALYZE eventeum.contract_events")
+    db.execute("VACUUM ANALYZE public.storage_plain")
+    stored = db.execute("SELECT pg_total_relation_size('eventeum.contract_events')").fetchone()[0]
+    plain = db.execute("SELECT pg_total_relation_size('public.storage_plain')").fetchone()[0]
+    report("storage_bytes_per_event", stored / SCALE, f"bytes per event on disk, {SCALE:,} events", "B",
+           "(table and indexes)")
+    report("storage_bytes_vs_plain", stored / plain, "bytes per event / plain typed table", "",
+           f"(goal <= 1.3; baseline {plain / SCALE:,.0f} B: text hashes and addresses, numeric, its primary key)")
+
+    for name, query in QUERIES.items():
+        view_ms = timed(db, query.format(t="eventeum.storage_view", lo=lo, hi=hi))
+        plain_ms = timed(db, query.format(t="public.storage_plain", lo=lo, hi=hi))
+        report(f"storage_{name}_ms", view_ms, f"typed view {name.replace('_', ' ')}, {SCALE:,} events", "ms",
+               f"(median of 5; plain typed table {plain_ms:,.1f} ms)")
+        report(f"storage_{name}_vs_plain", view_ms / plain_ms, f"typed view {name.replace('_', ' ')} / plain", "",
+               "(goal <= 1.3)")
+
+    quiet, busy, build_s = live_waits_during_index_build(db, cluster, anvil, live, step)
+    report("storage_index_build_s", build_s, f"set_view adding an index, {SCALE:,} events", "s")
+    report("storage_longest_wait_during_build_ms", busy, "longest live-event wait while it builds", "ms",
+           f"(goal <= 1,000; 20 events a second; the same time with no build: {quiet:,.0f} ms)")
+
+    db.execute("CREATE INDEX ON public.storage_plain (who, block_number)")
+    db.execute("ANALYZE public.storage_plain")
+    lookup = "SELECT * FROM {t} WHERE who = %s ORDER BY block_number DESC LIMIT 50"
+    view_ms = lookup_ms(db, lookup.format(t="eventeum.storage_view"))
+    plain_ms = lookup_ms(db, lookup.format(t="public.storage_plain"))
+    report("storage_lookup_vs_plain", view_ms / plain_ms, "indexed lookup by an EIP-55 address / plain", "",
+           f"(goal <= 1.1; p50 {view_ms:.2f} ms against {plain_ms:.2f} ms)")
+
+    db.execute("DROP TABLE public.storage_plain")
+    db.execute("SELECT eventeum.remove_filter('storage')")
+    db.execute("DELETE FROM eventeum.contract_events WHERE filter_id = 'storage'")
+    db.execute("SELECT eventeum.remove_node('storage')")
+    db.execute("VACUUM eventeum.contract_events")
+
+
+def who(i_sql):
+    """An address of decimal digits only: its EIP-55 form is itself."""
+    return f"'0x' || lpad((1 + mod({i_sql}, {ADDRESSES}))::text, 40, '0')"
+
+
+def write_stored_rows(db, contract):
+    """SCALE rows of filter `storage`, as the worker writes them (no NOTIFY:
+    the worker writes backfilled rows without one too)."""
+    batch = 1_000_000
+    for first in range(1, SCALE + 1, batch):
+        db.execute(f"""INSERT INTO eventeum.contract_events
+                         (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
+                          log_index, indexed_parameters, non_indexed_parameters, event_specification_signature,
+                          status, block_timestamp)
+                       SELECT tx || '-' || bh || '-' || mod(i, {EVENTS_PER_BLOCK}), 'storage', 'storage', 'Simple',
+                              %(contract)s, i / {EVENTS_PER_BLOCK}, bh, tx, mod(i, {EVENTS_PER_BLOCK}),
+                              jsonb_build_array(jsonb_build_object('type', 'address', 'value', {who('i')})),
+                              jsonb_build_array(jsonb_build_object('type', 'uint256', 'value', i)),
+                              'x', 'CONFIRMED', 1700000000 + i / {EVENTS_PER_BLOCK} * 12
+                         FROM generate_series(%(first)s, %(last)s) AS i,
+                              LATERAL (SELECT '0x' || md5('b' || (i / {EVENTS_PER_BLOCK})) ||
+                                                      md5('B' || (i / {EVENTS_PER_BLOCK})) AS bh,
+                                              '0x' || md5('t' || i) || md5('T' || i) AS tx) AS h""",
+                   {"contract": contract, "first": first, "last": min(SCALE, first + batch - 1)})
+
+
+def timed(db, query, runs=5):
+    db.execute(query).fetchall()  # warm the cache and the plan
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        db.execute(query).fetchall()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def lookup_ms(db, query):
+    times = []
+    for i in range(300):
+        address = f"0x{1 + i % ADDRESSES:040d}"
+        start = time.perf_counter()
+        got = db.execute(query, (address,)).fetchall()
+        times.append((time.perf_counter() - start) * 1000)
+        assert len(got) == 50, len(got)
+    return statistics.median(times[50:])  # the first calls warm the cache and the plan
+
+
+class LiveEvents:
+    """One event every LIVE_INTERVAL_S on a contract of its own, and when its
+    first NOTIFY came: the longest wait is the longest the worker's inserts
+    stalled."""
+
+    def __init__(self, cluster, anvil, emitter, node):
+        self.cluster, self.anvil, self.emitter, self.node = cluster, anvil, emitter, node
+        self.sent, self.arrived = {}, {}
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        self.listener = self.cluster.connect()
+        self.listener.execute("LISTEN eventeum_contract_events")
+        self.threads = [threading.Thread(target=self._listen, daemon=True),
+                        threading.Thread(target=self._mine, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.threads[1].join()
+        deadline = time.perf_counter() + 60
+        while set(self.sent) - set(self.arrived) and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        self.threads[0].join()
+        self.listener.close()
+
+    def _mine(self):
+        i = 0
+        while not self.stop.is_set():
+            start = time.perf_counter()
+            tx = self.anvil.submit(self.emitter.address, self.emitter.calldata("emitMany(uint256,uint256)", 1, 10**12 + i))
+            self.sent[tx] = start
+            i += 1
+            time.sleep(max(0.0, LIVE_INTERVAL_S - (time.perf_counter() - start)))
+
+    def _listen(self):
+        while not (self.stop.is_set() and not set(self.sent) - set(self.arrived)):
+            for note in self.listener.notifies(timeout=0.2, stop_after=1):
+                details = json.loads(note.payload).get("details", {})
+                if details.get("nodeName") == self.node:
+                    self.arrived.setdefault(details.get("transactionHash"), time.perf_counter())
+            if self.stop.is_set() and time.perf_counter() > max(self.sent.values(), default=0) + 60:
+                return
+
+    def longest_wait_ms(self):
+        missing = set(self.sent) - set(self.arrived)
+        assert not missing, f"{len(missing)} of {len(self.sent)} live events never arrived"
+        return max(self.arrived[tx] - sent for tx, sent in self.sent.items()) * 1000
+
+
+def live_waits_during_index_build(db, cluster, anvil, live, step):
+    """The longest live wait while set_view adds an index on the large filter,
+    then over as long a stretch with no build. Returns (quiet ms, during the
+    build ms, build s)."""
+    db.execute("SELECT eventeum.add_node('storage_live', %s, %s)",
+               (anvil.ws_url, json.dumps({"blockStrategy": "PUBSUB", "blockNotification": False,
+                                          "numBlocksToWait": 0})))
+    db.execute("SELECT eventeum.add_filter(%s)", (json.dumps({
+        "id": "storage_live", "contractAddress": live.address, "node": "storage_live",
+        "eventSpecification": {"type": "event", "name": "Simple", "inputs": SIMPLE_INPUTS}, "view": False}),))
+    head = anvil.block_number()
+
+    def followed():
+        row = db.execute("SELECT latest_block FROM eventeum.node_state WHERE node = 'storage_live'").fetchone()
+        return bool(row and row[0] is not None and row[0] >= head)
+    wait_until(followed, timeout=60, what="storage_live followed")
+    time.sleep(1)  # the filter reaches the follower
+    with LiveEvents(cluster, anvil, live, "storage_live") as events:
+        time.sleep(2)
+        start = time.perf_counter()
+        db.execute("""SELECT eventeum.set_view('storage', '{"name": "storage_view", "index": ["who"]}')""")
+        build_s = time.perf_counter() - start
+        time.sleep(1)
+    busy = events.longest_wait_ms()
+    step(f"index built in {build_s:.1f} s; {len(events.sent)} live events, the longest waited {busy:.0f} ms")
+    with LiveEvents(cluster, anvil, live, "storage_live") as quiet_events:
+        time.sleep(build_s + 3)
+    quiet = quiet_events.longest_wait_ms()
+    db.execute("SELECT eventeum.remove_filter('storage_live')")
+    db.execute("SELECT eventeum.remove_node('storage_live')")
+    return quiet, busy, build_s
