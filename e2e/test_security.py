@@ -46,8 +46,12 @@ MANAGEMENT_CALLS = [
 ]
 READER_FUNCTIONS = {"list_filters", "list_transaction_monitors", "health", "prometheus"}
 CONSUMER_FUNCTIONS = {"poll", "ack"}
-# What typed views call as their reader (security_invoker): pure, so not SECURITY DEFINER.
-VIEW_FUNCTIONS = {"parameter_bytes"}
+# What typed views call as their reader (security_invoker), and the compact
+# types' functions their operators call: pure, so not SECURITY DEFINER.
+TYPE_FUNCTIONS = {f"{t}_{f}" for t in ("address", "hash")
+                  for f in ("in", "out", "recv", "send", "eq", "ne", "lt", "le", "gt", "ge", "cmp", "hash",
+                            "hash_extended")}
+VIEW_FUNCTIONS = {"parameter_bytes"} | TYPE_FUNCTIONS
 ADMIN_FUNCTIONS = {"add_node", "remove_node", "add_filter", "remove_filter", "add_transaction_monitor",
                    "remove_transaction_monitor", "add_broadcaster", "remove_broadcaster", "list_broadcasters",
                    "replay_dead_letters", "create_consumer_group", "grant_consumer_group", "revoke_consumer_group",

@@ -51,6 +51,21 @@ pub enum ApiError {
     #[error("eventeum's worker does not serve database \"{database}\"")]
     NotServed { database: String, served: String },
 
+    /// Text that is not a value of one of eventeum's types (`eventeum.address`, ...).
+    #[error("invalid input syntax for type {type_name}: \"{input}\": {reason}")]
+    InvalidText {
+        type_name: &'static str,
+        input: String,
+        reason: String,
+    },
+
+    /// Binary input that is not a value of one of eventeum's types.
+    #[error("invalid binary value for type {type_name}: {reason}")]
+    InvalidBinary {
+        type_name: &'static str,
+        reason: String,
+    },
+
     /// The object is still used by others, e.g. a node that has filters.
     #[error("{kind} \"{name}\" is still in use: {detail}")]
     InUse {
@@ -105,6 +120,8 @@ impl ApiError {
             ApiError::InUse { .. } => SqlState::DependentObjectsStillExist,
             ApiError::Forbidden { .. } => SqlState::InsufficientPrivilege,
             ApiError::NotServed { .. } => SqlState::ObjectNotInPrerequisiteState,
+            ApiError::InvalidText { .. } => SqlState::InvalidTextRepresentation,
+            ApiError::InvalidBinary { .. } => SqlState::InvalidBinaryRepresentation,
         }
     }
 
@@ -118,7 +135,10 @@ impl ApiError {
             ApiError::NotServed { served, .. } => Some(format!(
                 "the worker serves database \"{served}\" (eventeum.database, set in postgresql.conf; a change needs a restart): configure eventeum there"
             )),
-            ApiError::Duplicate { .. } | ApiError::NoSchema { .. } => None,
+            ApiError::Duplicate { .. }
+            | ApiError::NoSchema { .. }
+            | ApiError::InvalidText { .. }
+            | ApiError::InvalidBinary { .. } => None,
         }
     }
 }
@@ -147,6 +167,10 @@ pub enum SqlState {
     InsufficientPrivilege,
     /// 55000: this database is not the one the worker serves.
     ObjectNotInPrerequisiteState,
+    /// 22P02: text that is not a value of the type.
+    InvalidTextRepresentation,
+    /// 22P03: binary input that is not a value of the type.
+    InvalidBinaryRepresentation,
 }
 
 impl SqlState {
@@ -161,6 +185,8 @@ impl SqlState {
             SqlState::DependentObjectsStillExist => "2BP01",
             SqlState::InsufficientPrivilege => "42501",
             SqlState::ObjectNotInPrerequisiteState => "55000",
+            SqlState::InvalidTextRepresentation => "22P02",
+            SqlState::InvalidBinaryRepresentation => "22P03",
         }
     }
 }

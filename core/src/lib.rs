@@ -16,7 +16,8 @@
 //!
 //! And what the SQL API validates before anything is stored (any thread):
 //! [`event`] (event specifications), [`spec`] (filters), [`view`] (typed
-//! views), [`node`], [`monitor`], [`broadcast`], [`redact`], [`netpolicy`]
+//! views), [`node`], [`monitor`], [`broadcast`], [`redact`], [`netpolicy`],
+//! [`compact`] (the 20- and 32-byte storage types' text)
 //! (where nodes and brokers may live), with [`error`] mapping each failure
 //! to its SQLSTATE; [`states`] holds the enums for the states and kinds the
 //! schema names, [`limits`] every tunable bound, and [`wake`] the signal
@@ -26,7 +27,7 @@
 //! A module imports only from its own layer or a lower one, and never round
 //! a cycle; `tests/layers.rs` reads the imports and fails otherwise. Lowest first:
 //! - L0: [`limits`], [`states`], [`error`], [`redact`], [`netpolicy`], [`discard`], [`wake`]
-//! - L1: [`event`], [`node`], [`broadcast`], [`message`]
+//! - L1: [`event`], [`node`], [`broadcast`], [`message`], [`compact`]
 //! - L2: [`view`]
 //! - L3: [`spec`]
 //! - L4: [`monitor`], [`matcher`], [`decode`]
@@ -37,6 +38,7 @@
 //! - L9: [`follow`], [`relay`], [`metrics`]
 
 pub mod broadcast;
+pub mod compact;
 pub mod config;
 pub mod decode;
 pub mod discard;

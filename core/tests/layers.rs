@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "discard",
         "wake",
     ],
-    &["event", "node", "broadcast", "message"],
+    &["event", "node", "broadcast", "message", "compact"],
     &["view"],
     &["spec"],
     &["monitor", "matcher", "decode"],

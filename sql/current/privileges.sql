@@ -50,6 +50,37 @@ ALTER FUNCTION bump_config_version() SECURITY DEFINER SET search_path = pg_catal
 ALTER FUNCTION filter_view_trigger() SECURITY DEFINER SET search_path = pg_catalog, eventeum, pg_temp;
 GRANT EXECUTE ON FUNCTION parameter_bytes(text) TO eventeum_reader;
 
+-- The compact types' functions: whoever reads events compares and hashes
+-- them through their operators, which check EXECUTE.
+GRANT EXECUTE ON FUNCTION
+    address_in(cstring),
+    address_out(address),
+    address_recv(internal),
+    address_send(address),
+    address_eq(address, address),
+    address_ne(address, address),
+    address_lt(address, address),
+    address_le(address, address),
+    address_gt(address, address),
+    address_ge(address, address),
+    address_cmp(address, address),
+    address_hash(address),
+    address_hash_extended(address, bigint),
+    hash_in(cstring),
+    hash_out(hash),
+    hash_recv(internal),
+    hash_send(hash),
+    hash_eq(hash, hash),
+    hash_ne(hash, hash),
+    hash_lt(hash, hash),
+    hash_le(hash, hash),
+    hash_gt(hash, hash),
+    hash_ge(hash, hash),
+    hash_cmp(hash, hash),
+    hash_hash(hash),
+    hash_hash_extended(hash, bigint)
+   TO eventeum_reader;
+
 -- Consumers (eventeum_consumer) may call poll and ack, each for the groups
 -- granted to them (grant_consumer_group); the admin may consume every group.
 -- Readers read; they change no delivery state.

@@ -13,6 +13,7 @@
 //! plain SQL (`sql/`).
 
 mod broadcasters;
+mod compact_types;
 mod filters;
 mod groups;
 mod monitors;
@@ -40,6 +41,10 @@ pub(super) fn raise(error: ApiError) -> ! {
         SqlState::InsufficientPrivilege => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         SqlState::ObjectNotInPrerequisiteState => {
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+        }
+        SqlState::InvalidTextRepresentation => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        SqlState::InvalidBinaryRepresentation => {
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION
         }
     };
     let mut report = pgrx::pg_sys::panic::ErrorReport::new(code, error.to_string(), "eventeum");

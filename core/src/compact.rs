@@ -1,0 +1,143 @@
+//! The compact storage types (any thread): `eventeum.address` and
+//! `eventeum.hash` hold 20 and 32 bytes, and read and print as the text
+//! Eventeum shows, EIP-55 for an address and lower-case `0x` hex for a hash.
+//! Their rules are here, without pgrx, so that they are tested without a
+//! database; `api/compact_types.rs` is their Postgres side.
+
+use alloy::primitives::{Address, B256};
+
+use crate::error::ApiError;
+
+/// The compact types, by the name SQL knows them by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactType {
+    /// `eventeum.address`: 20 bytes.
+    Address,
+    /// `eventeum.hash`: 32 bytes.
+    Hash,
+}
+
+impl CompactType {
+    /// Its SQL name, schema included.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            CompactType::Address => "eventeum.address",
+            CompactType::Hash => "eventeum.hash",
+        }
+    }
+
+    /// How many bytes a value holds.
+    pub fn size(self) -> usize {
+        match self {
+            CompactType::Address => 20,
+            CompactType::Hash => 32,
+        }
+    }
+
+    /// A value's bytes from its text: `0x` and the hex digits, in any case.
+    /// An address in mixed case must carry a valid EIP-55 checksum, as
+    /// Eventeum's own addresses do: a mistyped digit is caught, not stored.
+    pub fn parse(self, text: &str) -> Result<Vec<u8>, ApiError> {
+        let invalid = |reason: &str| ApiError::InvalidText {
+            type_name: self.sql_name(),
+            input: text.chars().take(80).collect(),
+            reason: reason.to_string(),
+        };
+        let digits = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .ok_or_else(|| invalid("it must start with 0x"))?;
+        if digits.len() != 2 * self.size() {
+            return Err(invalid(&format!(
+                "it must have {} hex digits after 0x, not {}",
+                2 * self.size(),
+                digits.len()
+            )));
+        }
+        let bytes = alloy::hex::decode(digits).map_err(|_| invalid("it is not hex"))?;
+        if self == CompactType::Address {
+            let mixed = digits.bytes().any(|b| b.is_ascii_lowercase())
+                && digits.bytes().any(|b| b.is_ascii_uppercase());
+            if mixed && Address::parse_checksummed(text, None).is_err() {
+                return Err(invalid(
+                    "its mixed case is not its EIP-55 checksum (write it in lower case to skip the check)",
+                ));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// A value's text from its bytes, or None when there are not
+    /// [`CompactType::size`] of them.
+    pub fn format(self, bytes: &[u8]) -> Option<String> {
+        if bytes.len() != self.size() {
+            return None;
+        }
+        Some(match self {
+            CompactType::Address => Address::from_slice(bytes).to_checksum(None),
+            CompactType::Hash => format!("{:#x}", B256::from_slice(bytes)),
+        })
+    }
+
+    /// Whether `bytes` is a value of this type (for binary input).
+    pub fn fits(self, bytes: &[u8]) -> bool {
+        bytes.len() == self.size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CompactType::{Address, Hash};
+    use crate::error::ApiError;
+
+    const WETH: &str = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2";
+
+    #[test]
+    fn an_address_reads_in_any_case_and_prints_eip55() {
+        for text in [
+            WETH,
+            &WETH.to_lowercase(),
+            &WETH.to_uppercase().replace("0X", "0x"),
+        ] {
+            let bytes = Address.parse(text).unwrap();
+            assert_eq!(bytes.len(), 20);
+            assert_eq!(Address.format(&bytes).unwrap(), WETH);
+        }
+    }
+
+    #[test]
+    fn a_mixed_case_address_with_a_wrong_checksum_is_refused() {
+        let wrong = WETH.replacen('C', "c", 1).replacen('a', "A", 1);
+        let error = Address.parse(&wrong).unwrap_err();
+        assert!(matches!(error, ApiError::InvalidText { .. }), "{error:?}");
+        assert!(error.to_string().contains("EIP-55"), "{error}");
+    }
+
+    #[test]
+    fn malformed_text_is_refused_with_the_reason() {
+        for (text, reason) in [
+            ("C02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2", "0x"),
+            ("0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc", "40 hex digits"),
+            ("0xZ02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", "not hex"),
+            ("", "0x"),
+        ] {
+            let error = Address.parse(text).unwrap_err().to_string();
+            assert!(error.contains(reason), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_hash_prints_in_lower_case() {
+        let text = format!("0x{}", "AB".repeat(32));
+        let bytes = Hash.parse(&text).unwrap();
+        assert_eq!(Hash.format(&bytes).unwrap(), text.to_lowercase());
+        assert!(Hash.parse(&text[..65]).is_err());
+    }
+
+    #[test]
+    fn only_values_of_the_right_length_print() {
+        assert_eq!(Address.format(&[0; 19]), None);
+        assert_eq!(Hash.format(&[0; 33]), None);
+        assert!(Hash.fits(&[0; 32]) && !Address.fits(&[0; 32]));
+    }
+}
