@@ -24,18 +24,18 @@ def test_a_hash_prints_in_lower_case(db):
     assert one(db, "SELECT octet_length(%s::eventeum.hash::bytea)", HASH) == 32
 
 
-@pytest.mark.parametrize("sql, written, state", [
-    ("SELECT %s::eventeum.address", WETH[:-2] + "cC2", "22P02"),   # mixed case, wrong checksum
-    ("SELECT %s::eventeum.address", WETH[2:], "22P02"),             # no 0x
-    ("SELECT %s::eventeum.address", WETH[:-1], "22P02"),            # 39 digits
-    ("SELECT %s::eventeum.address", "0x" + "zz" * 20, "22P02"),     # not hex
-    ("SELECT %s::eventeum.hash", "0x1234", "22P02"),
+@pytest.mark.parametrize("sql, written, reason", [
+    ("SELECT %s::eventeum.address", WETH[:-3] + "cC2", "EIP-55 checksum"),   # mixed case, one letter off
+    ("SELECT %s::eventeum.address", WETH[2:], "must start with 0x"),
+    ("SELECT %s::eventeum.address", WETH[:-1], "40 hex digits after 0x, not 39"),
+    ("SELECT %s::eventeum.address", "0x" + "zz" * 20, "not hex"),
+    ("SELECT %s::eventeum.hash", "0x1234", "64 hex digits after 0x, not 4"),
 ])
-def test_malformed_text_is_refused(db, sql, written, state):
+def test_malformed_text_is_refused_with_the_reason(db, sql, written, reason):
     with pytest.raises(psycopg.Error) as failure:
         db.execute(sql, (written,))
-    assert failure.value.sqlstate == state
-    db.rollback()
+    assert failure.value.sqlstate == "22P02"
+    assert reason in str(failure.value), failure.value
 
 
 def test_equality_is_on_bytes_and_uses_an_index(db):
