@@ -15,9 +15,9 @@ use pgrx::prelude::{pg_guard, pg_sys};
 
 // The stages that run off the main thread, from the pgrx-free core crate.
 pub use eventeum_core::{
-    broadcast, compact, config, decode, discard, error, event, follow, limits, matcher, message,
-    metrics, monitor, netpolicy, node, protocol, redact, relay, rows, rpc, spec, states, view,
-    wake,
+    broadcast, compact, config, decode, discard, error, event, follow, kind, limits, matcher,
+    message, metrics, monitor, netpolicy, node, protocol, redact, relay, rows, rpc, spec, states,
+    view, wake,
 };
 
 mod api;

@@ -17,7 +17,8 @@
 //! And what the SQL API validates before anything is stored (any thread):
 //! [`event`] (event specifications), [`spec`] (filters), [`view`] (typed
 //! views), [`node`], [`monitor`], [`broadcast`], [`redact`], [`netpolicy`],
-//! [`compact`] (the 20- and 32-byte storage types' text)
+//! [`compact`] (the 20- and 32-byte storage types' text), [`kind`] (event
+//! kinds: what storage keeps of an event's parameters)
 //! (where nodes and brokers may live), with [`error`] mapping each failure
 //! to its SQLSTATE; [`states`] holds the enums for the states and kinds the
 //! schema names, [`limits`] every tunable bound, and [`wake`] the signal
@@ -28,7 +29,7 @@
 //! a cycle; `tests/layers.rs` reads the imports and fails otherwise. Lowest first:
 //! - L0: [`limits`], [`states`], [`error`], [`redact`], [`netpolicy`], [`discard`], [`wake`]
 //! - L1: [`event`], [`node`], [`broadcast`], [`message`], [`compact`]
-//! - L2: [`view`]
+//! - L2: [`view`], [`kind`]
 //! - L3: [`spec`]
 //! - L4: [`monitor`], [`matcher`], [`decode`]
 //! - L5: [`config`]
@@ -45,6 +46,7 @@ pub mod discard;
 pub mod error;
 pub mod event;
 pub mod follow;
+pub mod kind;
 pub mod limits;
 pub mod matcher;
 pub mod message;

@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
         "wake",
     ],
     &["event", "node", "broadcast", "message", "compact"],
-    &["view"],
+    &["view", "kind"],
     &["spec"],
     &["monitor", "matcher", "decode"],
     &["config"],
