@@ -60,6 +60,9 @@ pub fn specification_of_abi_event(event: &Event) -> ApiResult<EventSpecification
             specification.non_indexed.push(def);
         }
     }
+    // A snapshot holds one per filter: no spare capacity from the pushes.
+    specification.indexed.shrink_to_fit();
+    specification.non_indexed.shrink_to_fit();
     specification.validate()?;
     Ok(specification)
 }

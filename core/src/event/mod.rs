@@ -122,6 +122,7 @@ impl EventSpecification {
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
             out.sort_by_key(|p| p.position);
+            out.shrink_to_fit();
             Ok(out)
         };
         let specification = EventSpecification {
