@@ -90,7 +90,9 @@ impl NodeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterConfig {
     pub id: String,
-    pub definition: FilterDefinition,
+    /// Shared, not copied, when a follower fills in the filter's start:
+    /// with 10,000 filters a copy of every definition cost megabytes.
+    pub definition: Arc<FilterDefinition>,
     pub topic0: B256,
     /// When the filter was added (microseconds since the epoch): a filter
     /// removed and added again under its id is a new filter.
@@ -172,7 +174,7 @@ impl FilterConfig {
             start: definition.start_block.or(backfill.map(|b| b.from)),
             matcher: LogMatcher::resolve(&definition, sets),
             feeds: vec![],
-            definition,
+            definition: Arc::new(definition),
             added_at,
             backfill,
         }
