@@ -99,6 +99,37 @@ def storage(db, cluster, anvil, stored, live, report, step):
     db.execute("VACUUM eventeum.contract_events")
 
 
+# The narrow typed table issue 34 sets the backfill against: the values a
+# user keeps of a Simple event, hashes and addresses as bytes.
+NARROW_TABLE = """CREATE TABLE public.bench_narrow (
+    block_number bigint NOT NULL, log_index integer NOT NULL, transaction_hash bytea NOT NULL,
+    who bytea NOT NULL, value numeric NOT NULL, PRIMARY KEY (block_number, log_index))"""
+
+
+def narrow_copy_seconds(db, filter_id, rows):
+    """COPY of a backfill's rows into a narrow typed table: the other limit a
+    backfill is measured against (next to raw eth_getLogs)."""
+    buffer = bytearray()
+    query = f"""COPY (SELECT block_number, log_index, decode(substr(transaction_hash, 3), 'hex'),
+                             decode(substr(indexed_parameters -> 0 ->> 'value', 3), 'hex'),
+                             (non_indexed_parameters -> 0 ->> 'value')::numeric
+                        FROM eventeum.contract_events WHERE filter_id = '{filter_id}')
+                TO STDOUT (FORMAT binary)"""
+    with db.cursor().copy(query) as copy:
+        for chunk in copy:
+            buffer += chunk
+    db.execute("DROP TABLE IF EXISTS public.bench_narrow")
+    db.execute(NARROW_TABLE)
+    start = time.perf_counter()
+    with db.cursor().copy("COPY public.bench_narrow FROM STDIN (FORMAT binary)") as copy:
+        copy.write(bytes(buffer))
+    elapsed = time.perf_counter() - start
+    copied = db.execute("SELECT count(*) FROM public.bench_narrow").fetchone()[0]
+    assert copied == rows, copied
+    db.execute("DROP TABLE public.bench_narrow")
+    return elapsed
+
+
 def who(i_sql):
     """An address of decimal digits only: its EIP-55 form is itself."""
     return f"'0x' || lpad((1 + mod({i_sql}, {ADDRESSES}))::text, 40, '0')"
