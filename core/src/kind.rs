@@ -89,17 +89,11 @@ pub struct EventKind {
 impl EventKind {
     /// The kind of events of `spec`.
     pub fn of(spec: &EventSpecification) -> Self {
-        let mut all: Vec<(bool, &ParameterDefinition)> = spec
-            .indexed
-            .iter()
-            .map(|p| (true, p))
-            .chain(spec.non_indexed.iter().map(|p| (false, p)))
-            .collect();
-        all.sort_by_key(|(_, p)| p.position);
         EventKind {
-            parameters: all
+            parameters: spec
+                .in_declaration_order()
                 .into_iter()
-                .map(|(indexed, p)| KindParameter {
+                .map(|(indexed, _, p)| KindParameter {
                     indexed,
                     sol_name: p.ty.sol_name(),
                     storage: StorageType::of(p, indexed),

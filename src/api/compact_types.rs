@@ -19,11 +19,7 @@ use crate::error::ApiError;
 fn text_in(ty: CompactType, input: &CStr) -> Vec<u8> {
     match input.to_str() {
         Ok(text) => or_raise(ty.parse(text)),
-        Err(_) => raise(ApiError::InvalidText {
-            type_name: ty.sql_name(),
-            input: input.to_string_lossy().chars().take(80).collect(),
-            reason: "it is not UTF-8".into(),
-        }),
+        Err(_) => raise(ty.invalid_text(&input.to_string_lossy(), "it is not UTF-8")),
     }
 }
 

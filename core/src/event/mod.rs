@@ -49,11 +49,31 @@ pub struct EventSpecification {
 impl EventSpecification {
     /// `Name(type0,type1,...)` with the types in declaration order.
     pub fn canonical_signature(&self) -> String {
-        let mut all: Vec<&ParameterDefinition> =
-            self.indexed.iter().chain(self.non_indexed.iter()).collect();
-        all.sort_by_key(|p| p.position);
-        let types: Vec<String> = all.iter().map(|p| p.ty.sol_name()).collect();
+        let types: Vec<String> = self
+            .in_declaration_order()
+            .iter()
+            .map(|(_, _, p)| p.ty.sol_name())
+            .collect();
         format!("{}({})", self.event_name, types.join(","))
+    }
+
+    /// Every parameter in declaration order, each with whether it is
+    /// indexed and its index in `indexed` or `non_indexed`.
+    pub fn in_declaration_order(&self) -> Vec<(bool, usize, &ParameterDefinition)> {
+        let mut all: Vec<(bool, usize, &ParameterDefinition)> = self
+            .indexed
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (true, i, p))
+            .chain(
+                self.non_indexed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (false, i, p)),
+            )
+            .collect();
+        all.sort_by_key(|(_, _, p)| p.position);
+        all
     }
 
     /// Where the parameter at declaration `position` is: `(true, i)` for

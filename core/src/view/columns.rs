@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use alloy::dyn_abi::DynSolType;
 
 use super::{kept_as_given, literal, MAX_NAME, META_COLUMNS};
-use crate::event::{Component, EventSpecification, ParamType, ParameterDefinition};
+use crate::event::{Component, EventSpecification, ParamType};
 
 /// The SQL types of scalar columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,21 +113,8 @@ impl Column {
 
 /// The columns of `spec`'s parameters in declaration order, named after them.
 pub fn columns(spec: &EventSpecification) -> Vec<Column> {
-    let mut params: Vec<(bool, usize, &ParameterDefinition)> = spec
-        .indexed
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (true, i, p))
-        .chain(
-            spec.non_indexed
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (false, i, p)),
-        )
-        .collect();
-    params.sort_by_key(|(_, _, p)| p.position);
     let mut names = UniqueNames::new(META_COLUMNS.iter().map(|s| s.to_string()));
-    params
+    spec.in_declaration_order()
         .into_iter()
         .map(|(indexed, index, p)| {
             let hashed = indexed && p.ty.is_hashed_when_indexed();
