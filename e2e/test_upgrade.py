@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from harness import PG_CONFIG
+from harness import PG_CONFIG, keccak256, to_checksum
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = ROOT / "sql" / "releases"
@@ -240,7 +240,8 @@ def test_upgrade_scripts_lead_from_every_release_to_the_current_version():
 def test_filters_from_before_0_7_0_get_their_typed_views(released_scripts, scratch_databases):
     """0.7.0 gives every filter a typed view: the update creates one for each
     filter there is (none, with a NOTICE, where the default name is taken),
-    outside the extension, so that pg_dump keeps it."""
+    outside the extension, so that pg_dump keeps it. (This library makes the
+    views in the 0.8.0 update, over the kind tables, so the chain goes on to it.)"""
     transfer = {"eventName": "Transfer",
                 "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS", "name": "from"},
                                                 {"position": 1, "type": "ADDRESS", "name": "to"}],
@@ -255,7 +256,7 @@ def test_filters_from_before_0_7_0_get_their_typed_views(released_scripts, scrat
                                    (id, node, contract_address, event_name, event_signature, definition)
                             VALUES (%s, 'default', %s, 'Transfer', '0x', %s)""",
                          (fid, definition["contractAddress"], json.dumps(definition)))
-        conn.execute("ALTER EXTENSION eventeum UPDATE TO '0.7.0'")
+        conn.execute("ALTER EXTENSION eventeum UPDATE")
         columns = conn.execute("""SELECT attname::text FROM pg_attribute WHERE attrelid = 'eventeum.old_transfers'::regclass
                                      AND attnum > 0 ORDER BY attnum""").fetchall()
         assert [c for (c,) in columns][:3] == ["from", "to", "value"]
@@ -264,3 +265,72 @@ def test_filters_from_before_0_7_0_get_their_typed_views(released_scripts, scrat
         assert conn.execute("SELECT definition -> 'view' FROM eventeum.contract_event_filters WHERE id = 'nodes'"
                             ).fetchone() == (False,)
         assert conn.execute("SELECT relkind::text FROM pg_class WHERE oid = 'eventeum.nodes'::regclass").fetchone() == ("r",)
+
+
+def test_the_0_8_0_update_moves_events_into_kind_tables(released_scripts, scratch_databases):
+    """contract_events' rows move into the kind tables: a typed filter's rows
+    into its kind's table, with a column per value; a filter with an array,
+    and a removed filter's rows, into the JSON table. contract_events reads
+    the same rows after the update, JSON lists included, and the typed
+    view shows the values."""
+    transfer = {"eventName": "Transfer",
+                "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS", "name": "from"},
+                                                {"position": 1, "type": "ADDRESS", "name": "to"}],
+                "nonIndexedParameterDefinitions": [{"position": 2, "type": "UINT256", "name": "value"}]}
+    listed = {"eventName": "Listed",
+              "nonIndexedParameterDefinitions": [{"position": 0, "type": "UINT256[]", "name": "amounts"}]}
+    alice, bob = to_checksum("0x" + "11" * 20), to_checksum("0x" + "22" * 20)
+
+    def row(i, filter_id, name, indexed, non_indexed):
+        block_hash, tx = "0x" + f"{i:064x}", "0x" + f"{i + 1000:064x}"
+        return (f"{tx}-{block_hash}-{i}", filter_id, name, to_checksum("0x" + "5f" * 20), i, block_hash, tx, i,
+                json.dumps(indexed), json.dumps(non_indexed), "0x" + f"{i:064x}",
+                "CONFIRMED" if i % 2 else "UNCONFIRMED", 1700000000 + i)
+
+    rows = [row(i, "transfers", "Transfer",
+                [{"type": "address", "value": alice}, {"type": "address", "value": bob}],
+                [{"type": "uint256", "value": 10**30 + i}]) for i in range(1, 6)]
+    rows.append(row(6, "listed", "Listed", [], [{"type": "uint256[]", "value": [{"type": "uint256", "value": 7}]}]))
+    rows.append(row(7, "gone", "Gone", [], [{"type": "bool", "value": 1}]))
+    with scratch_databases("upgrade_moves") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.7.0'")
+        conn.execute("INSERT INTO eventeum.nodes (name, url, options) VALUES ('default', 'http://127.0.0.1:8545', '{}')")
+        for fid, spec in (("transfers", transfer), ("listed", listed)):
+            definition = {"id": fid, "contractAddress": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                          "eventSpecification": spec, "node": "default"}
+            conn.execute("""INSERT INTO eventeum.contract_event_filters
+                                   (id, node, contract_address, event_name, event_signature, definition)
+                            VALUES (%s, 'default', %s, %s, %s, %s)""",
+                         (fid, definition["contractAddress"], spec["eventName"],
+                          "0x" + f"{[r[1] for r in rows].index(fid) + 1:064x}", json.dumps(definition)))
+        topic0 = {"transfers": "0x" + keccak256(b"Transfer(address,address,uint256)").hex(),
+                  "listed": "0x" + keccak256(b"Listed(uint256[])").hex(), "gone": "0x" + "77" * 32}
+        for fid in ("transfers", "listed"):
+            conn.execute("UPDATE eventeum.contract_event_filters SET event_signature = %s WHERE id = %s",
+                         (topic0[fid], fid))
+        for r in rows:
+            conn.execute("""INSERT INTO eventeum.contract_events
+                                   (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
+                                    log_index, indexed_parameters, non_indexed_parameters,
+                                    event_specification_signature, status, block_timestamp)
+                            VALUES (%s, %s, 'default', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""", r)
+        for fid, topic in topic0.items():
+            conn.execute("UPDATE eventeum.contract_events SET event_specification_signature = %s WHERE filter_id = %s",
+                         (topic, fid))
+        columns = ("id, filter_id, node, name, address, block_number, block_hash, transaction_hash, log_index, "
+                   "indexed_parameters, non_indexed_parameters, event_specification_signature, correlation_id, "
+                   "status, block_timestamp, created_at, updated_at")
+        before = conn.execute(f"SELECT {columns} FROM eventeum.contract_events ORDER BY id").fetchall()
+        conn.execute("ALTER EXTENSION eventeum UPDATE")
+        after = conn.execute(f"SELECT {columns} FROM eventeum.contract_events ORDER BY id").fetchall()
+        assert after == before
+        tables = dict(conn.execute("SELECT kind, table_name FROM eventeum.event_kinds").fetchall())
+        assert set(tables) == {"address!,address!,uint256", "(values as Eventeum's JSON lists)"}
+        counts = {kind: conn.execute(f"SELECT count(*) FROM eventeum_store.{name}").fetchone()[0]
+                  for kind, name in tables.items()}
+        assert counts == {"address!,address!,uint256": 5, "(values as Eventeum's JSON lists)": 2}
+        assert conn.execute('SELECT "to", value, status::text FROM eventeum.transfers ORDER BY block_number').fetchall() \
+            == [(bob, 10**30 + i, "CONFIRMED" if i % 2 else "UNCONFIRMED") for i in range(1, 6)]
+        assert conn.execute("SELECT to_regclass('eventeum.contract_events_0_7')").fetchone() == (None,)
+        assert conn.execute("SELECT relkind::text FROM pg_class WHERE oid = 'eventeum.contract_events'::regclass"
+                            ).fetchone() == ("v",)

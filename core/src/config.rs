@@ -9,6 +9,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, Bloom, B256};
 
 use crate::broadcast::BroadcasterKind;
+use crate::kind::KindTable;
 use crate::matcher::{AddressSet, AddressSets, LogMatcher};
 use crate::monitor::TransactionMonitor;
 use crate::node::NodeOptions;
@@ -26,6 +27,9 @@ pub struct ConfigSnapshot {
     /// Whether any broadcaster or consumer group reads the outbox: if none
     /// does, a quiet backfill builds no messages.
     pub outbox_readers: bool,
+    /// Every kind table (`eventeum_store`), each once: confirmations and
+    /// forks update each that holds rows of a node.
+    pub kind_tables: Vec<Arc<KindTable>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +113,20 @@ pub struct FilterConfig {
     pub matcher: LogMatcher,
     /// The sets its events add children to, when it is a factory's filter.
     pub feeds: Vec<Feed>,
+    /// Where its events are stored; None while its source is not registered
+    /// (`eventeum.event_sources`), and then its events are not stored.
+    pub storage: Option<FilterStorage>,
+}
+
+/// Where a filter's events are stored, and the small keys its rows carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterStorage {
+    /// Shared by every filter of the kind.
+    pub table: Arc<KindTable>,
+    /// `event_sources.source_key`: the filter's rows' `filter_key`.
+    pub filter_key: i32,
+    /// `event_nodes.node_key` of its node.
+    pub node_key: i32,
 }
 
 /// When a node's filters and set members were added (microseconds since the
@@ -174,6 +192,7 @@ impl FilterConfig {
             start: definition.start_block.or(backfill.map(|b| b.from)),
             matcher: LogMatcher::resolve(&definition, sets),
             feeds: vec![],
+            storage: None,
             definition: Arc::new(definition),
             added_at,
             backfill,

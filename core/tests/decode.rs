@@ -9,7 +9,7 @@ use eventeum_core::config::FilterConfig;
 use eventeum_core::decode::{decode_log, DecodeError, RawLog, RenderOptions};
 use eventeum_core::follow::{decode_logs, split_into_pieces};
 use eventeum_core::message::{ContractEventRecord, NOTIFY_PAYLOAD_LIMIT};
-use eventeum_core::rows::{prepare_events, Audience, BinaryCopy, EVENT_COLUMNS};
+use eventeum_core::rows::{prepare_events, Audience, BinaryCopy};
 use eventeum_core::spec::FilterDefinition;
 use serde_json::{json, Value};
 
@@ -427,7 +427,10 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
         "with no outbox reader, no message is built"
     );
     assert_eq!(unread.records.len(), 3, "the rows are all there");
-    assert_eq!(unread.copy, quiet.copy, "and so is their COPY data");
+    assert_eq!(
+        unread.copies[0].data, quiet.copies[0].data,
+        "and so is their COPY data"
+    );
     let prepared = prepare_events("node\t1", events, 20, 2, Audience::Listeners);
 
     let rows: Vec<_> = prepared
@@ -462,36 +465,61 @@ fn prepared_rows_carry_their_status_message_and_escaped_copy_text() {
         .collect();
     assert_eq!(notices, payloads);
 
-    // One row per record, fields in EVENT_COLUMNS order, each in its
-    // type's binary form; the tab in the node name goes as it is, the
-    // missing correlation id is NULL.
-    let copied = read_binary_copy(&prepared.copy);
+    // One row per record, in its kind table's COPY columns, each field in
+    // its type's binary form; the missing correlation id is NULL.
+    assert_eq!(prepared.copies.len(), 1, "one kind table");
+    let copy = &prepared.copies[0];
+    assert_eq!(copy.rows, [(0, 11), (1, 11), (2, 11)]);
+    let columns = copy.table.copy_columns();
+    let copied = read_binary_copy(&copy.data);
     assert_eq!(copied.len(), 3);
     let fields = &copied[0];
-    assert_eq!(fields.len(), EVENT_COLUMNS.len());
-    let field = |name| {
-        fields[EVENT_COLUMNS.iter().position(|c| *c == name).unwrap()]
-            .clone()
-            .unwrap()
-    };
-    let text = |name| String::from_utf8(field(name)).unwrap();
-    assert_eq!(text("id"), record.id);
-    assert_eq!(text("node"), "node\t1");
-    assert_eq!(text("status"), "CONFIRMED");
-    assert_eq!(field("block_number"), 18i64.to_be_bytes());
-    assert_eq!(field("log_index"), 0i32.to_be_bytes());
-    assert_eq!(
-        fields[EVENT_COLUMNS
-            .iter()
-            .position(|c| *c == "correlation_id")
-            .unwrap()],
-        None
+    assert_eq!(fields.len(), columns.len());
+    let field = |name: &str| fields[columns.iter().position(|c| c == name).unwrap()].clone();
+    let bytes = |name: &str| field(name).unwrap();
+    assert_eq!(bytes("node_key"), 3i32.to_be_bytes());
+    assert_eq!(bytes("filter_key"), 11i32.to_be_bytes());
+    assert_eq!(bytes("status"), b"CONFIRMED");
+    assert_eq!(bytes("block_number"), 18i64.to_be_bytes());
+    assert_eq!(bytes("log_index"), 0i32.to_be_bytes());
+    assert_eq!(field("correlation_id"), None);
+    assert_eq!(bytes("address"), CONTRACT.as_slice());
+    assert_eq!(bytes("p1"), ALICE.as_slice(), "an address is its 20 bytes");
+    assert_eq!(bytes("block_hash"), [18u8; 32]);
+    // numeric 5: one base-10,000 digit, weight 0, positive, scale 0.
+    assert_eq!(bytes("p3"), [0, 1, 0, 0, 0, 0, 0, 0, 0, 5]);
+}
+
+#[test]
+fn events_whose_values_have_no_column_keep_their_json_lists() {
+    let filter = filter_config("j", "Listed(uint256[] amounts)");
+    let data = DynSolValue::Tuple(vec![DynSolValue::Array(vec![DynSolValue::Uint(
+        U256::from(9),
+        256,
+    )])])
+    .abi_encode_params();
+    let logs = vec![rpc_log(vec![filter.topic0], data, 4, 0)];
+    let (events, _) = decode_logs(
+        std::slice::from_ref(&filter),
+        &logs,
+        &BTreeMap::new(),
+        RenderOptions::default(),
     );
-    let jsonb = field("non_indexed_parameters");
+    let prepared = prepare_events("n", events, 4, 2, Audience::Listeners);
+    let copy = &prepared.copies[0];
+    assert_eq!(*copy.table, eventeum_core::kind::KindTable::Json);
+    let columns = copy.table.copy_columns();
+    let row = &read_binary_copy(&copy.data)[0];
+    let jsonb = row[columns
+        .iter()
+        .position(|c| c == "non_indexed_parameters")
+        .unwrap()]
+    .clone()
+    .unwrap();
     assert_eq!(jsonb[0], 1, "jsonb's binary format starts with its version");
     assert_eq!(
         serde_json::from_slice::<Value>(&jsonb[1..]).unwrap(),
-        serde_json::from_str::<Value>(record.non_indexed_parameters.get()).unwrap()
+        serde_json::from_str::<Value>(prepared.records[0].non_indexed_parameters.get()).unwrap()
     );
 }
 

@@ -5,8 +5,9 @@ use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{Address, B256, I256, U256};
 use eventeum_core::decode::{decode_log, RawLog, RenderOptions};
 use eventeum_core::event::abi_events;
+use eventeum_core::kind::{EventKind, KindTable};
 use eventeum_core::spec::FilterDefinition;
-use eventeum_core::view::{default_view_name, ViewRequest};
+use eventeum_core::view::{default_view_name, ViewRequest, ViewSource};
 use serde_json::{json, Value};
 
 const ADDRESS: &str = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -67,7 +68,7 @@ fn columns_are_named_and_typed_after_the_parameters() {
     let got = columns(&filter);
     let got: Vec<(&str, &str)> = got.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     assert_eq!(got, expected);
-    let sql = filter.typed_view("t").unwrap().create_sql();
+    let sql = filter.typed_view("t").unwrap().create_sql(&json_source());
     assert!(
         sql.starts_with("CREATE VIEW \"eventeum\".\"t\" WITH (security_invoker = true)"),
         "{sql}"
@@ -78,7 +79,11 @@ fn columns_are_named_and_typed_after_the_parameters() {
     );
     assert!(sql.contains("jsonb_build_object(E'maker', "), "{sql}");
     assert!(sql.contains("E'p1', "), "{sql}");
-    assert!(sql.ends_with("WHERE e.filter_id = E't'"), "{sql}");
+    assert!(sql.contains("E'n\\'ode'::text AS node"), "{sql}");
+    assert!(
+        sql.ends_with("FROM eventeum_store.events_json AS e\n WHERE e.filter_key = 7"),
+        "{sql}"
+    );
     // The definition keeps the tuple's components: it parses back the same.
     let stored = filter.to_json("t");
     assert_eq!(
@@ -119,17 +124,16 @@ fn hostile_names_are_quoted_or_replaced() {
     let names: Vec<String> = columns(&filter).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, [nasty, "p1", "p2", "select", "select_", "t"]);
     let view = filter.typed_view("it's").unwrap();
-    let sql = view.create_sql();
+    let sql = view.create_sql(&json_source());
     assert!(
         sql.contains("AS \"x\"\"; DROP TABLE eventeum.nodes; --\""),
         "{sql}"
     );
     assert!(sql.contains("\"eventeum\".\"v\"\"'; --\""), "{sql}");
     assert!(sql.contains("E'k\\'); --\\\\'"), "{sql}");
-    assert!(sql.ends_with("WHERE e.filter_id = E'it\\'s'"), "{sql}");
-    let (name, index) = &view.index_sql()[0];
+    let (name, index) = &view.index_sql(&json_source())[0];
     assert!(name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    assert!(index.contains("WHERE filter_id = E'it\\'s'"), "{index}");
+    assert!(index.ends_with("WHERE filter_key = 7"), "{index}");
     // A view name with a control character is refused.
     let mut bad = body.clone();
     bad["view"] = json!("a\nb");
@@ -160,12 +164,29 @@ fn view_options() {
         json!({"schema": "app", "name": "transfers", "index": ["to", "value"]})
     );
     let view = named.typed_view("t").unwrap();
-    let indexes = view.index_sql();
+    let indexes = view.index_sql(&json_source());
     assert_eq!(indexes.len(), 2);
     assert_eq!(
         indexes[0].1,
-        format!("CREATE INDEX IF NOT EXISTS \"{}\" ON eventeum.contract_events (((indexed_parameters -> 1) ->> 'value'), block_number) WHERE filter_id = E't'", indexes[0].0)
+        format!("CREATE INDEX IF NOT EXISTS \"{}\" ON eventeum_store.events_json (((indexed_parameters -> 1) ->> 'value'), block_number) WHERE filter_key = 7", indexes[0].0)
     );
+    // In a kind table, a column is the parameter's own. (With its string[]
+    // this event's rows are in the JSON table; this is its shape without it.)
+    assert_eq!(KindTable::of(&named.specification), KindTable::Json);
+    let typed = ViewSource {
+        table: KindTable::Typed(EventKind::from_key("address!,address!,uint256").unwrap()),
+        ..json_source()
+    };
+    let indexes = view.index_sql(&typed);
+    assert!(
+        indexes[1]
+            .1
+            .contains(" (p3, block_number) WHERE filter_key = 7"),
+        "{}",
+        indexes[1].1
+    );
+    let sql = view.create_sql(&typed);
+    assert!(sql.contains("e.p2 AS \"to\""), "{sql}");
     let defaulted = abi_filter(event.clone(), None);
     assert_eq!(
         defaulted.to_json("My Transfers!")["view"],
@@ -280,4 +301,13 @@ fn tuples_and_extremes_decode() {
     assert_eq!(json[2]["value"][1], json!({"type": "bool", "value": 1}));
     assert_eq!(json[3], json!({"type": "uint256[]", "value": []}));
     let _ = B256::ZERO;
+}
+
+/// A filter's rows in the JSON table, under key 7, on a node with a quote in its name.
+fn json_source() -> ViewSource {
+    ViewSource {
+        table: KindTable::Json,
+        filter_key: 7,
+        node: "n'ode".into(),
+    }
 }

@@ -28,8 +28,12 @@ REVOKE ALL ON ALL TABLES IN SCHEMA eventeum FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA eventeum FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA eventeum FROM PUBLIC;
 GRANT USAGE ON SCHEMA eventeum TO eventeum_reader, eventeum_admin, eventeum_consumer;
+-- The kind tables: readers read them through typed views (security_invoker);
+-- each table grants SELECT to eventeum_reader when it is made.
+REVOKE ALL ON SCHEMA eventeum_store FROM PUBLIC;
+GRANT USAGE ON SCHEMA eventeum_store TO eventeum_reader, eventeum_admin;
 
-GRANT SELECT ON contract_events, undecodable_logs, blocks, transactions, node_status, backfill_status,
+GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources, undecodable_logs, blocks, transactions, node_status, backfill_status,
                 node_state, recent_blocks, filter_backfill, contract_event_filters, transaction_monitors,
                 config_version, metrics, address_sets, address_set_members, member_backfill
    TO eventeum_reader;

@@ -386,31 +386,77 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION list_transaction_monitors() IS 'Every transaction monitor, in Eventeum''s format plus its id.';
 
-CREATE TABLE contract_events (
-    id                            text NOT NULL,
-    filter_id                     text NOT NULL,
-    node                          text NOT NULL,
-    name                          text NOT NULL,
-    address                       text NOT NULL,
-    block_number                  bigint NOT NULL,
-    block_hash                    text NOT NULL,
-    transaction_hash              text NOT NULL,
-    log_index                     integer NOT NULL,
-    indexed_parameters            jsonb NOT NULL,
-    non_indexed_parameters        jsonb NOT NULL,
-    event_specification_signature text NOT NULL,
-    correlation_id                text,
-    status                        event_status NOT NULL DEFAULT 'UNCONFIRMED',
-    block_timestamp               bigint,
-    created_at                    timestamptz NOT NULL DEFAULT now(),
-    updated_at                    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (filter_id, node, block_hash, transaction_hash, log_index)
+-- Event storage (docs/ARCHITECTURE.md, "Storage for years"). Rows live in one
+-- table per event kind in schema eventeum_store, made by the filter trigger
+-- when a filter of a new kind is added; rows carry small keys for their
+-- node and filter, which these two tables name. Neither loses a row when
+-- its node or filter is removed: the events stay, and so do their names.
+CREATE SCHEMA eventeum_store;
+COMMENT ON SCHEMA eventeum_store IS
+  'eventeum''s event tables, one per event kind (see eventeum.event_kinds). Nothing else lives here: a publication of the schema replicates every event.';
+
+CREATE SEQUENCE event_node_keys AS integer;
+CREATE TABLE event_nodes (
+    node_key integer PRIMARY KEY DEFAULT nextval('event_node_keys'),
+    name     text NOT NULL UNIQUE
 );
-CREATE INDEX contract_events_unconfirmed ON contract_events (node, block_number) WHERE status = 'UNCONFIRMED';
-CREATE INDEX contract_events_by_block ON contract_events (node, block_number);
-COMMENT ON TABLE contract_events IS
-  'One row per (filter, log). id is Eventeum''s <txHash>-<blockHash>-<logIndex>. Every insert and status change is sent on NOTIFY eventeum_contract_events.';
-COMMENT ON COLUMN contract_events.block_timestamp IS 'The block''s timestamp, seconds since the epoch (Eventeum''s timestamp).';
+ALTER SEQUENCE event_node_keys OWNED BY event_nodes.node_key;
+COMMENT ON TABLE event_nodes IS 'The key of each node that stored events (the node_key of eventeum_store''s rows).';
+
+CREATE SEQUENCE event_source_keys AS integer;
+CREATE TABLE event_sources (
+    source_key integer PRIMARY KEY DEFAULT nextval('event_source_keys'),
+    filter_id  text NOT NULL,
+    node       text NOT NULL,
+    event_name text NOT NULL,
+    topic0     text NOT NULL,
+    UNIQUE (filter_id, node, event_name, topic0)
+);
+ALTER SEQUENCE event_source_keys OWNED BY event_sources.source_key;
+COMMENT ON TABLE event_sources IS
+  'The filter each stored event came from (the filter_key of eventeum_store''s rows): its id, node, event name and topic0.';
+
+CREATE FUNCTION _event_source(filter_id text, node text, event_name text, topic0 text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    found integer;
+BEGIN
+    INSERT INTO eventeum.event_nodes (name) VALUES (_event_source.node) ON CONFLICT (name) DO NOTHING;
+    SELECT s.source_key INTO found FROM eventeum.event_sources s
+     WHERE s.filter_id = _event_source.filter_id AND s.node = _event_source.node
+       AND s.event_name = _event_source.event_name AND s.topic0 = _event_source.topic0;
+    IF found IS NULL THEN
+        INSERT INTO eventeum.event_sources (filter_id, node, event_name, topic0)
+        VALUES (_event_source.filter_id, _event_source.node, _event_source.event_name, _event_source.topic0)
+        RETURNING source_key INTO found;
+    END IF;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION _event_source(text, text, text, text) IS
+  'The key of a filter''s events (and of its node), made when missing. Called by add_filter and the upgrade.';
+
+-- Eventeum's shape, over every kind table: replaced (same columns) each time a
+-- kind table is made. With none yet, it is empty.
+CREATE VIEW contract_events AS
+SELECT NULL::text AS id, NULL::text AS filter_id, NULL::text AS node, NULL::text AS name, NULL::text AS address,
+       NULL::bigint AS block_number, NULL::text AS block_hash, NULL::text AS transaction_hash,
+       NULL::integer AS log_index, NULL::jsonb AS indexed_parameters, NULL::jsonb AS non_indexed_parameters,
+       NULL::text AS event_specification_signature, NULL::text AS correlation_id,
+       NULL::event_status AS status, NULL::bigint AS block_timestamp, NULL::timestamptz AS created_at,
+       NULL::timestamptz AS updated_at
+ WHERE false;
+COMMENT ON VIEW contract_events IS
+  'One row per (filter, log), in Eventeum''s shape, over every kind table in eventeum_store. id is Eventeum''s <txHash>-<blockHash>-<logIndex>. Every insert and status change is sent on NOTIFY eventeum_contract_events.';
+
+CREATE VIEW event_kinds AS
+SELECT c.relname::text AS table_name,
+       pg_catalog.substr(pg_catalog.obj_description(c.oid, 'pg_class'), 22) AS kind,
+       c.reltuples::bigint AS estimated_rows
+  FROM pg_catalog.pg_class c
+ WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relkind IN ('r', 'p');
+COMMENT ON VIEW event_kinds IS
+  'Each kind table in eventeum_store: its name and its kind (each parameter''s Solidity type, ! after an indexed one).';
 
 CREATE TABLE undecodable_logs (
     filter_id        text NOT NULL,
@@ -857,7 +903,10 @@ SELECT pg_catalog.pg_extension_config_dump('node_state', '');
 SELECT pg_catalog.pg_extension_config_dump('recent_blocks', '');
 SELECT pg_catalog.pg_extension_config_dump('filter_backfill', '');
 SELECT pg_catalog.pg_extension_config_dump('contract_event_filters', '');
-SELECT pg_catalog.pg_extension_config_dump('contract_events', '');
+SELECT pg_catalog.pg_extension_config_dump('event_nodes', '');
+SELECT pg_catalog.pg_extension_config_dump('event_sources', '');
+SELECT pg_catalog.pg_extension_config_dump('event_node_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('event_source_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_monitors', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_states', '');
 SELECT pg_catalog.pg_extension_config_dump('blocks', '');

@@ -89,6 +89,8 @@ fn store_filter(filter: FilterDefinition) -> String {
         super::views::check_target(&view);
     }
     let definition = filter.to_json(&id);
+    let topic0 = alloy::primitives::hex::encode_prefixed(filter.specification.topic0());
+    super::kinds::event_source(&id, &filter.node, &filter.specification.event_name, &topic0);
     Spi::run_with_args(
         "INSERT INTO eventeum.contract_event_filters
                 (id, node, contract_address, event_name, event_signature, start_block, definition, address_set)
@@ -102,7 +104,7 @@ fn store_filter(filter: FilterDefinition) -> String {
                 .map(|a| a.to_checksum(None))
                 .into(),
             filter.specification.event_name.as_str().into(),
-            alloy::primitives::hex::encode_prefixed(filter.specification.topic0()).into(),
+            topic0.as_str().into(),
             filter.start_block.map(|b| b as i64).into(),
             JsonB(definition).into(),
             filter.emitters.set().into(),

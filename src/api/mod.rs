@@ -16,6 +16,7 @@ mod broadcasters;
 mod compact_types;
 mod filters;
 mod groups;
+mod kinds;
 mod monitors;
 mod nodes;
 mod sets;

@@ -1,12 +1,11 @@
-//! Typed views (backends): each filter's view over `contract_events`, with a
-//! named, typed column per event parameter, and its partial indexes.
+//! Typed views (backends): each filter's view over its rows in its kind's
+//! table, with a named, typed column per event parameter.
 //!
 //! A trigger on `contract_event_filters` creates, changes and drops them, so
 //! `add_filter`, `set_view`, `remove_filter`, an upgrade and a restore all
-//! take the same path: a restored dump has the views (pg_dump dumps them,
-//! they are not members of the extension) but not the indexes on
-//! `contract_events` (an extension's table), which the trigger recreates as
-//! the filters' rows are restored.
+//! take the same path: a restored dump has the views and the kind tables
+//! with their indexes (pg_dump dumps them, they are not members of the
+//! extension). The worker builds the indexes a view asks for.
 
 use pgrx::prelude::{pg_extern, pg_sys, Spi};
 use pgrx::JsonB;
@@ -14,8 +13,9 @@ use serde_json::Value;
 
 use super::{at_most_one, exists_with, or_raise, raise, require_served_database};
 use crate::error::ApiError;
+use crate::kind::{KindTable, STORE_SCHEMA};
 use crate::spec::FilterDefinition;
-use crate::view::{ident, literal, marker, TypedView, ViewRequest, DEFAULT_SCHEMA};
+use crate::view::{ident, literal, marker, TypedView, ViewRequest, ViewSource, DEFAULT_SCHEMA};
 
 /// Sets a filter's typed view: `false` (or NULL) drops it, a name or
 /// `{"name", "schema", "index": [column, …]}` (re)creates it, what it
@@ -117,6 +117,9 @@ fn occupant(view: &TypedView) -> Option<bool> {
 
 /// The trigger's work: from the row's old definition to its new one (either
 /// may be NULL). Not callable by users; the trigger runs as the owner.
+/// Makes the new definition's kind table when it is the first of its kind;
+/// indexes are left to the worker (see `store::build_view_indexes`), so that
+/// a restored dump's own `CREATE INDEX` finds none in its way.
 #[pg_extern(volatile)]
 fn _filter_view_changed(
     old_id: Option<&str>,
@@ -124,23 +127,29 @@ fn _filter_view_changed(
     new_id: Option<&str>,
     new_definition: Option<JsonB>,
 ) {
-    let view_of = |id: Option<&str>, definition: Option<JsonB>| -> Option<TypedView> {
-        let id = id?;
-        FilterDefinition::from_json(&definition?.0)
-            .ok()?
-            .typed_view(id)
+    let parse = |definition: Option<JsonB>| FilterDefinition::from_json(&definition?.0).ok();
+    let view_of = |id: Option<&str>, filter: &Option<FilterDefinition>| -> Option<TypedView> {
+        filter.as_ref()?.typed_view(id?)
     };
-    let old = view_of(old_id, old_definition);
-    let new = view_of(new_id, new_definition);
+    if !super::kinds::store_exists() {
+        // An update script older than 0.8.0 (run by this library in a chain
+        // of updates): the 0.8.0 update makes every view again.
+        return;
+    }
+    let (old_filter, new_filter) = (parse(old_definition), parse(new_definition));
+    if let Some(filter) = &new_filter {
+        super::kinds::ensure_kind_table(&KindTable::of(&filter.specification));
+    }
+    let old = view_of(old_id, &old_filter);
+    let new = view_of(new_id, &new_filter);
     if let Some(old) = &old {
-        let kept: Vec<String> = new
-            .iter()
-            .flat_map(|n| n.index_sql())
-            .map(|(index, _)| index)
-            .collect();
-        for (index, _) in old.index_sql() {
+        let kept: Vec<String> = new.iter().flat_map(|n| n.index_names()).collect();
+        for index in old.index_names() {
             if !kept.contains(&index) {
-                run(&format!("DROP INDEX IF EXISTS eventeum.{}", ident(&index)));
+                run(&format!(
+                    "DROP INDEX IF EXISTS {STORE_SCHEMA}.{}",
+                    ident(&index)
+                ));
             }
         }
         let moved = new
@@ -150,45 +159,57 @@ fn _filter_view_changed(
             run(&format!("DROP VIEW {}", old.qualified_name()));
         }
     }
-    if let Some(new) = &new {
-        create(new);
+    if let (Some(new), Some(filter)) = (&new, &new_filter) {
+        create(new, filter);
     }
 }
 
-fn create(view: &TypedView) {
-    let occupant = occupant(view);
-    if occupant != Some(true) {
-        if occupant.is_some() {
-            raise(ApiError::RelationExists {
-                schema: view.schema.clone(),
-                name: view.name.clone(),
-                hint: Some(
-                    "name the view with \"view\": {\"name\": …} (or \"view\": false for none)"
-                        .into(),
-                ),
-            });
-        }
-        run(&view.create_sql());
-        let name = view.qualified_name();
-        run(&format!(
-            "COMMENT ON VIEW {name} IS {}",
-            literal(&view.comment())
-        ));
-        run(&format!("GRANT SELECT ON {name} TO eventeum_reader"));
-        // Created by an upgrade script, it would be a member of the
-        // extension, and pg_dump would leave it out: it is the user's.
-        let member = exists_with(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
-                             WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
-                               AND deptype = 'e')",
-            &[name.as_str().into()],
-        );
-        if member {
-            run(&format!("ALTER EXTENSION eventeum DROP VIEW {name}"));
-        }
+/// Where `filter`'s view reads its rows.
+pub(super) fn view_source(filter_id: &str, filter: &FilterDefinition) -> ViewSource {
+    let spec = &filter.specification;
+    ViewSource {
+        table: KindTable::of(spec),
+        filter_key: super::kinds::event_source(
+            filter_id,
+            &filter.node,
+            &spec.event_name,
+            &alloy::primitives::hex::encode_prefixed(spec.topic0()),
+        ),
+        node: filter.node.clone(),
     }
-    for (_, sql) in view.index_sql() {
-        run(sql.as_str());
+}
+
+fn create(view: &TypedView, filter: &FilterDefinition) {
+    let occupant = occupant(view);
+    if occupant == Some(true) {
+        return;
+    }
+    if occupant.is_some() {
+        raise(ApiError::RelationExists {
+            schema: view.schema.clone(),
+            name: view.name.clone(),
+            hint: Some(
+                "name the view with \"view\": {\"name\": …} (or \"view\": false for none)".into(),
+            ),
+        });
+    }
+    run(&view.create_sql(&view_source(&view.filter_id, filter)));
+    let name = view.qualified_name();
+    run(&format!(
+        "COMMENT ON VIEW {name} IS {}",
+        literal(&view.comment())
+    ));
+    run(&format!("GRANT SELECT ON {name} TO eventeum_reader"));
+    // Created by an upgrade script, it would be a member of the
+    // extension, and pg_dump would leave it out: it is the user's.
+    let member = exists_with(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+                         WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
+                           AND deptype = 'e')",
+        &[name.as_str().into()],
+    );
+    if member {
+        run(&format!("ALTER EXTENSION eventeum DROP VIEW {name}"));
     }
 }
 

@@ -11,7 +11,7 @@
 //! new come this way.
 
 use std::cell::RefCell;
-use std::ffi::{c_int, c_void, CStr, CString};
+use std::ffi::{c_int, c_void, CString};
 use std::ptr;
 
 use pgrx::pg_sys;
@@ -25,14 +25,16 @@ thread_local! {
     static SOURCE: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
 }
 
-/// COPYs `rows`, in COPY's binary format, into `columns` of `eventeum.<table>`,
+/// COPYs `rows`, in COPY's binary format, into `columns` of `<schema>.<table>`,
 /// in the current transaction. Returns how many rows were written.
 ///
 /// Text fields pass through the worker's client encoding, which the worker
 /// sets to UTF-8 at start: COPY converts them as it would a client's.
 ///
 /// Main thread only, inside a transaction.
-pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
+pub fn copy_in(schema: &str, table: &str, columns: &[String], rows: Vec<u8>) -> u64 {
+    let schema = CString::new(schema).expect("schema names have no NUL");
+    let table = CString::new(table).expect("table names have no NUL");
     SOURCE.with_borrow_mut(|source| *source = (rows, 0));
     let written = unsafe {
         // SAFETY: main thread, in a transaction: what COPY FROM STDIN does
@@ -41,14 +43,14 @@ pub fn copy_in(table: &CStr, columns: &[&str], rows: Vec<u8>) -> u64 {
         // aborting the transaction closes the relation and frees the rest.
         // Opened by name here, as COPY does, rather than looked up in a query first.
         let target = pg_sys::makeRangeVar(
-            pg_sys::pstrdup(c"eventeum".as_ptr()),
+            pg_sys::pstrdup(schema.as_ptr()),
             pg_sys::pstrdup(table.as_ptr()),
             -1,
         );
         let relation = pg_sys::table_openrv(target, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let mut names: *mut pg_sys::List = ptr::null_mut();
         for column in columns {
-            let name = CString::new(*column).expect("column names have no NUL");
+            let name = CString::new(column.as_str()).expect("column names have no NUL");
             names = pg_sys::lappend(
                 names,
                 pg_sys::makeString(pg_sys::pstrdup(name.as_ptr())).cast(),

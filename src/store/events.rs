@@ -1,7 +1,5 @@
 //! Contract-event rows: **where a decoded log becomes a row** (COPY on a first pass, an upsert on a replay), confirmations, and logs that did not decode (main thread).
 
-use std::collections::BTreeSet;
-
 use alloy::primitives::hex;
 use pgrx::spi::{SpiClient, SpiResult};
 use serde_json::{json, Value};
@@ -9,19 +7,19 @@ use serde_json::{json, Value};
 use super::copy::copy_in;
 use super::counters::count_events;
 use super::records_of;
-use crate::config::BackfillOf;
+use crate::config::{BackfillOf, ConfigSnapshot};
 use crate::discard::discard;
+use crate::kind::STORE_SCHEMA;
 use crate::message::{Batch, ContractEventRecord, Outgoing};
 use crate::protocol::{ChainStep, StepKind};
-use crate::rows::{PreparedEvents, EVENT_COLUMNS};
+use crate::rows::{KindCopy, PreparedEvents};
 use crate::states::EventStatus;
 
-/// Inserts the step's events; returns the messages of the rows that are new
-/// (or valid again after a fork). The follower built the rows, their
-/// messages and their COPY data; a first pass hands the data to COPY, a
-/// replay resolves conflicts row by row.
-/// Returns how many rows were written, and their messages (none when the
-/// step was built for nobody).
+/// Inserts the step's events; returns how many rows were written and the
+/// messages of those that are new (or valid again after a fork). The
+/// follower built the rows, their messages and their COPY data per kind
+/// table; a kind table that has none of the rows yet gets the data by COPY,
+/// one that may (a replay) through a staging table and an upsert.
 pub(super) fn insert_events(
     client: &mut SpiClient<'_>,
     step: &mut ChainStep,
@@ -29,175 +27,185 @@ pub(super) fn insert_events(
     let PreparedEvents {
         records,
         messages,
-        copy,
+        copies,
     } = std::mem::take(&mut step.prepared);
     if records.is_empty() {
         return Ok((0, Batch::default()));
     }
-    // A replay meets rows it wrote before and must resolve conflicts; a first
-    // pass does not, and goes through COPY, at about twice the speed.
-    let (records, messages) = if !has_stored_events(client, step, &records)? {
-        copy_in(c"contract_events", &EVENT_COLUMNS, copy);
+    let mut written = vec![true; records.len()];
+    for copy in copies {
+        if !has_stored_rows(client, step, &copy)? {
+            copy_in(
+                STORE_SCHEMA,
+                &copy.table.name(),
+                &copy.table.copy_columns(),
+                copy.data,
+            );
+        } else {
+            for (row, fresh) in upsert_rows(client, copy, &records)? {
+                written[row] = fresh;
+            }
+        }
+    }
+    let (records, messages) = if written.iter().all(|w| *w) {
         (records, messages)
     } else {
-        discard(copy);
-        upsert_events(client, step, records, messages)?
+        keep_written(records, messages, &written)
     };
     for status in [EventStatus::Unconfirmed, EventStatus::Confirmed] {
-        let written = records.iter().filter(|r| r.status == status).count();
-        count_events(client, &step.node, status, written)?;
+        let count = records.iter().filter(|r| r.status == status).count();
+        count_events(client, &step.node, status, count)?;
     }
-    let written = records.len();
+    let count = records.len();
     discard(records);
-    Ok((written, messages))
+    Ok((count, messages))
 }
 
-/// Writes events some of which may be stored already (a replay): only rows
-/// that are new, or whose block is canonical again, are written; returns
-/// those, with their messages.
-pub(super) fn upsert_events(
-    client: &mut SpiClient<'_>,
-    step: &ChainStep,
+/// The records (and their messages) that were written.
+fn keep_written(
     records: Vec<ContractEventRecord>,
     messages: Batch,
-) -> SpiResult<(Vec<ContractEventRecord>, Batch)> {
-    fn column<T>(records: &[ContractEventRecord], f: impl Fn(&ContractEventRecord) -> T) -> Vec<T> {
-        records.iter().map(f).collect()
-    }
-    let written = client.update(
-        "INSERT INTO eventeum.contract_events AS e
-                (id, filter_id, node, name, address, block_number, block_hash, transaction_hash,
-                 log_index, indexed_parameters, non_indexed_parameters,
-                 event_specification_signature, correlation_id, status, block_timestamp)
-         SELECT r.id, r.filter_id, $1, r.name, r.address, r.block_number, r.block_hash,
-                r.transaction_hash, r.log_index, r.indexed::jsonb, r.non_indexed::jsonb,
-                r.signature, r.correlation_id, r.status::eventeum.event_status, r.block_timestamp
-           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-                       $8::text[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[],
-                       $14::text[], $15::bigint[])
-             AS r(id, filter_id, name, address, block_number, block_hash, transaction_hash, log_index,
-                  indexed, non_indexed, signature, correlation_id, status, block_timestamp)
-         ON CONFLICT (filter_id, node, block_hash, transaction_hash, log_index) DO UPDATE
-            SET status = EXCLUDED.status, updated_at = now()
-          WHERE e.status = 'INVALIDATED'  -- its block is canonical again
-         RETURNING e.filter_id, e.id",
-        None,
-        &[
-            step.node.as_str().into(),
-            column(&records, |r| r.id.clone()).into(),
-            column(&records, |r| r.filter_id.clone()).into(),
-            column(&records, |r| r.name.clone()).into(),
-            column(&records, |r| r.address.clone()).into(),
-            column(&records, |r| r.block_number).into(),
-            column(&records, |r| r.block_hash.clone()).into(),
-            column(&records, |r| r.transaction_hash.clone()).into(),
-            column(&records, |r| r.log_index).into(),
-            column(&records, |r| r.indexed_parameters.get().to_string()).into(),
-            column(&records, |r| r.non_indexed_parameters.get().to_string()).into(),
-            column(&records, |r| r.event_specification_signature.clone()).into(),
-            column(&records, |r| r.correlation_id.clone()).into(),
-            column(&records, |r| r.status.as_str()).into(),
-            column(&records, |r| r.block_timestamp).into(),
-        ],
-    )?;
-    if written.len() == records.len() {
-        return Ok((records, messages));
-    }
-    let notify_each = messages.has_notices();
-    // Only the rows written now are new.
-    let mut fresh = std::collections::HashSet::with_capacity(written.len());
-    for row in written {
-        let filter_id: String = row.get(1)?.unwrap_or_default();
-        let id: String = row.get(2)?.unwrap_or_default();
-        fresh.insert((filter_id, id));
-    }
-    let is_fresh = |r: &ContractEventRecord| fresh.contains(&(r.filter_id.clone(), r.id.clone()));
+    written: &[bool],
+) -> (Vec<ContractEventRecord>, Batch) {
     if messages.is_empty() {
         // Built for nobody: only the rows to count.
-        let records = records.into_iter().filter(is_fresh).collect();
-        return Ok((records, messages));
+        let records = records
+            .into_iter()
+            .zip(written)
+            .filter_map(|(r, w)| w.then_some(r))
+            .collect();
+        return (records, messages);
     }
+    let notify_each = messages.has_notices();
     let (records, messages): (Vec<_>, Vec<_>) = records
         .into_iter()
         .zip(messages.messages)
-        .filter(|(r, _)| is_fresh(r))
+        .zip(written)
+        .filter_map(|(pair, w)| w.then_some(pair))
         .unzip();
     let messages = if notify_each {
         messages.into()
     } else {
         Batch::without_notices(messages)
     };
-    Ok((records, messages))
+    (records, messages)
 }
 
-/// Whether the node has rows where the step's events could land: in the
-/// step's blocks, for the backfilled filter, or for any filter when live.
-pub(super) fn has_stored_events(
+/// Writes rows some of which may be stored already (a replay): through a
+/// staging table of the kind's shape, then one `INSERT … ON CONFLICT` that
+/// writes only rows that are new, or whose block is canonical again.
+/// Returns, for each row of `copy`, its record and whether it was written.
+fn upsert_rows(
+    client: &mut SpiClient<'_>,
+    copy: KindCopy,
+    records: &[ContractEventRecord],
+) -> SpiResult<Vec<(usize, bool)>> {
+    let table = copy.table.name();
+    let stage = format!("eventeum_stage_{table}");
+    let missing = client
+        .select(
+            "SELECT to_regclass($1) IS NULL",
+            None,
+            &[format!("pg_temp.{stage}").into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(true);
+    if missing {
+        client.update(
+            &format!(
+                "CREATE TEMP TABLE {stage} (LIKE {STORE_SCHEMA}.{table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            ),
+            None,
+            &[],
+        )?;
+    }
+    copy_in("pg_temp", &stage, &copy.table.copy_columns(), copy.data);
+    let stored = client.update(
+        &format!(
+            "INSERT INTO {STORE_SCHEMA}.{table} AS e SELECT * FROM pg_temp.{stage}
+             ON CONFLICT (node_key, block_number, log_index, block_hash, filter_key) DO UPDATE
+                SET status = EXCLUDED.status, updated_at = now()
+              WHERE e.status = 'INVALIDATED'  -- its block is canonical again
+             RETURNING e.filter_key, e.block_hash::text, e.log_index"
+        ),
+        None,
+        &[],
+    )?;
+    let mut fresh = std::collections::HashSet::with_capacity(stored.len());
+    for row in stored {
+        let filter_key: i32 = row.get(1)?.unwrap_or_default();
+        let block_hash: String = row.get(2)?.unwrap_or_default();
+        let log_index: i32 = row.get(3)?.unwrap_or_default();
+        fresh.insert((filter_key, block_hash, log_index));
+    }
+    client.update(&format!("DELETE FROM pg_temp.{stage}"), None, &[])?;
+    Ok(copy
+        .rows
+        .iter()
+        .map(|&(i, filter_key)| {
+            let r = &records[i];
+            (
+                i,
+                fresh.contains(&(filter_key, r.block_hash.clone(), r.log_index)),
+            )
+        })
+        .collect())
+}
+
+/// Whether the kind table may hold rows of `copy`: rows of its filters in
+/// the step's blocks.
+fn has_stored_rows(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
-    rows: &[ContractEventRecord],
+    copy: &KindCopy,
 ) -> SpiResult<bool> {
-    let found = match &step.kind {
+    let mut keys: Vec<i32> = copy.rows.iter().map(|(_, key)| *key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let backfill = matches!(
+        &step.kind,
         StepKind::Backfill {
-            of: BackfillOf::Filter(filter_id),
+            of: BackfillOf::Filter(_),
             ..
-        } => {
-            // During a backfill the statistics still say the table is nearly
-            // empty, and the planner would scan the filter's rows instead of
-            // probing the key: a cost that grew with every piece. Make it
-            // probe, hash by hash, and put the settings back after.
-            client.select(
-                "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
-                None,
-                &[],
-            )?;
-            let hashes: BTreeSet<&str> = rows.iter().map(|r| r.block_hash.as_str()).collect();
-            let found = client
-                .select(
-                "SELECT EXISTS (SELECT 1 FROM unnest($3::text[]) AS h(hash)
-                                 CROSS JOIN LATERAL (
-                                       SELECT 1 FROM eventeum.contract_events e
-                                        WHERE e.filter_id = $1 AND e.node = $2 AND e.block_hash = h.hash
-                                        LIMIT 1) found)",
-                None,
-                &[
-                    filter_id.as_str().into(),
-                    step.node.as_str().into(),
-                    hashes.into_iter().collect::<Vec<_>>().into(),
-                ],
-            )?
-            .first()
-            .get_one::<bool>()?;
-            client.select(
-                "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
-                None,
-                &[],
-            )?;
-            found
         }
-        // Live, or a member's backfill: for any filter.
-        StepKind::Live { .. } | StepKind::Backfill { .. } => {
-            let (first, last) = rows
-                .iter()
-                .map(|r| r.block_number)
-                .fold((i64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
-            client
-                .select(
-                    "SELECT EXISTS (SELECT 1 FROM eventeum.contract_events
-                                 WHERE node = $1 AND block_number BETWEEN $2 AND $3)",
-                    None,
-                    &[step.node.as_str().into(), first.into(), last.into()],
-                )?
-                .first()
-                .get_one::<bool>()?
-        }
-    };
+    );
+    if backfill {
+        // During a backfill the statistics still say the table is nearly
+        // empty, and the planner would scan the filter's rows instead of
+        // probing the index: a cost that grew with every piece.
+        client.select(
+            "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
+            None,
+            &[],
+        )?;
+    }
+    let found = client
+        .select(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE filter_key = ANY ($1) AND block_number BETWEEN $2 AND $3)",
+                copy.table.qualified_name()
+            ),
+            None,
+            &[keys.into(), (step.from as i64).into(), (step.to as i64).into()],
+        )?
+        .first()
+        .get_one::<bool>()?;
+    if backfill {
+        client.select(
+            "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
+            None,
+            &[],
+        )?;
+    }
     Ok(found.unwrap_or(true))
 }
 
-/// Promotes the node's events that are `wait` blocks deep to CONFIRMED.
+/// Promotes the node's events that are `wait` blocks deep to CONFIRMED, in
+/// every kind table.
 pub(super) fn confirm_events(
     client: &mut SpiClient<'_>,
+    snapshot: &ConfigSnapshot,
     node: &str,
     processed: u64,
     wait: u64,
@@ -205,15 +213,21 @@ pub(super) fn confirm_events(
     let Some(depth) = processed.checked_sub(wait) else {
         return Ok(vec![]);
     };
-    let updated = client.update(
-        "UPDATE eventeum.contract_events e
-            SET status = 'CONFIRMED', updated_at = now()
-          WHERE node = $1 AND status = 'UNCONFIRMED' AND block_number <= $2
-         RETURNING to_jsonb(e)::text",
-        None,
-        &[node.into(), (depth as i64).into()],
-    )?;
-    let mut rows = records_of::<ContractEventRecord>(updated)?;
+    let mut rows = vec![];
+    for table in &snapshot.kind_tables {
+        let changed = format!(
+            "WITH changed AS (
+                 UPDATE {} e SET status = 'CONFIRMED', updated_at = now()
+                  WHERE e.node_key = (SELECT node_key FROM eventeum.event_nodes WHERE name = $1)
+                    AND e.status = 'UNCONFIRMED' AND e.block_number <= $2
+                 RETURNING e.*)
+             {}",
+            table.qualified_name(),
+            table.rendered_rows_sql("changed")
+        );
+        let updated = client.update(&changed, None, &[node.into(), (depth as i64).into()])?;
+        rows.extend(records_of::<ContractEventRecord>(updated)?);
+    }
     rows.sort_by_key(|r| (r.block_number, r.log_index));
     count_events(client, node, EventStatus::Confirmed, rows.len())?;
     Ok(rows.iter().map(ContractEventRecord::outgoing).collect())

@@ -4,13 +4,14 @@
 //!
 //! A step is applied in one transaction: event rows, status changes, their
 //! NOTIFYs, undecodable logs and the node's checkpoint commit together, or
-//! not at all. Inserts are idempotent on (filter, node, block hash, tx hash,
-//! log index), so replaying a range after a crash changes nothing.
+//! not at all. Inserts are idempotent on (node, block, log index, block
+//! hash, filter), so replaying a range after a crash changes nothing.
 //!
 //! - [`snapshot`]: the configuration the followers work from;
 //! - [`step`]: a follower step, and the node's checkpoint and fork window;
 //! - [`events`]: contract-event rows (a log becomes a row here), confirmations;
 //! - [`copy`]: first-pass rows through Postgres' COPY;
+//! - [`kinds`]: the kind tables, the filters' and nodes' keys, the views' indexes;
 //! - [`children`]: factories' children added to address sets, and taken out on a fork;
 //! - [`rewind`]: a fork;
 //! - [`transactions`], [`blocks`]: monitored transactions and block events;
@@ -24,6 +25,7 @@ mod copy;
 mod counters;
 mod emit;
 mod events;
+mod kinds;
 mod outbox;
 mod rewind;
 mod snapshot;
@@ -34,6 +36,7 @@ use pgrx::spi::SpiResult;
 
 pub use children::{catch_up_children, FeedKey};
 pub use counters::{record_call_counts, render_pages};
+pub use kinds::missing_view_indexes;
 pub use outbox::{due_batches, prune_outbox, record_delivery};
 pub use rewind::apply_rewind;
 pub use snapshot::{config_version, installed_version, load_snapshot};

@@ -121,6 +121,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             }
         }
         let sets = address_sets(client)?;
+        let storage = super::kinds::StorageKeys::load(client, bytes_to_ascii)?;
         let mut filters: BTreeMap<String, Vec<FilterConfig>> = BTreeMap::new();
         for (id, added_at, definition) in definitions(
             client,
@@ -130,10 +131,18 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
         )? {
             if nodes.contains_key(&definition.node) {
                 let backfill = backfills.get(&id).copied();
+                let mut filter = FilterConfig::new(id, definition, added_at, backfill, &sets);
+                filter.storage = storage.of(&filter);
+                if filter.storage.is_none() {
+                    pgrx::warning!(
+                        "eventeum: filter \"{}\" has no key in eventeum.event_sources; its events are not stored",
+                        filter.id
+                    );
+                }
                 filters
-                    .entry(definition.node.clone())
+                    .entry(filter.definition.node.clone())
                     .or_default()
-                    .push(FilterConfig::new(id, definition, added_at, backfill, &sets));
+                    .push(filter);
             }
         }
         for (name, mut filters) in filters {
@@ -178,6 +187,7 @@ pub fn load_snapshot(bytes_to_ascii: bool) -> SpiResult<ConfigSnapshot> {
             nodes,
             broadcasters,
             outbox_readers,
+            kind_tables: storage.tables,
         })
     })
 }

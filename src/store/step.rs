@@ -95,7 +95,7 @@ pub fn apply_step(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> SpiResult<
                 notify_one(BACKFILL_CHANNEL, &piece.notice());
             }
         }
-        messages.append(confirm_events(client, &step.node, step.tip(), wait)?.into());
+        messages.append(confirm_events(client, snapshot, &step.node, step.tip(), wait)?.into());
         emit(
             client,
             MessageType::ContractEvent,

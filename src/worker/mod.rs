@@ -227,6 +227,20 @@ fn load_snapshot(feeds: &mut HashSet<store::FeedKey>) -> ConfigSnapshot {
         || "cannot add the children of stored factory events".into(),
         || store::catch_up_children(&snapshot, feeds),
     );
+    let indexes = commit_or_abort(
+        || "cannot list the typed views' indexes".into(),
+        || store::missing_view_indexes(&snapshot),
+    );
+    for sql in indexes {
+        commit_or_abort(
+            || format!("cannot build a typed view's index ({sql})"),
+            || {
+                Spi::run("SET LOCAL statement_timeout = 0")?;
+                Spi::run(&sql)
+            },
+        );
+        log!("eventeum: built a typed view's index: {sql}");
+    }
     snapshot
 }
 

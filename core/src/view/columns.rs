@@ -90,6 +90,11 @@ pub struct Column {
 }
 
 impl Column {
+    /// Every parameter column of `spec`'s view, in declaration order.
+    pub fn all(spec: &EventSpecification) -> Vec<Column> {
+        columns(spec)
+    }
+
     /// The expression for this column over `contract_events`, its columns
     /// prefixed by `qualifier` (`e.` in the view, nothing in an index: the
     /// planner matches the two).

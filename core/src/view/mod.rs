@@ -1,6 +1,7 @@
 //! Typed views (SQL API; any thread): each filter's events as a view with a
-//! named, typed column per event parameter, over `contract_events`' JSON, and
-//! the partial expression indexes that make lookups by a parameter fast.
+//! named, typed column per event parameter, over its rows in its kind's
+//! table (a column per parameter, or Eventeum's JSON lists in the JSON
+//! table), and the partial indexes that make lookups by a parameter fast.
 //!
 //! Everything here builds SQL text from a filter, so every name in it is
 //! quoted ([`ident`]) and every value escaped ([`literal`]): a filter's
@@ -15,6 +16,7 @@ pub use columns::{Column, ColumnType};
 
 use crate::error::{ApiError, ApiResult};
 use crate::event::EventSpecification;
+use crate::kind::KindTable;
 
 /// Where views go unless the filter names a schema.
 pub const DEFAULT_SCHEMA: &str = "eventeum";
@@ -268,14 +270,15 @@ impl TypedView {
         format!("{}.{}", ident(&self.schema), ident(&self.name))
     }
 
-    /// `CREATE VIEW`: parameters first, then [`META_COLUMNS`]. It runs with
-    /// the privileges of who reads it (security_invoker): a view grants
-    /// nothing that `contract_events` does not.
-    pub fn create_sql(&self) -> String {
+    /// `CREATE VIEW` over `source`: parameters first, then
+    /// [`META_COLUMNS`]. It runs with the privileges of who reads it
+    /// (security_invoker): a view grants nothing its table does not.
+    pub fn create_sql(&self, source: &ViewSource) -> String {
         let mut select: Vec<String> = self
             .columns
             .iter()
-            .map(|c| format!("{} AS {}", c.expression("e."), ident(&c.name)))
+            .enumerate()
+            .map(|(i, c)| format!("{} AS {}", source.column(i, c, "e."), ident(&c.name)))
             .collect();
         select.extend([
             "e.block_number".to_string(),
@@ -283,14 +286,15 @@ impl TypedView {
             "e.transaction_hash".into(),
             "e.log_index".into(),
             "e.status".into(),
-            "e.node".into(),
+            format!("{}::text AS node", literal(&source.node)),
             "e.address AS contract_address".into(),
         ]);
         format!(
-            "CREATE VIEW {} WITH (security_invoker = true) AS\nSELECT {}\n  FROM eventeum.contract_events AS e\n WHERE e.filter_id = {}",
+            "CREATE VIEW {} WITH (security_invoker = true) AS\nSELECT {}\n  FROM {} AS e\n WHERE e.filter_key = {}",
             self.qualified_name(),
             select.join(",\n       "),
-            literal(&self.filter_id)
+            source.table.qualified_name(),
+            source.filter_key
         )
     }
 
@@ -301,23 +305,58 @@ impl TypedView {
     }
 
     /// `(index name, CREATE INDEX)` for each indexed parameter: a partial
-    /// index on `contract_events` of the column's expression and
+    /// index on the filter's rows in `source` of the column and
     /// `block_number`, so `WHERE col = $1 ORDER BY block_number DESC` walks it.
-    pub fn index_sql(&self) -> Vec<(String, String)> {
+    pub fn index_sql(&self, source: &ViewSource) -> Vec<(String, String)> {
         self.index
             .iter()
-            .filter_map(|name| self.columns.iter().find(|c| &c.name == name))
-            .map(|c| {
+            .filter_map(|name| {
+                self.columns
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| &c.name == name)
+            })
+            .map(|(i, c)| {
                 let index = index_name(&self.filter_id, &self.name, &c.name);
                 let sql = format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON eventeum.contract_events ({}, block_number) WHERE filter_id = {}",
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({}, block_number) WHERE filter_key = {}",
                     ident(&index),
-                    c.expression(""),
-                    literal(&self.filter_id)
+                    source.table.qualified_name(),
+                    source.column(i, c, ""),
+                    source.filter_key
                 );
                 (index, sql)
             })
             .collect()
+    }
+
+    /// The names of the indexes [`TypedView::index_sql`] creates.
+    pub fn index_names(&self) -> Vec<String> {
+        self.index
+            .iter()
+            .map(|column| index_name(&self.filter_id, &self.name, column))
+            .collect()
+    }
+}
+
+/// Where a typed view reads its filter's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSource {
+    pub table: KindTable,
+    /// The rows' `filter_key`.
+    pub filter_key: i32,
+    /// The filter's node, shown in the view's `node` column.
+    pub node: String,
+}
+
+impl ViewSource {
+    /// The expression of column `c`, the `i`th parameter in declaration
+    /// order, over the table's row (columns prefixed by `qualifier`).
+    fn column(&self, i: usize, c: &Column, qualifier: &str) -> String {
+        match self.table {
+            KindTable::Typed(_) => format!("{qualifier}p{}", i + 1),
+            KindTable::Json => c.expression(qualifier),
+        }
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use alloy::dyn_abi::DynSolValue;
 use alloy::primitives::{address, Address, Bytes, Log as PrimitiveLog, LogData, B256, U256};
 use alloy::rpc::types::Log;
-use eventeum_core::config::FilterConfig;
+use eventeum_core::config::{FilterConfig, FilterStorage};
+use eventeum_core::kind::KindTable;
 use eventeum_core::spec::FilterDefinition;
 
 pub const CONTRACT: Address = address!("5FbDB2315678afecb367f032d93F642f64180aa3");
@@ -45,14 +46,15 @@ pub fn rpc_log(topics: Vec<B256>, data: Vec<u8>, block: u64, index: u64) -> Log 
     }
 }
 
+/// Its rows are stored in its kind's table under filter key 11 and node key 3.
 pub fn filter_config(id: &str, signature: &str) -> Arc<FilterConfig> {
-    Arc::new(FilterConfig::new(
-        id.into(),
-        filter(signature),
-        0,
-        None,
-        &Default::default(),
-    ))
+    let mut config = FilterConfig::new(id.into(), filter(signature), 0, None, &Default::default());
+    config.storage = Some(FilterStorage {
+        table: Arc::new(KindTable::of(&config.definition.specification)),
+        filter_key: 11,
+        node_key: 3,
+    });
+    Arc::new(config)
 }
 
 pub fn transfer_filter() -> Arc<FilterConfig> {

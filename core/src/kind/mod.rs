@@ -3,13 +3,26 @@
 //! order, names aside. Every filter on events of one kind shares the kind's
 //! table (docs/ARCHITECTURE.md, "Storage for years"), so 10,000 filters on
 //! `Transfer` make one table, not 10,000. This module says what a kind is,
-//! its key, and its value columns' SQL types; building the tables is step 3
-//! of that design.
+//! its key and its value columns' SQL types; [`sql`] writes the statements
+//! that create, read and render a kind's table.
+
+mod sql;
 
 use alloy::dyn_abi::DynSolType;
+use alloy::primitives::{hex, keccak256};
 
 use crate::compact::CompactType;
 use crate::event::{EventSpecification, ParameterDefinition};
+
+pub use sql::{contract_events_view_sql, KEY_COLUMNS, SOURCES_JOIN};
+
+/// The schema of the event tables: nothing else lives there, so that one
+/// publication covers them all.
+pub const STORE_SCHEMA: &str = "eventeum_store";
+/// The table of events whose values have no column type of their own.
+pub const JSON_TABLE: &str = "events_json";
+/// What a kind table's comment starts with; the kind's key follows.
+pub const COMMENT_PREFIX: &str = "eventeum event kind: ";
 
 /// How a parameter's value is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +43,13 @@ pub enum StorageType {
 
 impl StorageType {
     fn of(parameter: &ParameterDefinition, indexed: bool) -> Self {
-        if indexed && parameter.ty.is_hashed_when_indexed() {
+        Self::of_sol(parameter.ty.sol_type(), indexed)
+    }
+
+    fn of_sol(sol: &DynSolType, indexed: bool) -> Self {
+        if indexed && hashed_when_indexed(sol) {
             return StorageType::Bytea;
         }
-        let sol = parameter.ty.sol_type();
         match sol {
             DynSolType::Array(element) | DynSolType::FixedArray(element, _) => {
                 match Self::scalar(element) {
@@ -70,6 +86,18 @@ impl StorageType {
     }
 }
 
+/// Only the keccak hash of these is in a topic.
+fn hashed_when_indexed(sol: &DynSolType) -> bool {
+    matches!(
+        sol,
+        DynSolType::String
+            | DynSolType::Bytes
+            | DynSolType::Array(_)
+            | DynSolType::FixedArray(..)
+            | DynSolType::Tuple(_)
+    )
+}
+
 /// One parameter of a kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KindParameter {
@@ -78,6 +106,32 @@ pub struct KindParameter {
     /// what Eventeum's messages carry as `type`.
     pub sol_name: String,
     pub storage: StorageType,
+}
+
+impl KindParameter {
+    /// The `type` Eventeum's JSON gives the value: the topic of an indexed
+    /// dynamic value is a `bytes32`.
+    pub fn message_type(&self) -> &str {
+        if self.is_topic_hash() {
+            "bytes32"
+        } else {
+            &self.sol_name
+        }
+    }
+
+    /// Whether the value is the keccak hash its topic holds.
+    pub fn is_topic_hash(&self) -> bool {
+        self.indexed && DynSolType::parse(&self.sol_name).is_ok_and(|sol| hashed_when_indexed(&sol))
+    }
+
+    /// Whether Eventeum's bytesToAscii would show the value as text.
+    pub fn is_fixed_bytes(&self) -> bool {
+        !self.is_topic_hash()
+            && matches!(
+                DynSolType::parse(&self.sol_name),
+                Ok(DynSolType::FixedBytes(_))
+            )
+    }
 }
 
 /// An event's parameters as storage sees them.
@@ -130,11 +184,118 @@ impl EventKind {
             .collect()
     }
 
-    /// Whether every value has a column type of its own, no jsonb.
+    /// The kind of `key`, as [`EventKind::key`] wrote it; None for a key
+    /// that is not one.
+    pub fn from_key(key: &str) -> Option<Self> {
+        if key.is_empty() {
+            return Some(EventKind { parameters: vec![] });
+        }
+        let mut parameters = vec![];
+        for part in split_top_level(key) {
+            let (sol_name, indexed) = match part.strip_suffix('!') {
+                Some(name) => (name, true),
+                None => (part, false),
+            };
+            let sol = DynSolType::parse(sol_name).ok()?;
+            parameters.push(KindParameter {
+                indexed,
+                sol_name: sol.sol_type_name().into_owned(),
+                storage: StorageType::of_sol(&sol, indexed),
+            });
+        }
+        Some(EventKind { parameters })
+    }
+
+    /// Whether every value has a scalar column of its own: no jsonb, no array.
     pub fn is_flat(&self) -> bool {
         self.parameters
             .iter()
-            .all(|p| p.storage != StorageType::Json)
+            .all(|p| !matches!(p.storage, StorageType::Json | StorageType::Array(_)))
+    }
+
+    /// Whether any value is a bytesN that Eventeum's bytesToAscii shows as text.
+    pub fn has_fixed_bytes(&self) -> bool {
+        self.parameters.iter().any(KindParameter::is_fixed_bytes)
+    }
+}
+
+/// Splits `a,(b,c)[],d` at its top-level commas.
+fn split_top_level(key: &str) -> Vec<&str> {
+    let (mut parts, mut depth, mut start) = (vec![], 0i32, 0);
+    for (i, c) in key.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&key[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&key[start..]);
+    parts
+}
+
+/// Where the events of a filter are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindTable {
+    /// The kind's table: a column per parameter.
+    Typed(EventKind),
+    /// [`JSON_TABLE`]: Eventeum's two JSON lists, for the kinds that are not
+    /// flat and for values rendered as bytesToAscii text.
+    Json,
+}
+
+impl KindTable {
+    /// Where the events of `spec` go: their kind's table when the kind is
+    /// flat and the specification lists its parameters in declaration order
+    /// (so that the lists rendered from the columns are the lists decoded).
+    pub fn of(spec: &EventSpecification) -> Self {
+        let in_order = |list: &[ParameterDefinition]| list.is_sorted_by_key(|p| p.position);
+        let kind = EventKind::of(spec);
+        if kind.is_flat() && in_order(&spec.indexed) && in_order(&spec.non_indexed) {
+            KindTable::Typed(kind)
+        } else {
+            KindTable::Json
+        }
+    }
+
+    /// The table named `name` with the comment `comment`, if it is a kind table.
+    pub fn from_comment(name: &str, comment: &str) -> Option<Self> {
+        if name == JSON_TABLE {
+            return Some(KindTable::Json);
+        }
+        let kind = EventKind::from_key(comment.strip_prefix(COMMENT_PREFIX)?)?;
+        let table = KindTable::Typed(kind);
+        (table.name() == name).then_some(table)
+    }
+
+    /// The table's name in [`STORE_SCHEMA`]: `events_` and a hash of the key.
+    pub fn name(&self) -> String {
+        match self {
+            KindTable::Typed(kind) => format!(
+                "events_{}",
+                hex::encode(&keccak256(kind.key().as_bytes())[..6])
+            ),
+            KindTable::Json => JSON_TABLE.to_string(),
+        }
+    }
+
+    /// `eventeum_store.<name>`.
+    pub fn qualified_name(&self) -> String {
+        format!("{STORE_SCHEMA}.{}", self.name())
+    }
+
+    /// The value columns and their SQL types.
+    pub fn value_columns(&self) -> Vec<(String, String)> {
+        match self {
+            KindTable::Typed(kind) => kind.value_columns(),
+            KindTable::Json => vec![
+                ("indexed_parameters".into(), "jsonb".into()),
+                ("non_indexed_parameters".into(), "jsonb".into()),
+            ],
+        }
     }
 }
 

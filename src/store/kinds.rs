@@ -1,0 +1,141 @@
+//! Where each filter's events are stored (main thread): the kind tables in
+//! `eventeum_store`, the filters' and nodes' small keys, and the indexes
+//! typed views ask for, which the worker builds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alloy::primitives::hex;
+use pgrx::prelude::Spi;
+use pgrx::spi::{SpiClient, SpiResult};
+
+use crate::config::{ConfigSnapshot, FilterConfig, FilterStorage};
+use crate::kind::{KindTable, STORE_SCHEMA};
+use crate::view::ViewSource;
+
+/// The kind tables and keys, read with the snapshot.
+pub(super) struct StorageKeys {
+    pub tables: Vec<Arc<KindTable>>,
+    /// `(filter id, node, event name, topic0)` → `filter_key`.
+    sources: HashMap<(String, String, String, String), i32>,
+    nodes: HashMap<String, i32>,
+    bytes_to_ascii: bool,
+}
+
+impl StorageKeys {
+    pub fn load(client: &SpiClient<'_>, bytes_to_ascii: bool) -> SpiResult<Self> {
+        let mut tables = vec![];
+        let rows = client.select(
+            "SELECT c.relname::text, pg_catalog.obj_description(c.oid, 'pg_class')
+               FROM pg_catalog.pg_class c
+              WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')",
+            None,
+            &[STORE_SCHEMA.into()],
+        )?;
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let comment: String = row.get(2)?.unwrap_or_default();
+            if let Some(table) = KindTable::from_comment(&name, &comment) {
+                tables.push(Arc::new(table));
+            }
+        }
+        let mut sources = HashMap::new();
+        let rows = client.select(
+            "SELECT s.filter_id, s.node, s.event_name, s.topic0, s.source_key
+               FROM eventeum.event_sources s
+               JOIN eventeum.contract_event_filters f ON f.id = s.filter_id AND f.node = s.node",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            let key = (
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<String>(4)?.unwrap_or_default(),
+            );
+            sources.insert(key, row.get::<i32>(5)?.unwrap_or_default());
+        }
+        let mut nodes = HashMap::new();
+        for row in client.select("SELECT name, node_key FROM eventeum.event_nodes", None, &[])? {
+            nodes.insert(
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<i32>(2)?.unwrap_or_default(),
+            );
+        }
+        Ok(StorageKeys {
+            tables,
+            sources,
+            nodes,
+            bytes_to_ascii,
+        })
+    }
+
+    /// Where `filter`'s events go: its kind's table, or the JSON table when
+    /// bytesToAscii renders one of its values as text. None when its table
+    /// or keys are missing.
+    pub fn of(&self, filter: &FilterConfig) -> Option<FilterStorage> {
+        let spec = &filter.definition.specification;
+        let mut wanted = KindTable::of(spec);
+        if let KindTable::Typed(kind) = &wanted {
+            if self.bytes_to_ascii && kind.has_fixed_bytes() {
+                wanted = KindTable::Json;
+            }
+        }
+        let table = self.tables.iter().find(|t| ***t == wanted)?.clone();
+        let node = &filter.definition.node;
+        let source = (
+            filter.id.clone(),
+            node.clone(),
+            spec.event_name.clone(),
+            hex::encode_prefixed(filter.topic0),
+        );
+        Some(FilterStorage {
+            table,
+            filter_key: *self.sources.get(&source)?,
+            node_key: *self.nodes.get(node)?,
+        })
+    }
+}
+
+/// The `CREATE INDEX` statements of the indexes the typed views of
+/// `snapshot`'s filters ask for that do not exist yet. The worker runs each
+/// in a transaction of its own: a plain `CREATE INDEX`, so its inserts wait
+/// for it, as they waited for the trigger that built them before 0.8.0.
+pub fn missing_view_indexes(snapshot: &ConfigSnapshot) -> SpiResult<Vec<String>> {
+    let mut wanted = vec![];
+    for node in snapshot.nodes.values() {
+        for filter in &node.filters {
+            let (Some(view), Some(storage)) =
+                (filter.definition.typed_view(&filter.id), &filter.storage)
+            else {
+                continue;
+            };
+            let source = ViewSource {
+                table: KindTable::of(&filter.definition.specification),
+                filter_key: storage.filter_key,
+                node: node.name.clone(),
+            };
+            wanted.extend(view.index_sql(&source));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(vec![]);
+    }
+    let existing: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT relname::text FROM pg_catalog.pg_class
+                  WHERE relnamespace = $1::regnamespace AND relkind = 'i'",
+                None,
+                &[STORE_SCHEMA.into()],
+            )?
+            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+            .collect::<SpiResult<Vec<String>>>()
+    })?;
+    Ok(wanted
+        .into_iter()
+        .filter(|(name, _)| !existing.contains(name))
+        .map(|(_, sql)| sql)
+        .collect())
+}
