@@ -114,16 +114,22 @@ def artifact(name: str) -> dict:
 
 
 def add_pair_filters(db, factory, pairs_set, pc_start):
-    """PairCreated on the factory feeding `pairs_set`, which Sync, Swap and Mint follow."""
+    """PairCreated on the factory feeding `pairs_set`, which Sync, Swap and Mint follow.
+
+    In one transaction: a pair that the factory's backfill finds is then
+    caught up on for all three. (Committed one by one, a pair found before
+    the last filter commits is caught up on without it, and that filter,
+    live from its commit, never sees the pair's earlier events.)"""
     ids = {"pc": f"pc-{pairs_set}"}
-    db.execute("SELECT eventeum.add_filter(%s, %s, start_block => %s, id => %s)",
-               (factory.address, factory.signature("PairCreated"), pc_start, ids["pc"]))
-    for event in ("Sync", "Swap", "Mint"):
-        ids[event] = f"{event.lower()}-{pairs_set}"
-        spec = filter_body(artifact("UniswapV2Pair"), event)
-        spec.update({"id": ids[event], "addressSet": pairs_set,
-                     "factory": {"filter": ids["pc"], "parameter": "pair"}})
-        db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps(spec),))
+    with db.transaction():
+        db.execute("SELECT eventeum.add_filter(%s, %s, start_block => %s, id => %s)",
+                   (factory.address, factory.signature("PairCreated"), pc_start, ids["pc"]))
+        for event in ("Sync", "Swap", "Mint"):
+            ids[event] = f"{event.lower()}-{pairs_set}"
+            spec = filter_body(artifact("UniswapV2Pair"), event)
+            spec.update({"id": ids[event], "addressSet": pairs_set,
+                         "factory": {"filter": ids["pc"], "parameter": "pair"}})
+            db.execute("SELECT eventeum.add_filter(%s::jsonb)", (json.dumps(spec),))
     return ids
 
 
