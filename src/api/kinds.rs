@@ -5,16 +5,16 @@
 
 use pgrx::prelude::Spi;
 
-use super::exists_with;
+use super::{exists_with, leave_extension, run};
 use crate::kind::{contract_events_view_sql, KindTable, STORE_SCHEMA};
 
 /// Makes `table`, and the JSON table, when missing; replaces
 /// `contract_events` when it does not read them yet (a table made now, or
 /// restored from a dump into a fresh install's view).
 pub(super) fn ensure_kind_table(table: &KindTable) {
-    let mut made = false;
+    let mut stale = false;
     for table in [table, &KindTable::Json] {
-        made |= !exists_with(
+        stale |= !exists_with(
             "SELECT pg_catalog.pg_get_viewdef('eventeum.contract_events'::regclass) LIKE '%' || $1 || '%'",
             &[table.qualified_name().as_str().into()],
         );
@@ -22,48 +22,19 @@ pub(super) fn ensure_kind_table(table: &KindTable) {
             for sql in table.create_sql() {
                 run(&sql);
             }
-            // Made by an upgrade script, it would be a member of the
-            // extension, and pg_dump would leave its rows out.
-            let name = table.qualified_name();
-            let member = exists_with(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
-                                 WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
-                                   AND deptype = 'e')",
-                &[name.as_str().into()],
-            );
-            if member {
-                run(&format!("ALTER EXTENSION eventeum DROP TABLE {name}"));
-            }
-            made = true;
+            leave_extension("TABLE", &table.qualified_name());
+            stale = true;
         }
     }
-    if made {
+    if stale {
         rebuild_contract_events();
     }
 }
 
 /// Replaces `contract_events` with a branch per kind table.
 pub(super) fn rebuild_contract_events() {
-    let tables = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT c.relname::text, pg_catalog.obj_description(c.oid, 'pg_class')
-               FROM pg_catalog.pg_class c
-              WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')
-              ORDER BY c.relname",
-            None,
-            &[STORE_SCHEMA.into()],
-        )?;
-        let mut tables = vec![];
-        for row in rows {
-            let name: String = row.get(1)?.unwrap_or_default();
-            let comment: String = row.get(2)?.unwrap_or_default();
-            if let Some(table) = KindTable::from_comment(&name, &comment) {
-                tables.push(table);
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(tables)
-    })
-    .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+    let tables =
+        Spi::connect(crate::store::kind_tables).unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
     run(&contract_events_view_sql(&tables));
 }
 
@@ -99,10 +70,6 @@ pub(super) fn event_source(filter_id: &str, node: &str, event_name: &str, topic0
     .unwrap_or_else(|| {
         pgrx::error!("eventeum: cannot register the events of filter \"{filter_id}\"")
     })
-}
-
-fn run(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
 }
 
 /// The 0.7.0 → 0.8.0 update's move of `contract_events`' rows (renamed

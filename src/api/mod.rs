@@ -82,6 +82,27 @@ pub(super) fn exists_with(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> bool
         .unwrap_or(false)
 }
 
+/// Runs a statement the API composed (DDL, mostly); an error is an ERROR.
+pub(super) fn run(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+}
+
+/// Takes relation `name` (a `TABLE` or `VIEW`, as `kind` says) out of the
+/// extension when it is a member: one an update script made would be, and
+/// pg_dump would leave it out, rows and all. Kind tables and typed views are
+/// the user's data.
+pub(super) fn leave_extension(kind: &str, name: &str) {
+    let member = exists_with(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+                         WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
+                           AND deptype = 'e')",
+        &[name.into()],
+    );
+    if member {
+        run(&format!("ALTER EXTENSION eventeum DROP {kind} {name}"));
+    }
+}
+
 /// Raises 55000 when the worker serves another database: what would be
 /// configured here would never be followed or delivered. Restoring a dump
 /// is not affected: it writes the tables, not through these functions.

@@ -11,7 +11,9 @@ use pgrx::prelude::{pg_extern, pg_sys, Spi};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use super::{at_most_one, exists_with, or_raise, raise, require_served_database};
+use super::{
+    at_most_one, exists_with, leave_extension, or_raise, raise, require_served_database, run,
+};
 use crate::error::ApiError;
 use crate::kind::{KindTable, STORE_SCHEMA};
 use crate::spec::FilterDefinition;
@@ -200,19 +202,5 @@ fn create(view: &TypedView, filter: &FilterDefinition) {
         literal(&view.comment())
     ));
     run(&format!("GRANT SELECT ON {name} TO eventeum_reader"));
-    // Created by an upgrade script, it would be a member of the
-    // extension, and pg_dump would leave it out: it is the user's.
-    let member = exists_with(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend
-                         WHERE classid = 'pg_catalog.pg_class'::regclass AND objid = $1::regclass
-                           AND deptype = 'e')",
-        &[name.as_str().into()],
-    );
-    if member {
-        run(&format!("ALTER EXTENSION eventeum DROP VIEW {name}"));
-    }
-}
-
-fn run(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+    leave_extension("VIEW", &name);
 }

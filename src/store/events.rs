@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::copy::copy_in;
 use super::counters::count_events;
-use super::records_of;
+use super::kinds::set_status;
 use crate::config::{BackfillOf, ConfigSnapshot};
 use crate::discard::discard;
 use crate::kind::STORE_SCHEMA;
@@ -33,8 +33,9 @@ pub(super) fn insert_events(
         return Ok((0, Batch::default()));
     }
     let mut written = vec![true; records.len()];
-    for copy in copies {
-        if !has_stored_rows(client, step, &copy)? {
+    let stored = have_stored_rows(client, step, &copies)?;
+    for (copy, stored) in copies.into_iter().zip(stored) {
+        if !stored {
             copy_in(
                 STORE_SCHEMA,
                 &copy.table.name(),
@@ -153,16 +154,17 @@ fn upsert_rows(
         .collect())
 }
 
-/// Whether the kind table may hold rows of `copy`: rows of its filters in
-/// the step's blocks.
-fn has_stored_rows(
+/// For each of `copies`, whether its kind table may hold some of its rows:
+/// rows of its filters in the step's blocks.
+fn have_stored_rows(
     client: &mut SpiClient<'_>,
     step: &ChainStep,
-    copy: &KindCopy,
-) -> SpiResult<bool> {
-    let mut keys: Vec<i32> = copy.rows.iter().map(|(_, key)| *key).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    copies: &[KindCopy],
+) -> SpiResult<Vec<bool>> {
+    // During a backfill the statistics still say the tables are nearly
+    // empty, and the planner would scan the filter's rows instead of probing
+    // the index: a cost that grew with every piece. Make it probe, and put
+    // the settings back after.
     let backfill = matches!(
         &step.kind,
         StepKind::Backfill {
@@ -170,35 +172,40 @@ fn has_stored_rows(
             ..
         }
     );
+    let scans = |client: &mut SpiClient<'_>, on: &str| {
+        client
+            .select(
+                "SELECT set_config('enable_seqscan', $1, true), set_config('enable_bitmapscan', $1, true)",
+                None,
+                &[on.into()],
+            )
+            .map(|_| ())
+    };
     if backfill {
-        // During a backfill the statistics still say the table is nearly
-        // empty, and the planner would scan the filter's rows instead of
-        // probing the index: a cost that grew with every piece.
-        client.select(
-            "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)",
-            None,
-            &[],
-        )?;
+        scans(client, "off")?;
     }
-    let found = client
-        .select(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM {} WHERE filter_key = ANY ($1) AND block_number BETWEEN $2 AND $3)",
-                copy.table.qualified_name()
-            ),
-            None,
-            &[keys.into(), (step.from as i64).into(), (step.to as i64).into()],
-        )?
-        .first()
-        .get_one::<bool>()?;
+    let mut stored = Vec::with_capacity(copies.len());
+    for copy in copies {
+        let mut keys: Vec<i32> = copy.rows.iter().map(|(_, key)| *key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let found = client
+            .select(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE filter_key = ANY ($1) AND block_number BETWEEN $2 AND $3)",
+                    copy.table.qualified_name()
+                ),
+                None,
+                &[keys.into(), (step.from as i64).into(), (step.to as i64).into()],
+            )?
+            .first()
+            .get_one::<bool>()?;
+        stored.push(found.unwrap_or(true));
+    }
     if backfill {
-        client.select(
-            "SELECT set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)",
-            None,
-            &[],
-        )?;
+        scans(client, "on")?;
     }
-    Ok(found.unwrap_or(true))
+    Ok(stored)
 }
 
 /// Promotes the node's events that are `wait` blocks deep to CONFIRMED, in
@@ -213,22 +220,13 @@ pub(super) fn confirm_events(
     let Some(depth) = processed.checked_sub(wait) else {
         return Ok(vec![]);
     };
-    let mut rows = vec![];
-    for table in &snapshot.kind_tables {
-        let changed = format!(
-            "WITH changed AS (
-                 UPDATE {} e SET status = 'CONFIRMED', updated_at = now()
-                  WHERE e.node_key = (SELECT node_key FROM eventeum.event_nodes WHERE name = $1)
-                    AND e.status = 'UNCONFIRMED' AND e.block_number <= $2
-                 RETURNING e.*)
-             {}",
-            table.qualified_name(),
-            table.rendered_rows_sql("changed")
-        );
-        let updated = client.update(&changed, None, &[node.into(), (depth as i64).into()])?;
-        rows.extend(records_of::<ContractEventRecord>(updated)?);
-    }
-    rows.sort_by_key(|r| (r.block_number, r.log_index));
+    let rows = set_status(
+        client,
+        &snapshot.kind_tables,
+        EventStatus::Confirmed,
+        "e.status = 'UNCONFIRMED' AND e.block_number <= $2",
+        || vec![node.into(), (depth as i64).into()],
+    )?;
     count_events(client, node, EventStatus::Confirmed, rows.len())?;
     Ok(rows.iter().map(ContractEventRecord::outgoing).collect())
 }

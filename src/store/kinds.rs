@@ -9,9 +9,35 @@ use alloy::primitives::hex;
 use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 
+use pgrx::datum::DatumWithOid;
+
+use super::records_of;
 use crate::config::{ConfigSnapshot, FilterConfig, FilterStorage};
 use crate::kind::{KindTable, STORE_SCHEMA};
-use crate::view::ViewSource;
+use crate::message::ContractEventRecord;
+use crate::states::EventStatus;
+use crate::view::{ViewRequest, ViewSource};
+
+/// Every kind table in `eventeum_store`, read back from its name and comment.
+pub fn kind_tables(client: &SpiClient<'_>) -> SpiResult<Vec<Arc<KindTable>>> {
+    let rows = client.select(
+        "SELECT c.relname::text, pg_catalog.obj_description(c.oid, 'pg_class')
+           FROM pg_catalog.pg_class c
+          WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')
+          ORDER BY c.relname",
+        None,
+        &[STORE_SCHEMA.into()],
+    )?;
+    let mut tables = vec![];
+    for row in rows {
+        let name: String = row.get(1)?.unwrap_or_default();
+        let comment: String = row.get(2)?.unwrap_or_default();
+        if let Some(table) = KindTable::from_comment(&name, &comment) {
+            tables.push(Arc::new(table));
+        }
+    }
+    Ok(tables)
+}
 
 /// The kind tables and keys, read with the snapshot.
 pub(super) struct StorageKeys {
@@ -24,21 +50,7 @@ pub(super) struct StorageKeys {
 
 impl StorageKeys {
     pub fn load(client: &SpiClient<'_>, bytes_to_ascii: bool) -> SpiResult<Self> {
-        let mut tables = vec![];
-        let rows = client.select(
-            "SELECT c.relname::text, pg_catalog.obj_description(c.oid, 'pg_class')
-               FROM pg_catalog.pg_class c
-              WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')",
-            None,
-            &[STORE_SCHEMA.into()],
-        )?;
-        for row in rows {
-            let name: String = row.get(1)?.unwrap_or_default();
-            let comment: String = row.get(2)?.unwrap_or_default();
-            if let Some(table) = KindTable::from_comment(&name, &comment) {
-                tables.push(Arc::new(table));
-            }
-        }
+        let tables = kind_tables(client)?;
         let mut sources = HashMap::new();
         let rows = client.select(
             "SELECT s.filter_id, s.node, s.event_name, s.topic0, s.source_key
@@ -106,6 +118,12 @@ pub fn missing_view_indexes(snapshot: &ConfigSnapshot) -> SpiResult<Vec<String>>
     let mut wanted = vec![];
     for node in snapshot.nodes.values() {
         for filter in &node.filters {
+            // Resolving a view's columns costs: only for views with indexes.
+            let wants_index = matches!(&filter.definition.view,
+                ViewRequest::On { index, .. } if !index.is_empty());
+            if !wants_index {
+                continue;
+            }
             let (Some(view), Some(storage)) =
                 (filter.definition.typed_view(&filter.id), &filter.storage)
             else {
@@ -138,4 +156,34 @@ pub fn missing_view_indexes(snapshot: &ConfigSnapshot) -> SpiResult<Vec<String>>
         .filter(|(name, _)| !existing.contains(name))
         .map(|(_, sql)| sql)
         .collect())
+}
+
+/// Sets `status` on the rows of node `$1` that `condition` selects (over
+/// `e`, with the parameters `args` gives), in every kind table; returns them
+/// as `contract_events` rows, in chain order.
+pub(super) fn set_status<'a>(
+    client: &mut SpiClient<'_>,
+    tables: &[Arc<KindTable>],
+    status: EventStatus,
+    condition: &str,
+    args: impl Fn() -> Vec<DatumWithOid<'a>>,
+) -> SpiResult<Vec<ContractEventRecord>> {
+    let mut rows = vec![];
+    for table in tables {
+        let sql = format!(
+            "WITH changed AS (
+                 UPDATE {} e SET status = '{}', updated_at = now()
+                  WHERE e.node_key = (SELECT node_key FROM eventeum.event_nodes WHERE name = $1)
+                    AND {condition}
+                 RETURNING e.*)
+             {}",
+            table.qualified_name(),
+            status.as_str(),
+            table.rendered_rows_sql("changed")
+        );
+        let changed = client.update(&sql, None, &args())?;
+        rows.extend(records_of::<ContractEventRecord>(changed)?);
+    }
+    rows.sort_by_key(|r| (r.block_number, r.log_index));
+    Ok(rows)
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::children::drop_children;
 use super::counters::{add_to_counter, count_events};
 use super::emit::{emit, with_filter_targets};
+use super::kinds::set_status;
 use super::records_of;
 use super::transactions::transaction_payloads;
 use crate::config::ConfigSnapshot;
@@ -67,33 +68,22 @@ pub fn apply_rewind(rewind: &Rewind, snapshot: &ConfigSnapshot) -> SpiResult<Ste
             None,
             &[rewind.node.as_str().into(), (rewind.ancestor as i64).into(), canonical.clone().into()],
         )?;
-        let mut rows = vec![];
-        for table in &snapshot.kind_tables {
-            let invalidate = format!(
-                "WITH changed AS (
-                     UPDATE {} e SET status = 'INVALIDATED', updated_at = now()
-                      WHERE e.node_key = (SELECT node_key FROM eventeum.event_nodes WHERE name = $1)
-                        AND e.block_number > $2 AND e.status <> 'INVALIDATED'
-                        AND e.block_hash <> ALL ($3::text[]::eventeum.hash[])
-                        AND NOT ($4 AND e.status = 'CONFIRMED')
-                     RETURNING e.*)
-                 {}",
-                table.qualified_name(),
-                table.rendered_rows_sql("changed")
-            );
-            let invalidated = client.update(
-                &invalidate,
-                None,
-                &[
+        let rows = set_status(
+            client,
+            &snapshot.kind_tables,
+            EventStatus::Invalidated,
+            "e.block_number > $2 AND e.status <> 'INVALIDATED'
+             AND e.block_hash <> ALL ($3::text[]::eventeum.hash[])
+             AND NOT ($4 AND e.status = 'CONFIRMED')",
+            || {
+                vec![
                     rewind.node.as_str().into(),
                     (rewind.ancestor as i64).into(),
                     canonical.clone().into(),
                     confirmed_is_final.into(),
-                ],
-            )?;
-            rows.extend(records_of::<ContractEventRecord>(invalidated)?);
-        }
-        rows.sort_by_key(|r| (r.block_number, r.log_index));
+                ]
+            },
+        )?;
         if let Some(node) = snapshot.nodes.get(&rewind.node) {
             drop_children(client, node, &rows)?;
         }

@@ -287,6 +287,14 @@ impl KindTable {
         format!("{STORE_SCHEMA}.{}", self.name())
     }
 
+    /// How many value columns the table has.
+    pub fn value_count(&self) -> usize {
+        match self {
+            KindTable::Typed(kind) => kind.parameters.len(),
+            KindTable::Json => 2,
+        }
+    }
+
     /// The value columns and their SQL types.
     pub fn value_columns(&self) -> Vec<(String, String)> {
         match self {

@@ -2,6 +2,8 @@
 //! and the rendering of a row as Eventeum's `contract_events` row, which
 //! the `contract_events` view, confirmations and forks share.
 
+use std::sync::Arc;
+
 use super::{KindParameter, KindTable, StorageType, COMMENT_PREFIX};
 
 /// The columns every kind table has before its values, in COPY's order.
@@ -145,7 +147,7 @@ fn render_parameter(parameter: &KindParameter, column: &str) -> String {
 
 /// `CREATE OR REPLACE VIEW eventeum.contract_events` over `tables`: one
 /// `UNION ALL` branch per kind table, each row as Eventeum's.
-pub fn contract_events_view_sql(tables: &[KindTable]) -> String {
+pub fn contract_events_view_sql(tables: &[Arc<KindTable>]) -> String {
     let branches: Vec<String> = tables
         .iter()
         .map(|table| {

@@ -100,10 +100,15 @@ pub fn prepare_events(
     let mut batches: Vec<Batched> = vec![];
     let mut records = Vec::with_capacity(events.len());
     for event in events {
-        let Some(storage) = event.filter.storage.as_ref() else {
+        let DecodedEvent {
+            filter,
+            position,
+            parameters,
+        } = event;
+        let Some(storage) = filter.storage.as_ref() else {
             continue;
         };
-        let record = record(node, &event, tip, wait);
+        let record = record(node, &filter, position, &parameters, tip, wait);
         let mut write = |table: &Arc<KindTable>| {
             let i = match batches.iter().position(|b| b.table == *table) {
                 Some(i) => i,
@@ -120,7 +125,7 @@ pub fn prepare_events(
             let batch = &mut batches[i];
             let mark = batch.copy.len();
             let keys = (storage.filter_key, storage.node_key);
-            if typed::write_row(&mut batch.copy, table, &record, &event.parameters, keys) {
+            if typed::write_row(&mut batch.copy, table, &record, &parameters, keys) {
                 batch.rows.push((records.len(), storage.filter_key));
                 true
             } else {
@@ -157,31 +162,38 @@ pub fn prepare_events(
     }
 }
 
-fn record(node: &str, event: &DecodedEvent, tip: u64, wait: u64) -> ContractEventRecord {
-    let p = &event.position;
+/// A log's row; its position moves in, its parameters stay for the COPY data.
+fn record(
+    node: &str,
+    filter: &FilterConfig,
+    p: LogPosition,
+    parameters: &DecodedParameters,
+    tip: u64,
+    wait: u64,
+) -> ContractEventRecord {
     let confirmed = tip.saturating_sub(p.block_number) >= wait;
     ContractEventRecord {
         id: contract_event_id(&p.transaction_hash, &p.block_hash, p.log_index),
-        filter_id: event.filter.id.clone(),
+        filter_id: filter.id.clone(),
         node: node.to_string(),
-        name: event.filter.definition.specification.event_name.clone(),
-        address: p.address.clone(),
+        name: filter.definition.specification.event_name.clone(),
+        address: p.address,
         block_number: p.block_number as i64,
-        block_hash: p.block_hash.clone(),
-        transaction_hash: p.transaction_hash.clone(),
+        block_hash: p.block_hash,
+        transaction_hash: p.transaction_hash,
         log_index: p.log_index,
-        indexed_parameters: serde_json::value::to_raw_value(&event.parameters.indexed)
+        indexed_parameters: serde_json::value::to_raw_value(&parameters.indexed)
             .expect("parameters serialize"),
-        non_indexed_parameters: serde_json::value::to_raw_value(&event.parameters.non_indexed)
+        non_indexed_parameters: serde_json::value::to_raw_value(&parameters.non_indexed)
             .expect("parameters serialize"),
-        event_specification_signature: hex::encode_prefixed(event.filter.topic0),
+        event_specification_signature: hex::encode_prefixed(filter.topic0),
         status: if confirmed {
             EventStatus::Confirmed
         } else {
             EventStatus::Unconfirmed
         },
         block_timestamp: p.block_timestamp.map(|t| t as i64),
-        correlation_id: event.parameters.correlation_id.clone(),
+        correlation_id: parameters.correlation_id.clone(),
     }
 }
 

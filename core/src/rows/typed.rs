@@ -19,7 +19,6 @@ pub(super) fn write_row(
     parameters: &DecodedParameters,
     (filter_key, node_key): (i32, i32),
 ) -> bool {
-    let value_count = table.value_columns().len();
     let (Some(block_hash), Some(transaction_hash), Some(address)) = (
         hex_bytes(&record.block_hash, 32),
         hex_bytes(&record.transaction_hash, 32),
@@ -27,7 +26,7 @@ pub(super) fn write_row(
     ) else {
         return false;
     };
-    copy.row(crate::kind::KEY_COLUMNS.len() + value_count)
+    copy.row(crate::kind::KEY_COLUMNS.len() + table.value_count())
         .integer(node_key)
         .integer(filter_key)
         .bigint(record.block_number)
