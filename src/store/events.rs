@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::copy::copy_in;
 use super::counters::count_events;
 use super::kinds::set_status;
+use super::unconfirmed;
 use crate::config::{BackfillOf, ConfigSnapshot};
 use crate::discard::discard;
 use crate::kind::STORE_SCHEMA;
@@ -35,6 +36,16 @@ pub(super) fn insert_events(
     let mut written = vec![true; records.len()];
     let stored = have_stored_rows(client, step, &copies)?;
     for (copy, stored) in copies.into_iter().zip(stored) {
+        let highest_unconfirmed = copy
+            .rows
+            .iter()
+            .map(|&(i, _)| &records[i])
+            .filter(|r| r.status == EventStatus::Unconfirmed)
+            .map(|r| r.block_number)
+            .max();
+        if let Some(highest) = highest_unconfirmed {
+            unconfirmed::note(&step.node, &copy.table, highest);
+        }
         if !stored {
             copy_in(
                 STORE_SCHEMA,
@@ -209,7 +220,7 @@ fn have_stored_rows(
 }
 
 /// Promotes the node's events that are `wait` blocks deep to CONFIRMED, in
-/// every kind table.
+/// the kind tables that hold UNCONFIRMED rows of the node.
 pub(super) fn confirm_events(
     client: &mut SpiClient<'_>,
     snapshot: &ConfigSnapshot,
@@ -220,13 +231,15 @@ pub(super) fn confirm_events(
     let Some(depth) = processed.checked_sub(wait) else {
         return Ok(vec![]);
     };
+    let tables = unconfirmed::tables_of(client, node, &snapshot.kind_tables)?;
     let rows = set_status(
         client,
-        &snapshot.kind_tables,
+        &tables,
         EventStatus::Confirmed,
         "e.status = 'UNCONFIRMED' AND e.block_number <= $2",
         || vec![node.into(), (depth as i64).into()],
     )?;
+    unconfirmed::confirmed_up_to(node, depth as i64);
     count_events(client, node, EventStatus::Confirmed, rows.len())?;
     Ok(rows.iter().map(ContractEventRecord::outgoing).collect())
 }

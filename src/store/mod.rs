@@ -13,6 +13,7 @@
 //! - [`copy`]: first-pass rows through Postgres' COPY;
 //! - [`kinds`]: the kind tables, the filters' and nodes' keys, the views' indexes;
 //! - [`children`]: factories' children added to address sets, and taken out on a fork;
+//! - [`unconfirmed`]: which kind tables hold a node's unconfirmed rows;
 //! - [`rewind`]: a fork;
 //! - [`transactions`], [`blocks`]: monitored transactions and block events;
 //! - [`emit`]: NOTIFY and outbox rows for what a step changed;
@@ -31,6 +32,7 @@ mod rewind;
 mod snapshot;
 mod step;
 mod transactions;
+mod unconfirmed;
 
 use pgrx::spi::SpiResult;
 
