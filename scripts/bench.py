@@ -35,7 +35,8 @@ from confluent_kafka import Consumer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from harness import PG_MAJOR, Anvil, Cluster, Emitter, RpcProxy, Tansu, free_port, wait_until  # noqa: E402
 
-from bench_storage import narrow_copy_seconds, storage  # noqa: E402
+from bench_storage import (SIMPLE_KIND, delete_events, insert_simple_rows, keys, kind_table,  # noqa: E402
+                           narrow_copy_seconds, storage, truncate_events, wait_view_index)
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", 100_000))
 LIVE_BLOCKS = int(os.environ.get("BENCH_LIVE_BLOCKS", 200))
@@ -247,7 +248,7 @@ def proxied_backfill(db, anvil, bench, hostile):
         step(f"through the {'hostile' if hostile else 'clean'} proxy: {seconds:.2f} s, {proxy.refused_for_rate} "
              f"requests refused for the rate limit, {proxy.lagged_answers} lagging answers")
         db.execute("SELECT eventeum.remove_filter('bench_hostile_backfill')")
-        db.execute("DELETE FROM eventeum.contract_events WHERE filter_id = 'bench_hostile_backfill'")
+        delete_events(db, "bench_hostile_backfill")
         db.execute("SELECT eventeum.remove_node('bench_hostile')")
         return seconds
     finally:
@@ -267,13 +268,14 @@ def copy_baseline(db):
     """COPYs the backfilled rows into an identical table (same columns, keys
     and indexes): returns (seconds, CPU seconds of the backend that ran it)."""
     buffer = bytearray()
-    with db.cursor().copy("COPY (SELECT * FROM eventeum.contract_events WHERE filter_id = 'bench_backfill') "
+    table, (filter_key, _) = kind_table(db, SIMPLE_KIND), keys(db, "bench_backfill")
+    with db.cursor().copy(f"COPY (SELECT * FROM {table} WHERE filter_key = {filter_key}) "
                           "TO STDOUT (FORMAT binary)") as copy:
         for chunk in copy:
             buffer += chunk
     backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]
     db.execute("DROP TABLE IF EXISTS public.bench_copy")
-    db.execute("CREATE TABLE public.bench_copy (LIKE eventeum.contract_events INCLUDING ALL)")
+    db.execute(f"CREATE TABLE public.bench_copy (LIKE {table} INCLUDING ALL)")
     cpu = cpu_seconds(backend)
     start = time.perf_counter()
     with db.cursor().copy("COPY public.bench_copy FROM STDIN (FORMAT binary)") as copy:
@@ -299,7 +301,7 @@ def backfill_rounds(db, anvil, bench):
         if i:
             # Start again from the same place: no filter, no rows.
             db.execute("SELECT eventeum.remove_filter('bench_backfill')")
-            db.execute("TRUNCATE eventeum.contract_events")
+            truncate_events(db)
         seconds, cpu = backfill(db, anvil, bench)
         copy_s, copy_cpu = copy_baseline(db)
         narrow.append(narrow_copy_seconds(db, "bench_backfill", EVENTS))
@@ -929,7 +931,7 @@ def views(db, anvil, bench):
     plain, indexed = [], []
     for _ in range(max(2, BACKFILL_ROUNDS)):
         for index, times in (([], plain), (["who", "value"], indexed)):
-            db.execute("TRUNCATE eventeum.contract_events")
+            truncate_events(db)
             start = time.perf_counter()
             db.execute("SELECT eventeum.add_filter(%s)", (json.dumps({
                 "id": "bench_view", "contractAddress": bench.address, "node": "bench", "startBlock": 0,
@@ -943,7 +945,7 @@ def views(db, anvil, bench):
             assert count_events(db, "bench_view") == EVENTS
             db.execute("SELECT eventeum.remove_filter('bench_view')")
         step(f"backfill without indexes {plain[-1]:.2f} s, with 2 indexed view columns {indexed[-1]:.2f} s")
-    db.execute("TRUNCATE eventeum.contract_events")
+    truncate_events(db)
     db.execute("SELECT eventeum.remove_node('bench')")
     report("view_indexed_backfill_events_per_s", EVENTS / min(indexed), "backfill, 2 indexed view columns",
            "events/s", f"(best of {len(indexed)})")
@@ -954,22 +956,20 @@ def views(db, anvil, bench):
     step(f"writing {LOOKUP_EVENTS:,} rows for the lookup")
     db.execute("SELECT eventeum.add_node('lookup', %s)", (anvil.url,))
     db.execute("SELECT eventeum.add_filter(%s, %s, 'lookup', NULL, 'lookup')", (bench.address, SIMPLE))
-    db.execute("""INSERT INTO eventeum.contract_events
-                     (id, filter_id, node, name, address, block_number, block_hash, transaction_hash, log_index,
-                      indexed_parameters, non_indexed_parameters, event_specification_signature, status,
-                      block_timestamp)
-                   SELECT md5(i::text), 'lookup', 'synthetic', 'Simple', %(address)s, i / 100, md5('b' || (i / 100)),
-                          md5('t' || i), i %% 100,
-                          jsonb_build_array(jsonb_build_object('type', 'address', 'value',
-                              '0x' || lpad(to_hex(1 + i %% %(addresses)s), 40, '0'))),
-                          jsonb_build_array(jsonb_build_object('type', 'uint256', 'value', i)),
-                          'x', 'CONFIRMED', 1700000000 + i / 100
-                     FROM generate_series(1, %(rows)s) AS i""",
-               {"address": bench.address, "addresses": LOOKUP_ADDRESSES, "rows": LOOKUP_EVENTS})
+    insert_simple_rows(db, "lookup", """
+        SELECT i / 100 AS block_number, (i %% 100)::integer AS log_index,
+               '0x' || md5('b' || (i / 100)) || md5('B' || (i / 100)) AS block_hash,
+               '0x' || md5('t' || i) || md5('T' || i) AS transaction_hash, %(address)s AS address,
+               '0x' || lpad(to_hex(1 + i %% %(addresses)s), 40, '0') AS who, i::numeric AS value,
+               1700000000 + i / 100 AS block_timestamp
+          FROM generate_series(1, %(rows)s) AS i""",
+                       {"address": bench.address, "addresses": LOOKUP_ADDRESSES, "rows": LOOKUP_EVENTS})
     start = time.perf_counter()
     db.execute("""SELECT eventeum.set_view('lookup', '{"name": "lookup", "index": ["who"]}')""")
+    wait_view_index(db, "lookup_who_")
     step(f"index built in {time.perf_counter() - start:.1f} s")
-    db.execute("ANALYZE eventeum.contract_events")
+    db.execute(f"ANALYZE {kind_table(db, SIMPLE_KIND)}")
+    db.execute("SET search_path = eventeum, public")  # the compact types' operators (REFERENCE, "Types")
     db.execute("CREATE TABLE public.lookup_plain AS SELECT who, value, block_number FROM eventeum.lookup")
     db.execute("CREATE INDEX ON public.lookup_plain (who, block_number)")
     db.execute("ANALYZE public.lookup_plain")
@@ -990,7 +990,8 @@ def views(db, anvil, bench):
     view_ms, plain_ms = timed("eventeum.lookup"), timed("public.lookup_plain")
     db.execute("DROP TABLE public.lookup_plain")
     db.execute("SELECT eventeum.remove_filter('lookup')")
-    db.execute("DELETE FROM eventeum.contract_events WHERE filter_id = 'lookup'")
+    db.execute("RESET search_path")
+    delete_events(db, "lookup")
     db.execute("SELECT eventeum.remove_node('lookup')")
     report("view_lookup_p50_ms", percentile(view_ms, 50),
            f"typed view lookup, {LOOKUP_EVENTS:,} rows, 50 newest by an indexed column, p50", "ms",
