@@ -187,7 +187,14 @@ def insert_simple_rows(db, filter_id, rows_sql, params):
     too). `rows_sql` selects block_number, log_index, block_hash,
     transaction_hash, address, who (text), value and block_timestamp."""
     filter_key, node_key = keys(db, filter_id)
-    db.execute(f"""INSERT INTO {kind_table(db, SIMPLE_KIND)}
+    table = kind_table(db, SIMPLE_KIND)
+    # Kind tables are partitioned by node and block range: make the rows' partitions first.
+    db.execute(f"""SELECT eventeum.make_partitions(%(kind_table)s, n.name, m.low, m.high)
+                     FROM (SELECT min(r.block_number) AS low, max(r.block_number) AS high FROM ({rows_sql}) AS r) m,
+                          eventeum.event_nodes n
+                    WHERE n.node_key = {node_key} AND m.low IS NOT NULL""",
+               {**params, "kind_table": table.removeprefix("eventeum_store.")})
+    db.execute(f"""INSERT INTO {table}
                      (node_key, filter_key, block_number, log_index, status, block_timestamp, block_hash,
                       transaction_hash, address, p1, p2)
                    SELECT {node_key}, {filter_key}, r.block_number, r.log_index, 'CONFIRMED', r.block_timestamp,
@@ -268,7 +275,7 @@ class LiveEvents:
 
 def wait_view_index(db, prefix):
     """Until the worker has built the typed view's index named `prefix`…"""
-    wait_until(lambda: db.execute("""SELECT count(*) FROM pg_class WHERE relkind = 'i'
+    wait_until(lambda: db.execute("""SELECT count(*) FROM pg_class WHERE relkind IN ('i', 'I')
                                         AND relnamespace = 'eventeum_store'::regnamespace AND relname LIKE %s""",
                                   (prefix + "%",)).fetchone()[0] == 1,
                timeout=3600, interval=0.05, what=f"the index {prefix}*")

@@ -249,24 +249,81 @@ COMMENT ON VIEW contract_events IS
 CREATE VIEW event_kinds AS
 SELECT c.relname::text AS table_name,
        pg_catalog.substr(pg_catalog.obj_description(c.oid, 'pg_class'), 22) AS kind,
-       c.reltuples::bigint AS estimated_rows
+       COALESCE((SELECT sum(GREATEST(p.reltuples, 0)) FROM pg_catalog.pg_inherits i
+                   JOIN pg_catalog.pg_class p ON p.oid = i.inhrelid
+                  WHERE i.inhparent = c.oid), GREATEST(c.reltuples, 0))::bigint AS estimated_rows,
+       (SELECT count(*) FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) AS partitions
   FROM pg_catalog.pg_class c
- WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relkind IN ('r', 'p');
+ WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition;
 COMMENT ON VIEW event_kinds IS
-  'Each kind table in eventeum_store: its name and its kind (each parameter''s Solidity type, ! after an indexed one).';
+  'Each kind table in eventeum_store: its name, its kind (each parameter''s Solidity type, ! after an indexed one), its rows by the statistics and its partitions.';
+
+ALTER TABLE recent_blocks ADD COLUMN timestamp bigint;
+COMMENT ON COLUMN recent_blocks.timestamp IS
+  'The block''s timestamp (NULL for blocks remembered before 0.8.0): the chain''s time, which retainFor counts from.';
+
+-- Each kind table is partitioned by (node_key, block_number) range; the
+-- worker makes the partitions (docs/ARCHITECTURE.md, "Partitions") and
+-- records them here, and retention drops them whole.
+CREATE TABLE event_partitions (
+    table_name     text NOT NULL,
+    node_key       integer NOT NULL,
+    from_block     bigint NOT NULL,
+    to_block       bigint NOT NULL,
+    partition_name text NOT NULL UNIQUE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_name, node_key, from_block),
+    CHECK (from_block <= to_block)
+);
+CREATE INDEX ON event_partitions (node_key, to_block);
+COMMENT ON TABLE event_partitions IS
+  'Each partition of a kind table in eventeum_store: its node''s events of blocks from_block..to_block. Made by the worker.';
+
+CREATE TABLE retention_log (
+    node       text NOT NULL,
+    table_name text NOT NULL,
+    from_block bigint NOT NULL,
+    to_block   bigint NOT NULL,
+    rows       bigint NOT NULL,
+    removed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON retention_log (node, to_block);
+COMMENT ON TABLE retention_log IS
+  'Every partition the nodes'' retention options (retainBlocks, retainFor) removed: the node, the kind table, its blocks and how many rows left with it.';
+
+CREATE OR REPLACE VIEW backfill_status AS
+SELECT filter_id, node, from_block, to_block, current_block,
+       current_block >= to_block AS done,
+       CASE WHEN current_block >= to_block THEN interval '0'
+            WHEN current_block >= from_block AND updated_at > started_at
+            THEN (updated_at - started_at) * ((to_block - current_block)::float8 / (current_block - from_block + 1))
+       END AS eta,
+       started_at, updated_at,
+       (SELECT max(r.to_block) + 1 FROM eventeum.retention_log r WHERE r.node = filter_backfill.node) AS kept_from_block
+  FROM filter_backfill;
+COMMENT ON VIEW backfill_status IS
+  'Backfill progress per filter: from/to/current block, done, an ETA at the rate so far, and kept_from_block: the first block whose events retention has not removed (NULL when it removed none).';
 
 
 SELECT pg_catalog.pg_extension_config_dump('event_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('event_sources', '');
 SELECT pg_catalog.pg_extension_config_dump('event_node_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('event_source_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('event_partitions', '');
+SELECT pg_catalog.pg_extension_config_dump('retention_log', '');
 
 REVOKE ALL ON FUNCTION _event_source(text, text, text, text) FROM PUBLIC;
-REVOKE ALL ON event_nodes, event_sources, event_kinds, contract_events FROM PUBLIC;
+REVOKE ALL ON event_nodes, event_sources, event_kinds, contract_events, event_partitions, retention_log FROM PUBLIC;
 REVOKE ALL ON SEQUENCE event_node_keys, event_source_keys FROM PUBLIC;
 GRANT USAGE ON SCHEMA eventeum_store TO eventeum_reader, eventeum_admin;
-GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources TO eventeum_reader;
-GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources TO eventeum_admin;
+GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources, event_partitions, retention_log TO eventeum_reader;
+GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources, event_partitions, retention_log TO eventeum_admin;
+
+CREATE FUNCTION make_partitions(kind_table text, node text, from_block bigint, to_block bigint) RETURNS integer
+    STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'make_partitions_wrapper';
+REVOKE ALL ON FUNCTION make_partitions(text, text, bigint, bigint) FROM PUBLIC;
+COMMENT ON FUNCTION make_partitions(text, text, bigint, bigint) IS
+  'Makes the partitions of a kind table (eventeum.event_kinds.table_name) that a node''s blocks from_block..to_block need, at its partitionBlocks; returns how many it made. The worker makes its own: this is for rows loaded by hand.';
 
 -- Every filter's events get their keys (and so do the rows of filters since
 -- removed), then the filters' typed views are made again over the kind

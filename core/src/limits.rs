@@ -175,3 +175,11 @@ pub const BULK_LINGER: Duration = Duration::from_secs(1);
 pub const TRIM_EVERY: Duration = Duration::from_secs(5);
 /// How long the postmaster waits before restarting a worker that exited.
 pub const RESTART_DELAY: Duration = Duration::from_secs(5);
+/// How often the worker looks for partitions its nodes' retention removes.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(5);
+/// Most partitions one retention pass looks at per node: the rest wait for
+/// the next pass, so a first pass over years of partitions stays short.
+pub const RETENTION_PARTITIONS_PER_PASS: usize = 16;
+/// How long dropping a partition waits for its kind table's lock before
+/// it gives up until the next pass.
+pub const RETENTION_LOCK_TIMEOUT: &str = "100ms";

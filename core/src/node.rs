@@ -65,6 +65,16 @@ pub struct NodeOptions {
     pub max_idle_connections: u64,
     /// How long an idle HTTP connection is kept, in ms (Eventeum's keepAliveDuration).
     pub keep_alive_duration: u64,
+    /// Blocks per partition of the node's events (each kind table is
+    /// partitioned by node and block range); retention removes whole ones.
+    pub partition_blocks: u64,
+    /// Keep the events of this many blocks below the head; older, CONFIRMED
+    /// ones leave with their partitions. 0 keeps every block.
+    pub retain_blocks: u64,
+    /// Keep the events of blocks stamped within this many ms of the last
+    /// block processed (the chain's clock); older,
+    /// CONFIRMED ones leave with their partitions. 0 keeps them for ever.
+    pub retain_for: u64,
 }
 
 impl Default for NodeOptions {
@@ -92,6 +102,9 @@ impl Default for NodeOptions {
             password: None,
             max_idle_connections: 5,
             keep_alive_duration: 10_000,
+            partition_blocks: DEFAULT_PARTITION_BLOCKS,
+            retain_blocks: 0,
+            retain_for: 0,
         }
     }
 }
@@ -103,6 +116,12 @@ const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
 const MIN_RESPONSE_BYTES: u64 = 64 << 10;
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 const MAX_BLOCKS: u64 = 1_000_000;
+/// A month of 2-second blocks, four months of Ethereum's 12-second ones:
+/// a chain followed for years has tens of partitions per kind.
+pub const DEFAULT_PARTITION_BLOCKS: u64 = 1_000_000;
+const MAX_PARTITION_BLOCKS: u64 = 100_000_000;
+/// A century, in ms.
+const MAX_RETAIN_FOR_MS: u64 = 100 * 366 * 24 * 3600 * 1000;
 
 /// Blocks kept in `recent_blocks` beyond the deepest depth an option names.
 const FORK_WINDOW_MARGIN: u64 = 32;
@@ -115,6 +134,11 @@ impl NodeOptions {
             .max(self.num_blocks_to_wait_before_invalidating)
             .max(self.num_blocks_to_replay)
             + FORK_WINDOW_MARGIN
+    }
+
+    /// Whether old events leave (`retainBlocks` or `retainFor`).
+    pub fn retains(&self) -> bool {
+        self.retain_blocks > 0 || self.retain_for > 0
     }
 
     /// Parses and validates an options object; unknown keys and out-of-range values are errors.
@@ -196,6 +220,14 @@ impl NodeOptions {
                 MAX_RESPONSE_BYTES,
             ),
             ("maxIdleConnections", self.max_idle_connections, 0, 1_000),
+            (
+                "partitionBlocks",
+                self.partition_blocks,
+                1,
+                MAX_PARTITION_BLOCKS,
+            ),
+            ("retainBlocks", self.retain_blocks, 0, i64::MAX as u64),
+            ("retainFor", self.retain_for, 0, MAX_RETAIN_FOR_MS),
             (
                 "keepAliveDuration",
                 self.keep_alive_duration,

@@ -175,10 +175,13 @@ CREATE TABLE recent_blocks (
     number      bigint NOT NULL,
     hash        text NOT NULL,
     parent_hash text NOT NULL,
+    timestamp   bigint,
     PRIMARY KEY (node, number)
 );
 COMMENT ON TABLE recent_blocks IS
   'Per node, the canonical blocks committed most recently: the window forks are checked against.';
+COMMENT ON COLUMN recent_blocks.timestamp IS
+  'The block''s timestamp (NULL for blocks remembered before 0.8.0): the chain''s time, which retainFor counts from.';
 
 CREATE VIEW node_status AS
 SELECT n.name,
@@ -290,16 +293,6 @@ CREATE TABLE filter_backfill (
 COMMENT ON TABLE filter_backfill IS
   'Per filter live following has taken over: from_block is its first block (startBlock, or the first block mined at or after its registration), and blocks from_block..to_block, below the block where live following took it over, are fetched for it alone.';
 
-CREATE VIEW backfill_status AS
-SELECT filter_id, node, from_block, to_block, current_block,
-       current_block >= to_block AS done,
-       CASE WHEN current_block >= to_block THEN interval '0'
-            WHEN current_block >= from_block AND updated_at > started_at
-            THEN (updated_at - started_at) * ((to_block - current_block)::float8 / (current_block - from_block + 1))
-       END AS eta,
-       started_at, updated_at
-  FROM filter_backfill;
-COMMENT ON VIEW backfill_status IS 'Backfill progress per filter: from/to/current block, done, and an ETA at the rate so far.';
 
 CREATE TRIGGER nodes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nodes
     FOR EACH STATEMENT EXECUTE FUNCTION bump_config_version();
@@ -452,11 +445,56 @@ COMMENT ON VIEW contract_events IS
 CREATE VIEW event_kinds AS
 SELECT c.relname::text AS table_name,
        pg_catalog.substr(pg_catalog.obj_description(c.oid, 'pg_class'), 22) AS kind,
-       c.reltuples::bigint AS estimated_rows
+       COALESCE((SELECT sum(GREATEST(p.reltuples, 0)) FROM pg_catalog.pg_inherits i
+                   JOIN pg_catalog.pg_class p ON p.oid = i.inhrelid
+                  WHERE i.inhparent = c.oid), GREATEST(c.reltuples, 0))::bigint AS estimated_rows,
+       (SELECT count(*) FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) AS partitions
   FROM pg_catalog.pg_class c
- WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relkind IN ('r', 'p');
+ WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition;
 COMMENT ON VIEW event_kinds IS
-  'Each kind table in eventeum_store: its name and its kind (each parameter''s Solidity type, ! after an indexed one).';
+  'Each kind table in eventeum_store: its name, its kind (each parameter''s Solidity type, ! after an indexed one), its rows by the statistics and its partitions.';
+
+-- Each kind table is partitioned by (node_key, block_number) range; the
+-- worker makes the partitions (docs/ARCHITECTURE.md, "Partitions") and
+-- records them here, and retention drops them whole.
+CREATE TABLE event_partitions (
+    table_name     text NOT NULL,
+    node_key       integer NOT NULL,
+    from_block     bigint NOT NULL,
+    to_block       bigint NOT NULL,
+    partition_name text NOT NULL UNIQUE,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (table_name, node_key, from_block),
+    CHECK (from_block <= to_block)
+);
+CREATE INDEX ON event_partitions (node_key, to_block);
+COMMENT ON TABLE event_partitions IS
+  'Each partition of a kind table in eventeum_store: its node''s events of blocks from_block..to_block. Made by the worker.';
+
+CREATE TABLE retention_log (
+    node       text NOT NULL,
+    table_name text NOT NULL,
+    from_block bigint NOT NULL,
+    to_block   bigint NOT NULL,
+    rows       bigint NOT NULL,
+    removed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON retention_log (node, to_block);
+COMMENT ON TABLE retention_log IS
+  'Every partition the nodes'' retention options (retainBlocks, retainFor) removed: the node, the kind table, its blocks and how many rows left with it.';
+
+CREATE VIEW backfill_status AS
+SELECT filter_id, node, from_block, to_block, current_block,
+       current_block >= to_block AS done,
+       CASE WHEN current_block >= to_block THEN interval '0'
+            WHEN current_block >= from_block AND updated_at > started_at
+            THEN (updated_at - started_at) * ((to_block - current_block)::float8 / (current_block - from_block + 1))
+       END AS eta,
+       started_at, updated_at,
+       (SELECT max(r.to_block) + 1 FROM eventeum.retention_log r WHERE r.node = filter_backfill.node) AS kept_from_block
+  FROM filter_backfill;
+COMMENT ON VIEW backfill_status IS
+  'Backfill progress per filter: from/to/current block, done, an ETA at the rate so far, and kept_from_block: the first block whose events retention has not removed (NULL when it removed none).';
 
 CREATE TABLE undecodable_logs (
     filter_id        text NOT NULL,
@@ -907,6 +945,8 @@ SELECT pg_catalog.pg_extension_config_dump('event_nodes', '');
 SELECT pg_catalog.pg_extension_config_dump('event_sources', '');
 SELECT pg_catalog.pg_extension_config_dump('event_node_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('event_source_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('event_partitions', '');
+SELECT pg_catalog.pg_extension_config_dump('retention_log', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_monitors', '');
 SELECT pg_catalog.pg_extension_config_dump('transaction_states', '');
 SELECT pg_catalog.pg_extension_config_dump('blocks', '');

@@ -126,6 +126,7 @@ fn _move_events_0_7_0() -> i64 {
         };
         ensure_kind_table(&table);
         let key = event_source(&filter_id, &node, &name, &topic0);
+        make_partitions_for_0_7_0(&table.name(), &filter_id, &node, &topic0);
         let sql = format!(
             "WITH moved AS (INSERT INTO {} (node_key, filter_key, block_number, log_index, status, block_timestamp,
                             created_at, updated_at, block_hash, transaction_hash, address, correlation_id,
@@ -166,4 +167,105 @@ fn _move_events_0_7_0() -> i64 {
         });
     }
     moved
+}
+
+/// Makes the partitions the 0.7.0 rows of a filter move into: one per
+/// width of blocks that holds some, none for the blocks between.
+fn make_partitions_for_0_7_0(table: &str, filter_id: &str, node: &str, topic0: &str) {
+    Spi::connect_mut(|client| {
+        let node_key = node_key(client, node)?;
+        let width = partition_width(client, node)?.max(1) as i64;
+        let rows = client.select(
+            "SELECT min(block_number), max(block_number) FROM eventeum.contract_events_0_7
+              WHERE filter_id = $1 AND node = $2 AND event_specification_signature = $3
+              GROUP BY block_number / $4",
+            None,
+            &[filter_id.into(), node.into(), topic0.into(), width.into()],
+        )?;
+        let mut ranges = vec![];
+        for row in rows {
+            let low: i64 = row.get(1)?.unwrap_or_default();
+            let high: i64 = row.get(2)?.unwrap_or_default();
+            ranges.push((low.max(0) as u64, high.max(0) as u64));
+        }
+        for (low, high) in ranges {
+            crate::store::ensure_range(client, table, node_key, low, high, width as u64)?;
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
+    .unwrap_or_else(|e| {
+        pgrx::error!("eventeum: cannot make the partitions of filter \"{filter_id}\": {e}")
+    });
+}
+
+/// Makes the partitions of kind table `kind_table` (a `table_name` of
+/// `eventeum.event_kinds`) that node `node`'s blocks `from_block ..=
+/// to_block` need, at the node's `partitionBlocks`; returns how many it
+/// made. The worker makes its own; this is for rows loaded by hand.
+#[pgrx::pg_extern(volatile)]
+fn make_partitions(kind_table: &str, node: &str, from_block: i64, to_block: i64) -> i32 {
+    use crate::error::ApiError;
+    if from_block < 0 || to_block < from_block {
+        super::raise(ApiError::invalid(format!(
+            "blocks {from_block}..={to_block} are not a range of block numbers"
+        )));
+    }
+    if !exists_with(
+        "SELECT EXISTS (SELECT 1 FROM eventeum.event_kinds WHERE table_name = $1)",
+        &[kind_table.into()],
+    ) {
+        super::raise(ApiError::not_found("kind table", kind_table));
+    }
+    let made = Spi::connect_mut(|client| {
+        let node_key = node_key(client, node)?;
+        let width = partition_width(client, node)?;
+        let made = crate::store::ensure_range(
+            client,
+            kind_table,
+            node_key,
+            from_block as u64,
+            to_block as u64,
+            width,
+        )?;
+        Ok::<_, pgrx::spi::SpiError>(made.len())
+    })
+    .unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+    made as i32
+}
+
+/// Node `node`'s key for stored events, made when missing.
+fn node_key(client: &mut pgrx::spi::SpiClient<'_>, node: &str) -> pgrx::spi::SpiResult<i32> {
+    client.update(
+        "INSERT INTO eventeum.event_nodes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+        None,
+        &[node.into()],
+    )?;
+    Ok(client
+        .select(
+            "SELECT node_key FROM eventeum.event_nodes WHERE name = $1",
+            None,
+            &[node.into()],
+        )?
+        .first()
+        .get_one::<i32>()?
+        .unwrap_or_default())
+}
+
+/// Node `node`'s `partitionBlocks`; the default for a node that was removed.
+fn partition_width(client: &pgrx::spi::SpiClient<'_>, node: &str) -> pgrx::spi::SpiResult<u64> {
+    let options = client
+        .select(
+            "SELECT options FROM eventeum.nodes WHERE name = $1",
+            None,
+            &[node.into()],
+        )?
+        .first()
+        .get_one::<pgrx::JsonB>()
+        .ok()
+        .flatten();
+    Ok(options
+        .and_then(|o| crate::node::NodeOptions::from_json(&o.0).ok())
+        .map_or(crate::node::DEFAULT_PARTITION_BLOCKS, |o| {
+            o.partition_blocks
+        }))
 }

@@ -203,11 +203,17 @@ fn have_stored_rows(
         let found = client
             .select(
                 &format!(
-                    "SELECT EXISTS (SELECT 1 FROM {} WHERE filter_key = ANY ($1) AND block_number BETWEEN $2 AND $3)",
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE node_key = $4 AND filter_key = ANY ($1)
+                                      AND block_number BETWEEN $2 AND $3)",
                     copy.table.qualified_name()
                 ),
                 None,
-                &[keys.into(), (step.from as i64).into(), (step.to as i64).into()],
+                &[
+                    keys.into(),
+                    (step.from as i64).into(),
+                    (step.to as i64).into(),
+                    copy.node_key.into(),
+                ],
             )?
             .first()
             .get_one::<bool>()?;

@@ -23,7 +23,7 @@ pub fn kind_tables(client: &SpiClient<'_>) -> SpiResult<Vec<Arc<KindTable>>> {
     let rows = client.select(
         "SELECT c.relname::text, pg_catalog.obj_description(c.oid, 'pg_class')
            FROM pg_catalog.pg_class c
-          WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p')
+          WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
           ORDER BY c.relname",
         None,
         &[STORE_SCHEMA.into()],
@@ -144,7 +144,7 @@ pub fn missing_view_indexes(snapshot: &ConfigSnapshot) -> SpiResult<Vec<String>>
         client
             .select(
                 "SELECT relname::text FROM pg_catalog.pg_class
-                  WHERE relnamespace = $1::regnamespace AND relkind = 'i'",
+                  WHERE relnamespace = $1::regnamespace AND relkind IN ('i', 'I')",
                 None,
                 &[STORE_SCHEMA.into()],
             )?

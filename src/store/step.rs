@@ -157,14 +157,16 @@ pub(super) fn remember_blocks(
             .iter()
             .map(|h| {
                 json!({"number": h.number, "hash": hex::encode_prefixed(h.hash),
-                       "parent_hash": hex::encode_prefixed(h.parent_hash)})
+                       "parent_hash": hex::encode_prefixed(h.parent_hash), "timestamp": h.timestamp})
             })
             .collect();
         client.update(
-            "INSERT INTO eventeum.recent_blocks (node, number, hash, parent_hash)
-             SELECT $1, r.number, r.hash, r.parent_hash
-               FROM jsonb_to_recordset($2::text::jsonb) AS r(number bigint, hash text, parent_hash text)
-             ON CONFLICT (node, number) DO UPDATE SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash",
+            "INSERT INTO eventeum.recent_blocks (node, number, hash, parent_hash, timestamp)
+             SELECT $1, r.number, r.hash, r.parent_hash, r.timestamp
+               FROM jsonb_to_recordset($2::text::jsonb)
+                    AS r(number bigint, hash text, parent_hash text, timestamp bigint)
+             ON CONFLICT (node, number) DO UPDATE
+                SET hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, timestamp = EXCLUDED.timestamp",
             None,
             &[node.into(), Value::Array(rows).to_string().into()],
         )?;

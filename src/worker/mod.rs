@@ -15,6 +15,7 @@ mod runtime;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::{log, pg_guard, pg_sys, Spi};
@@ -31,8 +32,8 @@ use crate::discard;
 use crate::follow;
 use crate::guc;
 use crate::limits::{
-    EXTENSION_POLL, FOLLOWER_MESSAGES_PER_TICK, FOLLOWER_QUEUE, LARGE_STEP, RELAY_QUEUE, TICK,
-    WORKER_LOCK_TIMEOUT, WORKER_STATEMENT_TIMEOUT,
+    EXTENSION_POLL, FOLLOWER_MESSAGES_PER_TICK, FOLLOWER_QUEUE, LARGE_STEP, RELAY_QUEUE,
+    RETENTION_EVERY, TICK, WORKER_LOCK_TIMEOUT, WORKER_STATEMENT_TIMEOUT,
 };
 use crate::protocol::{ChainStep, FollowerMessage, StepAck};
 use crate::relay;
@@ -111,6 +112,7 @@ fn run() {
     let mut metrics = Metrics::new();
     let mut heap = Heap::steady();
     let mut reload = false;
+    let mut last_retention = Instant::now();
 
     // `sigterm_received` clears the flag it reads: remember that it was set.
     let mut stopping = false;
@@ -202,12 +204,25 @@ fn run() {
         heap.tick();
         outbox.relay(&snapshot);
         metrics.tick(&runtime);
+        if last_retention.elapsed() >= RETENTION_EVERY {
+            last_retention = Instant::now();
+            commit_or_abort(
+                || "cannot apply the nodes' retention".into(),
+                || store::retain(&snapshot),
+            );
+        }
     }
     shutdown(runtime, config_tx);
 }
 
 fn apply(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
     let (from, to, node) = (step.from, step.to, step.node.clone());
+    // Partitions first, in a short transaction of their own: the step's
+    // transaction then takes no lock a reader of the kind tables waits for.
+    commit_or_abort(
+        || format!("cannot make the partitions of blocks {from}..={to} of node \"{node}\""),
+        || Spi::connect_mut(|client| store::prepare_for_step(client, step, snapshot)),
+    );
     commit_or_abort(
         || format!("cannot store blocks {from}..={to} of node \"{node}\""),
         || store::apply_step(step, snapshot),

@@ -6,6 +6,7 @@
 //! its key and its value columns' SQL types; [`sql`] writes the statements
 //! that create, read and render a kind's table.
 
+pub mod partition;
 mod sql;
 
 use alloy::dyn_abi::DynSolType;

@@ -43,7 +43,9 @@ impl KindTable {
     }
 
     /// The statements that create the table, its indexes and its comment.
-    /// Columns are in an order that packs without padding.
+    /// Columns are in an order that packs without padding. The table is
+    /// partitioned by node and block range ([`super::partition`]); the
+    /// worker makes the partitions.
     pub fn create_sql(&self) -> Vec<String> {
         let table = self.qualified_name();
         let name = self.name();
@@ -72,7 +74,7 @@ impl KindTable {
     address eventeum.address NOT NULL,
     correlation_id text{values},
     PRIMARY KEY (node_key, block_number, log_index, block_hash, filter_key)
-)"
+) PARTITION BY RANGE (node_key, block_number)"
             ),
             format!(
                 "CREATE INDEX {name}_unconfirmed ON {table} (node_key, block_number) WHERE status = 'UNCONFIRMED'"
