@@ -334,3 +334,61 @@ def test_the_0_8_0_update_moves_events_into_kind_tables(released_scripts, scratc
         assert conn.execute("SELECT to_regclass('eventeum.contract_events_0_7')").fetchone() == (None,)
         assert conn.execute("SELECT relkind::text FROM pg_class WHERE oid = 'eventeum.contract_events'::regclass"
                             ).fetchone() == ("v",)
+
+
+def test_the_0_8_0_update_moves_a_million_events(released_scripts, scratch_databases):
+    """The update at scale: 1,000,000 rows of one typed filter, over three
+    partitions' worth of blocks, move in the update's transaction; the
+    contract_events view renders each exactly as the table held it, and the
+    partitions made by the update script are not extension members (pg_dump
+    would leave them out)."""
+    rows = 1_000_000
+    spec = {"eventName": "Transfer",
+            "indexedParameterDefinitions": [{"position": 0, "type": "ADDRESS", "name": "from"},
+                                            {"position": 1, "type": "ADDRESS", "name": "to"}],
+            "nonIndexedParameterDefinitions": [{"position": 2, "type": "UINT256", "name": "value"}]}
+    contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    topic0 = "0x" + keccak256(b"Transfer(address,address,uint256)").hex()
+    # Each row's text hashed, the hashes summed: the same rows give the same digest.
+    digest = """SELECT count(*), sum(('x' || left(md5(concat_ws('|', id, filter_id, node, name, address,
+                           block_number, block_hash, transaction_hash, log_index, indexed_parameters::text,
+                           non_indexed_parameters::text, event_specification_signature, status,
+                           block_timestamp)), 15))::bit(60)::bigint)
+                  FROM eventeum.contract_events"""
+    with scratch_databases("upgrade_million") as conn:
+        conn.execute("CREATE EXTENSION eventeum VERSION '0.7.0'")
+        conn.execute("INSERT INTO eventeum.nodes (name, url, options) VALUES ('default', 'http://127.0.0.1:8545', '{}')")
+        definition = {"id": "transfers", "contractAddress": contract, "eventSpecification": spec, "node": "default"}
+        conn.execute("""INSERT INTO eventeum.contract_event_filters
+                               (id, node, contract_address, event_name, event_signature, definition)
+                        VALUES ('transfers', 'default', %s, 'Transfer', %s, %s)""",
+                     (contract, topic0, json.dumps(definition)))
+        # Addresses of decimal digits only: their EIP-55 form is themselves.
+        conn.execute("""
+            INSERT INTO eventeum.contract_events
+                   (id, filter_id, node, name, address, block_number, block_hash, transaction_hash, log_index,
+                    indexed_parameters, non_indexed_parameters, event_specification_signature, status,
+                    block_timestamp)
+            SELECT tx || '-' || bh || '-' || (i %% 4), 'transfers', 'default', 'Transfer', %(contract)s,
+                   i / 4 * 9, bh, tx, (i %% 4)::integer,
+                   jsonb_build_array(jsonb_build_object('type', 'address', 'value', '0x' || lpad((i %% 997)::text, 40, '0')),
+                                     jsonb_build_object('type', 'address', 'value', '0x' || lpad((i %% 991)::text, 40, '0'))),
+                   jsonb_build_array(jsonb_build_object('type', 'uint256', 'value', i::numeric * 1000000000000000000)),
+                   %(topic0)s, 'CONFIRMED', 1700000000 + i / 4 * 36
+              FROM generate_series(0, %(last)s) AS i,
+                   LATERAL (SELECT '0x' || md5('b' || (i / 4)) || md5('B' || (i / 4)) AS bh,
+                                   '0x' || md5('t' || i) || md5('T' || i) AS tx) AS h""",
+                     {"contract": contract, "topic0": topic0, "last": rows - 1})
+        before = conn.execute(digest).fetchone()
+        assert before[0] == rows
+        conn.execute("ALTER EXTENSION eventeum UPDATE")
+        assert conn.execute(digest).fetchone() == before, "contract_events renders every row as it was"
+        assert conn.execute("SELECT table_name, from_block, to_block FROM eventeum.event_partitions ORDER BY 2"
+                            ).fetchall() == [(conn.execute("SELECT table_name FROM eventeum.event_kinds WHERE kind = %s",
+                                                           ("address!,address!,uint256",)).fetchone()[0], a, a + 999_999)
+                                             for a in (0, 1_000_000, 2_000_000)]
+        assert conn.execute("""SELECT count(*) FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+                                WHERE d.deptype = 'e' AND d.classid = 'pg_class'::regclass
+                                  AND c.relnamespace = 'eventeum_store'::regnamespace""").fetchone() == (0,)
+        assert conn.execute("""SELECT sum(value), count(DISTINCT "to") FROM eventeum.transfers""").fetchone() \
+            == (sum(range(rows)) * 10**18, 991)

@@ -322,6 +322,11 @@ GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources, event_
 CREATE FUNCTION make_partitions(kind_table text, node text, from_block bigint, to_block bigint) RETURNS integer
     STRICT VOLATILE LANGUAGE c AS 'MODULE_PATHNAME', 'make_partitions_wrapper';
 REVOKE ALL ON FUNCTION make_partitions(text, text, bigint, bigint) FROM PUBLIC;
+CREATE FUNCTION event_tables_ddl() RETURNS SETOF text
+    STRICT STABLE LANGUAGE c AS 'MODULE_PATHNAME', 'event_tables_ddl_wrapper';
+REVOKE ALL ON FUNCTION event_tables_ddl() FROM PUBLIC;
+COMMENT ON FUNCTION event_tables_ddl() IS
+  'The statements that make this database''s kind tables (plain, not partitioned) and the contract_events view over them on a logical-replication subscriber; each may run again when kinds are added.';
 COMMENT ON FUNCTION make_partitions(text, text, bigint, bigint) IS
   'Makes the partitions of a kind table (eventeum.event_kinds.table_name) that a node''s blocks from_block..to_block need, at its partitionBlocks; returns how many it made. The worker makes its own: this is for rows loaded by hand.';
 

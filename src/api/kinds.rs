@@ -269,3 +269,20 @@ fn partition_width(client: &pgrx::spi::SpiClient<'_>, node: &str) -> pgrx::spi::
             o.partition_blocks
         }))
 }
+
+/// The statements that make this database's kind tables, and the
+/// `contract_events` view over them, on a logical-replication subscriber:
+/// plain tables (no worker makes partitions there), each statement safe to
+/// run again when kinds are added (docs/OPERATIONS.md, "Read replicas by
+/// logical replication").
+#[pgrx::pg_extern(stable)]
+fn event_tables_ddl() -> pgrx::iter::SetOfIterator<'static, String> {
+    let tables =
+        Spi::connect(crate::store::kind_tables).unwrap_or_else(|e| pgrx::error!("eventeum: {e}"));
+    let mut statements = vec![];
+    for table in &tables {
+        statements.extend(table.create_sql_as(crate::kind::Layout::Subscriber));
+    }
+    statements.push(contract_events_view_sql(&tables));
+    pgrx::iter::SetOfIterator::new(statements)
+}

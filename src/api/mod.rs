@@ -270,6 +270,8 @@ COMMENT ON FUNCTION add_filters_from_abi(text, jsonb, text[], text, bigint) IS
   'Adds one contract-event filter per event of a contract ABI (a JSON array as solc and Foundry write it, or an artifact with an "abi" key): all its events or those named. Ids are <EventName>_<first 8 hex digits of the address>; each gets a typed view named after its id. Returns the ids.';
 COMMENT ON FUNCTION make_partitions(text, text, bigint, bigint) IS
   'Makes the partitions of a kind table (eventeum.event_kinds.table_name) that a node''s blocks from_block..to_block need, at its partitionBlocks; returns how many it made. The worker makes its own: this is for rows loaded by hand.';
+COMMENT ON FUNCTION event_tables_ddl() IS
+  'The statements that make this database''s kind tables (plain, not partitioned) and the contract_events view over them on a logical-replication subscriber; each may run again when kinds are added.';
 COMMENT ON FUNCTION set_view(text, jsonb) IS
   'Sets a filter''s typed view: false drops it; a name or {"name", "schema", "index": [column, ...]} creates it, moves it or changes its indexes. Returns the view as stored.';
 COMMENT ON FUNCTION _filter_view_changed(text, jsonb, text, jsonb) IS

@@ -15,7 +15,7 @@ use alloy::primitives::{hex, keccak256};
 use crate::compact::CompactType;
 use crate::event::{EventSpecification, ParameterDefinition};
 
-pub use sql::{contract_events_view_sql, KEY_COLUMNS, SOURCES_JOIN};
+pub use sql::{contract_events_view_sql, Layout, KEY_COLUMNS, SOURCES_JOIN};
 
 /// The schema of the event tables: nothing else lives there, so that one
 /// publication covers them all.

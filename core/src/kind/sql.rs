@@ -20,6 +20,15 @@ pub const KEY_COLUMNS: [&str; 10] = [
     "correlation_id",
 ];
 
+/// How a kind table is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Partitioned by node and block range, as the worker writes it.
+    Partitioned,
+    /// One plain table, as a logical-replication subscriber receives it.
+    Subscriber,
+}
+
 /// Joins a kind table `e` to the filter its rows came from.
 pub const SOURCES_JOIN: &str = "JOIN eventeum.event_sources s ON s.source_key = e.filter_key";
 
@@ -47,6 +56,24 @@ impl KindTable {
     /// partitioned by node and block range ([`super::partition`]); the
     /// worker makes the partitions.
     pub fn create_sql(&self) -> Vec<String> {
+        self.create_sql_as(Layout::Partitioned)
+    }
+
+    /// [`Self::create_sql`] in `layout`: a logical-replication subscriber
+    /// gets plain tables (no worker makes partitions there), each statement
+    /// idempotent so that it can be run again when kinds are added.
+    pub fn create_sql_as(&self, layout: Layout) -> Vec<String> {
+        let (create, partitioned_by) = match layout {
+            Layout::Partitioned => (
+                "CREATE TABLE",
+                " PARTITION BY RANGE (node_key, block_number)",
+            ),
+            Layout::Subscriber => ("CREATE TABLE IF NOT EXISTS", ""),
+        };
+        let index = match layout {
+            Layout::Partitioned => "CREATE INDEX",
+            Layout::Subscriber => "CREATE INDEX IF NOT EXISTS",
+        };
         let table = self.qualified_name();
         let name = self.name();
         let values: String = self
@@ -60,7 +87,7 @@ impl KindTable {
         };
         vec![
             format!(
-                "CREATE TABLE {table} (
+                "{create} {table} (
     node_key integer NOT NULL,
     filter_key integer NOT NULL,
     block_number bigint NOT NULL,
@@ -74,12 +101,12 @@ impl KindTable {
     address eventeum.address NOT NULL,
     correlation_id text{values},
     PRIMARY KEY (node_key, block_number, log_index, block_hash, filter_key)
-) PARTITION BY RANGE (node_key, block_number)"
+){partitioned_by}"
             ),
             format!(
-                "CREATE INDEX {name}_unconfirmed ON {table} (node_key, block_number) WHERE status = 'UNCONFIRMED'"
+                "{index} {name}_unconfirmed ON {table} (node_key, block_number) WHERE status = 'UNCONFIRMED'"
             ),
-            format!("CREATE INDEX {name}_by_filter ON {table} (filter_key, block_number)"),
+            format!("{index} {name}_by_filter ON {table} (filter_key, block_number)"),
             format!("COMMENT ON TABLE {table} IS '{}'", comment.replace('\'', "''")),
             format!("GRANT SELECT ON {table} TO eventeum_reader"),
         ]
@@ -195,6 +222,19 @@ mod tests {
         );
         assert_eq!(KindTable::from_comment("events_other", &comment), None);
         assert!(t.name().starts_with("events_") && t.name().len() == 19);
+    }
+
+    #[test]
+    fn a_subscriber_gets_plain_tables_it_may_make_again() {
+        let t = table("Transfer(address indexed from, address indexed to, uint256 value)");
+        let primary = t.create_sql().join(";\n");
+        assert!(primary.contains("PARTITION BY RANGE (node_key, block_number)"));
+        let subscriber = t.create_sql_as(super::Layout::Subscriber);
+        assert!(subscriber[0].starts_with("CREATE TABLE IF NOT EXISTS eventeum_store.events_"));
+        assert!(subscriber.iter().all(|sql| !sql.contains("PARTITION")));
+        assert!(subscriber[1..3]
+            .iter()
+            .all(|sql| sql.starts_with("CREATE INDEX IF NOT EXISTS")));
     }
 
     #[test]
