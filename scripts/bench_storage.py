@@ -65,7 +65,10 @@ def storage(db, cluster, anvil, stored, live, report, step):
     table = kind_table(db, SIMPLE_KIND)
     db.execute(f"VACUUM ANALYZE {table}")
     db.execute("VACUUM ANALYZE public.storage_plain")
-    stored = db.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0]
+    # A kind table is partitioned: its own size is nothing, its partitions' is the rows'.
+    stored = db.execute("""SELECT pg_total_relation_size(t) + COALESCE((SELECT sum(pg_total_relation_size(i.inhrelid))
+                                                                         FROM pg_inherits i WHERE i.inhparent = t), 0)
+                             FROM (SELECT %s::regclass AS t) AS kind""", (table,)).fetchone()[0]
     plain = db.execute("SELECT pg_total_relation_size('public.storage_plain')").fetchone()[0]
     report("storage_bytes_per_event", stored / SCALE, f"bytes per event on disk, {SCALE:,} events", "B",
            "(table and indexes)")

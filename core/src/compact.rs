@@ -4,9 +4,37 @@
 //! Their rules are here, without pgrx, so that they are tested without a
 //! database; `api/compact_types.rs` is their Postgres side.
 
+use std::cell::RefCell;
+
 use alloy::primitives::{Address, B256};
 
 use crate::error::ApiError;
+
+/// Slots of [`CHECKSUMS`].
+const CHECKSUM_SLOTS: usize = 256;
+
+thread_local! {
+    /// The EIP-55 text of addresses printed lately. A query prints the same
+    /// few addresses row after row (the contract's, the account looked up),
+    /// and each costs a keccak that a plain table's text does not. Direct-mapped on
+    /// the last byte, so bounded (256 entries of 62 bytes) and without
+    /// bookkeeping: a collision overwrites.
+    static CHECKSUMS: RefCell<[Option<(Address, String)>; CHECKSUM_SLOTS]> =
+        const { RefCell::new([const { None }; CHECKSUM_SLOTS]) };
+}
+
+/// `address` in EIP-55 text, through [`CHECKSUMS`].
+fn checksummed(address: Address) -> String {
+    let slot = address.0[19] as usize % CHECKSUM_SLOTS;
+    CHECKSUMS.with_borrow_mut(|slots| match &slots[slot] {
+        Some((cached, text)) if *cached == address => text.clone(),
+        _ => {
+            let text = address.to_checksum(None);
+            slots[slot] = Some((address, text.clone()));
+            text
+        }
+    })
+}
 
 /// The compact types, by the name SQL knows them by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +98,7 @@ impl CompactType {
             return None;
         }
         Some(match self {
-            CompactType::Address => Address::from_slice(bytes).to_checksum(None),
+            CompactType::Address => checksummed(Address::from_slice(bytes)),
             CompactType::Hash => format!("{:#x}", B256::from_slice(bytes)),
         })
     }
@@ -102,6 +130,21 @@ mod tests {
             let bytes = Address.parse(text).unwrap();
             assert_eq!(bytes.len(), 20);
             assert_eq!(Address.format(&bytes).unwrap(), WETH);
+        }
+    }
+
+    #[test]
+    fn addresses_that_share_a_cache_slot_print_their_own_checksum() {
+        // The same last byte, so the same slot: each print is still its own.
+        let one = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"; // EIP-55's own example
+        let mut other = [0x11u8; 20];
+        other[19] = 0xed;
+        let other_text = alloy::primitives::Address::from(other).to_checksum(None);
+        for _ in 0..3 {
+            for text in [one, other_text.as_str(), WETH] {
+                let bytes = Address.parse(&text.to_lowercase()).unwrap();
+                assert_eq!(Address.format(&bytes).unwrap(), text);
+            }
         }
     }
 

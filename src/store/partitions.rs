@@ -49,7 +49,20 @@ pub fn ensure_range(
     to: u64,
     width: u64,
 ) -> SpiResult<Vec<BlockSpan>> {
-    let mut existing = spans(client, table, node_key)?;
+    let mut known = spans(client, table, node_key)?;
+    make_missing(client, table, node_key, &mut known, (from, to), width)
+}
+
+/// Makes the partitions of blocks `from ..= to` that `existing` (the
+/// table's spans for the node, in block order) lacks, and adds them to it.
+fn make_missing(
+    client: &mut SpiClient<'_>,
+    table: &str,
+    node_key: i32,
+    existing: &mut Vec<BlockSpan>,
+    (from, to): (u64, u64),
+    width: u64,
+) -> SpiResult<Vec<BlockSpan>> {
     let mut made = vec![];
     let mut block = from;
     while block <= to {
@@ -61,7 +74,7 @@ pub fn ensure_range(
                         "eventeum: blocks {from}..={to} would need more than {MAX_PARTITIONS_PER_CALL} new partitions of {table}; raise the node's partitionBlocks"
                     );
                 }
-                let span = span_for(block, width, &existing);
+                let span = span_for(block, width, existing);
                 make(client, table, node_key, span)?;
                 let at = existing.partition_point(|s| s.from < span.from);
                 existing.insert(at, span);
@@ -148,17 +161,30 @@ pub fn prepare_for_step(
                 None => groups.push((block, block)),
             }
         }
+        let mut known = spans(client, &table, copy.node_key)?;
         for &(low, high) in &groups {
-            ensure_range(client, &table, copy.node_key, low, high, width)?;
+            make_missing(
+                client,
+                &table,
+                copy.node_key,
+                &mut known,
+                (low, high),
+                width,
+            )?;
         }
         let highest = groups.iter().map(|&(_, high)| high).max();
         if let (true, Some(highest)) = (live, highest) {
-            let current = spans(client, &table, copy.node_key)?
-                .into_iter()
-                .find(|s| s.contains(highest));
+            let current = known.iter().find(|s| s.contains(highest)).copied();
             if let Some(current) = current.filter(|s| highest >= s.middle()) {
                 if let Some(next) = current.to.checked_add(1) {
-                    ensure_range(client, &table, copy.node_key, next, next, width)?;
+                    make_missing(
+                        client,
+                        &table,
+                        copy.node_key,
+                        &mut known,
+                        (next, next),
+                        width,
+                    )?;
                 }
             }
         }

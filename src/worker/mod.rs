@@ -219,10 +219,12 @@ fn apply(step: &mut ChainStep, snapshot: &ConfigSnapshot) -> StepAck {
     let (from, to, node) = (step.from, step.to, step.node.clone());
     // Partitions first, in a short transaction of their own: the step's
     // transaction then takes no lock a reader of the kind tables waits for.
-    commit_or_abort(
-        || format!("cannot make the partitions of blocks {from}..={to} of node \"{node}\""),
-        || Spi::connect_mut(|client| store::prepare_for_step(client, step, snapshot)),
-    );
+    if !step.prepared.copies.is_empty() {
+        commit_or_abort(
+            || format!("cannot make the partitions of blocks {from}..={to} of node \"{node}\""),
+            || Spi::connect_mut(|client| store::prepare_for_step(client, step, snapshot)),
+        );
+    }
     commit_or_abort(
         || format!("cannot store blocks {from}..={to} of node \"{node}\""),
         || store::apply_step(step, snapshot),
