@@ -69,6 +69,7 @@ def storage(db, cluster, anvil, stored, live, report, step):
     stored = db.execute("""SELECT pg_total_relation_size(t) + COALESCE((SELECT sum(pg_total_relation_size(i.inhrelid))
                                                                          FROM pg_inherits i WHERE i.inhparent = t), 0)
                              FROM (SELECT %s::regclass AS t) AS kind""", (table,)).fetchone()[0]
+    stored = int(stored)  # a sum of bigints is numeric
     plain = db.execute("SELECT pg_total_relation_size('public.storage_plain')").fetchone()[0]
     report("storage_bytes_per_event", stored / SCALE, f"bytes per event on disk, {SCALE:,} events", "B",
            "(table and indexes)")
