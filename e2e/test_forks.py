@@ -39,6 +39,21 @@ def settle(anvil, emitter, blocks):
     anvil.mine(blocks)
 
 
+def assert_first_two_reincluded(db, fid, receipts):
+    """After a fork that replaced the blocks of five transfers (values 1 to
+    5) and re-included the first two: the five old rows are INVALIDATED and
+    the first two are CONFIRMED again in their new blocks."""
+    wait_until(lambda: len(rows(db, fid)) == 7, what="the re-included events")
+    got = rows(db, fid)
+    old = {r["blockHash"] for r in receipts}
+    assert sorted(r[3] for r in got if r[7] in old) == ["INVALIDATED"] * 5
+    new = [r for r in got if r[7] not in old]
+    assert [(r[6], r[2][0]["value"], r[3]) for r in new] == [
+        (receipts[0]["transactionHash"], 1, "CONFIRMED"),
+        (receipts[1]["transactionHash"], 2, "CONFIRMED"),
+    ]
+
+
 def test_depth_1_reorg_that_drops_the_transaction(cluster, db, anvil, emitter):
     settle(anvil, emitter, 3)
     fid = add_filter(db, emitter, "Transfer")
@@ -97,15 +112,7 @@ def test_deep_reorg_invalidates_everything_above_the_ancestor(db, anvil, emitter
     head = reorg(anvil, 9, [(raw_tx(anvil, receipts[0]), 1), (raw_tx(anvil, receipts[1]), 3)])
     anvil.mine(3)
     wait_caught_up(db, "deep", head + 3)
-    wait_until(lambda: len(rows(db, fid)) == 7, what="the re-included events")
-    got = rows(db, fid)
-    old = {r["blockHash"] for r in receipts}
-    assert sorted(r[3] for r in got if r[7] in old) == ["INVALIDATED"] * 5
-    new = [r for r in got if r[7] not in old]
-    assert [(r[6], r[2][0]["value"], r[3]) for r in new] == [
-        (receipts[0]["transactionHash"], 1, "CONFIRMED"),
-        (receipts[1]["transactionHash"], 2, "CONFIRMED"),
-    ]
+    assert_first_two_reincluded(db, fid, receipts)
 
 
 def test_a_reorg_deeper_than_the_window_is_reported(cluster, db, anvil, emitter):

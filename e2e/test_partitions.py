@@ -12,7 +12,7 @@ import pytest
 from conftest import wait_caught_up
 from harness import wait_until
 from test_contract_events import add_filter, rows
-from test_forks import raw_tx, reorg, transfer
+from test_forks import assert_first_two_reincluded, raw_tx, reorg, transfer
 from test_restarts import new_worker
 
 POLL = 100
@@ -61,15 +61,7 @@ def test_a_fork_across_a_partition_boundary(db, anvil, emitter):
         head = reorg(anvil, 9, [(raw_tx(anvil, receipts[0]), 1), (raw_tx(anvil, receipts[1]), 3)])
         anvil.mine(3)
         wait_caught_up(db, "quarters", head + 3)
-        wait_until(lambda: len(rows(db, fid)) == 7, what="the re-included events")
-        got = rows(db, fid)
-        old = {r["blockHash"] for r in receipts}
-        assert sorted(r[3] for r in got if r[7] in old) == ["INVALIDATED"] * 5
-        new = [r for r in got if r[7] not in old]
-        assert [(r[6], r[2][0]["value"], r[3]) for r in new] == [
-            (receipts[0]["transactionHash"], 1, "CONFIRMED"),
-            (receipts[1]["transactionHash"], 2, "CONFIRMED"),
-        ]
+        assert_first_two_reincluded(db, fid, receipts)
         # Every row sits in the partition of its block, and partitions of
         # one node never overlap.
         spans = [(a, b) for _, a, b in partitions(db, "quarters")]

@@ -174,13 +174,18 @@ fn _move_events_0_7_0() -> i64 {
 fn make_partitions_for_0_7_0(table: &str, filter_id: &str, node: &str, topic0: &str) {
     Spi::connect_mut(|client| {
         let node_key = node_key(client, node)?;
-        let width = partition_width(client, node)?.max(1) as i64;
+        let width = partition_width(client, node)?;
         let rows = client.select(
             "SELECT min(block_number), max(block_number) FROM eventeum.contract_events_0_7
               WHERE filter_id = $1 AND node = $2 AND event_specification_signature = $3
               GROUP BY block_number / $4",
             None,
-            &[filter_id.into(), node.into(), topic0.into(), width.into()],
+            &[
+                filter_id.into(),
+                node.into(),
+                topic0.into(),
+                (width as i64).into(),
+            ],
         )?;
         let mut ranges = vec![];
         for row in rows {
@@ -189,7 +194,7 @@ fn make_partitions_for_0_7_0(table: &str, filter_id: &str, node: &str, topic0: &
             ranges.push((low.max(0) as u64, high.max(0) as u64));
         }
         for (low, high) in ranges {
-            crate::store::ensure_range(client, table, node_key, low, high, width as u64)?;
+            crate::store::ensure_range(client, table, node_key, low, high, width)?;
         }
         Ok::<_, pgrx::spi::SpiError>(())
     })

@@ -17,6 +17,7 @@ use super::subtransaction::in_subtransaction;
 use crate::config::{ConfigSnapshot, NodeConfig};
 use crate::kind::STORE_SCHEMA;
 use crate::limits::{RETENTION_LOCK_TIMEOUT, RETENTION_PARTITIONS_PER_PASS};
+use crate::view::ident;
 
 /// The node's time: the timestamp of the last block it processed, or the
 /// server's clock before one is known. `retainFor` counts from it, so that a
@@ -24,8 +25,8 @@ use crate::limits::{RETENTION_LOCK_TIMEOUT, RETENTION_PARTITIONS_PER_PASS};
 /// keeps the same span of its own history.
 const CHAIN_TIME: &str =
     "COALESCE((SELECT b.timestamp FROM eventeum.recent_blocks b WHERE b.node = $1
-                                     ORDER BY b.number DESC LIMIT 1),
-                                    extract(epoch FROM now())::bigint)";
+                                    ORDER BY b.number DESC LIMIT 1),
+                                   extract(epoch FROM now())::bigint)";
 
 /// A partition retention may drop.
 struct Candidate {
@@ -35,56 +36,52 @@ struct Candidate {
     to: i64,
 }
 
-/// One pass over every node with a retention option; returns how many
-/// partitions were dropped.
-pub fn retain(snapshot: &ConfigSnapshot) -> SpiResult<usize> {
-    let mut dropped = 0;
+/// One pass over every node with a retention option.
+pub fn retain(snapshot: &ConfigSnapshot) -> SpiResult<()> {
     for node in snapshot.nodes.values() {
         if node.options.retains() {
-            dropped += retain_node(node)?;
+            retain_node(node)?;
         }
     }
-    Ok(dropped)
+    Ok(())
 }
 
-fn retain_node(node: &NodeConfig) -> SpiResult<usize> {
+fn retain_node(node: &NodeConfig) -> SpiResult<()> {
     let candidates = Spi::connect(|client| candidates(client, node))?;
-    let mut dropped = 0;
     for candidate in candidates {
         let outcome = in_subtransaction(|| {
             Spi::connect_mut(|client| drop_partition(client, &node.name, &candidate))
         });
         match outcome {
-            Ok(Ok(true)) => dropped += 1,
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => return Err(e),
+            Ok(result) => result?,
             Err(e) => tracing::info!(
                 node = %node.name, partition = %candidate.partition,
                 "retention: cannot drop the partition now, trying again later: {e}"
             ),
         }
     }
-    Ok(dropped)
+    Ok(())
 }
 
 /// The node's partitions wholly below its window and its fork window,
 /// oldest first, at most a pass's worth.
 fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candidate>> {
     let options = &node.options;
-    let state = client
-        .select(
+    let state = client.select(
+        &format!(
             // One row always: a node without stored events has no key yet.
             "SELECT (SELECT node_key FROM eventeum.event_nodes WHERE name = $1),
-                    s.latest_block, s.current_block
-               FROM (SELECT 1) one LEFT JOIN eventeum.node_state s ON s.node = $1",
-            None,
-            &[node.name.as_str().into()],
-        )?
-        .first()
-        .get_three::<i32, i64, i64>()?;
-    let (Some(node_key), Some(checkpoint), Some(head)) = state else {
+                    s.latest_block, s.current_block, {CHAIN_TIME}
+               FROM (SELECT 1) one LEFT JOIN eventeum.node_state s ON s.node = $1"
+        ),
+        None,
+        &[node.name.as_str().into()],
+    )?;
+    let state = state.first();
+    let (Some(node_key), Some(checkpoint), Some(head)) = state.get_three::<i32, i64, i64>()? else {
         return Ok(vec![]);
     };
+    let chain_time = state.get::<i64>(4)?.unwrap_or_default();
     // Every block at or below `last` is out of the window, confirmed, and
     // below the fork window: no replay or fork check reads it again, so
     // nothing removed comes back as a new row with a second message.
@@ -121,6 +118,7 @@ fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candid
         return Ok(candidates);
     }
     // By time too: a partition whose newest row is within `retainFor` stays.
+    let oldest_kept = chain_time - (options.retain_for / 1000) as i64;
     let mut old = vec![];
     for candidate in candidates {
         let newest = client
@@ -128,20 +126,17 @@ fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candid
                 &format!(
                     // One row always, with NULL for an empty partition.
                     "SELECT (SELECT block_timestamp FROM {STORE_SCHEMA}.{}
-                              ORDER BY node_key DESC, block_number DESC LIMIT 1), {CHAIN_TIME}",
-                    quote(&candidate.partition)
+                              ORDER BY node_key DESC, block_number DESC LIMIT 1)",
+                    ident(&candidate.partition)
                 ),
                 None,
-                &[node.name.as_str().into()],
+                &[],
             )?
             .first()
-            .get_two::<i64, i64>()?;
+            .get_one::<i64>()?;
         // An empty partition, or one whose newest row has no timestamp,
         // is judged by the blocks alone.
-        let keep = match newest {
-            (Some(stamp), Some(now)) => stamp > now - (options.retain_for / 1000) as i64,
-            _ => false,
-        };
+        let keep = newest.is_some_and(|stamp| stamp > oldest_kept);
         if !keep {
             old.push(candidate);
         }
@@ -149,13 +144,9 @@ fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candid
     Ok(old)
 }
 
-/// Drops `candidate` unless it holds an UNCONFIRMED row; true when dropped.
-fn drop_partition(
-    client: &mut SpiClient<'_>,
-    node: &str,
-    candidate: &Candidate,
-) -> SpiResult<bool> {
-    let partition = format!("{STORE_SCHEMA}.{}", quote(&candidate.partition));
+/// Drops `candidate` unless it holds an UNCONFIRMED row.
+fn drop_partition(client: &mut SpiClient<'_>, node: &str, candidate: &Candidate) -> SpiResult<()> {
+    let partition = format!("{STORE_SCHEMA}.{}", ident(&candidate.partition));
     client.update(
         "SELECT set_config('lock_timeout', $1, true)",
         None,
@@ -173,7 +164,7 @@ fn drop_partition(
         .get_two::<i64, i64>()?;
     let (rows, unconfirmed) = (counts.0.unwrap_or(0), counts.1.unwrap_or(0));
     if unconfirmed > 0 {
-        return Ok(false);
+        return Ok(());
     }
     client.update(&format!("DROP TABLE {partition}"), None, &[])?;
     client.update(
@@ -194,11 +185,5 @@ fn drop_partition(
         ],
     )?;
     tracing::info!(node, partition = %candidate.partition, from = candidate.from, to = candidate.to, rows, "retention: dropped a partition");
-    Ok(true)
-}
-
-/// A partition's name as an identifier (ours are plain, but a restored
-/// registry is data).
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    Ok(())
 }
