@@ -3,17 +3,12 @@ partition boundary, and retention that drops whole partitions, only
 CONFIRMED and out of the window, while following goes on."""
 
 import json
-import os
-import signal
 import time
-
-import pytest
 
 from conftest import wait_caught_up
 from harness import wait_until
 from test_contract_events import add_filter, rows
 from test_forks import assert_first_two_reincluded, raw_tx, reorg, transfer
-from test_restarts import new_worker
 
 POLL = 100
 
@@ -177,56 +172,3 @@ def test_retention_by_time(db, anvil, emitter):
     finally:
         remove_node(db, "hourly")
         remove_node(db, "briefly")
-
-
-@pytest.mark.kills(9)
-def test_kill_9_during_a_view_index_build_resumes_it(cluster, anvil, emitter):
-    """A typed view's index on a million rows: the worker is killed while it
-    builds it; the next worker builds it again, whole and valid, and follows
-    on."""
-    with cluster.connect_when_ready() as db:
-        add_node(db, anvil, "indexing")
-        fid = db.execute("SELECT eventeum.add_filter(%s, %s, 'indexing', NULL, 'indexed')",
-                         (emitter.address, emitter.signature("Transfer"))).fetchone()[0]
-        table = db.execute("SELECT table_name FROM eventeum.event_kinds WHERE kind LIKE 'address!,address!,uint256%%'"
-                           ).fetchone()[0]
-        filter_key, node_key = db.execute("""SELECT s.source_key, n.node_key FROM eventeum.event_sources s
-                                               JOIN eventeum.event_nodes n ON n.name = s.node
-                                              WHERE s.filter_id = %s""", (fid,)).fetchone()
-        # History below the node's start: a million rows, as the worker writes them.
-        db.execute("SELECT eventeum.make_partitions(%s, 'indexing', 0, 0)", (table,))
-        db.execute(f"""INSERT INTO eventeum_store.{table}
-                         (node_key, filter_key, block_number, log_index, status, block_timestamp, block_hash,
-                          transaction_hash, address, p1, p2, p3)
-                       SELECT {node_key}, {filter_key}, 0, i, 'CONFIRMED', 1700000000,
-                              ('0x' || md5('b') || md5('B'))::eventeum.hash,
-                              ('0x' || md5('t' || i) || md5('T' || i))::eventeum.hash, %s::eventeum.address,
-                              ('0x' || lpad((i %% 997)::text, 40, '0'))::eventeum.address,
-                              ('0x' || lpad((i %% 991)::text, 40, '0'))::eventeum.address, i
-                         FROM generate_series(1, 1000000) AS i""", (emitter.address,))
-        db.execute("""SELECT eventeum.set_view(%s, '{"name": "indexed", "index": ["to"]}')""", (fid,))
-        building = """SELECT p.pid FROM pg_stat_progress_create_index p
-                        JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'eventeum'"""
-        wait_until(lambda: db.execute(building).fetchone(), interval=0.01, what="the index build to start")
-        pid = db.execute(building).fetchone()[0]
-    os.kill(pid, signal.SIGKILL)
-    new_worker(cluster, pid)
-    with cluster.connect_when_ready() as db:
-        index = """SELECT c.relname::text, i.indisvalid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
-                    WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relname LIKE 'indexed_to_%%'"""
-        wait_until(lambda: db.execute(index).fetchall(), timeout=120, what="the index, built again")
-        assert [valid for _, valid in db.execute(index).fetchall()] == [True]
-        # Every partition's index is attached to it, and valid.
-        assert db.execute("""SELECT count(*), bool_and(i.indisvalid) FROM pg_inherits h JOIN pg_index i ON i.indexrelid = h.inhrelid
-                              WHERE h.inhparent = ('eventeum_store.' || %s)::regclass""",
-                          (db.execute(index).fetchone()[0],)).fetchone() == (
-            db.execute(f"SELECT count(*) FROM pg_inherits WHERE inhparent = 'eventeum_store.{table}'::regclass"
-                       ).fetchone()[0], True)
-        receipt = transfer(emitter, 5)
-        wait_caught_up(db, "indexing", int(receipt["blockNumber"], 16))
-        assert db.execute("SELECT count(*) FROM eventeum.indexed").fetchone()[0] == 1_000_001
-        remove_node(db, "indexing")
-        # The million rows would slow every later test's reads of contract_events.
-        for (partition,) in db.execute("SELECT partition_name FROM eventeum.event_partitions WHERE node_key = %s",
-                                       (node_key,)).fetchall():
-            db.execute(f"TRUNCATE eventeum_store.{partition}")

@@ -62,9 +62,12 @@ def uses_index(db, plan: str, index: str) -> bool:
 
 
 def view_index(db, prefix: str) -> str:
-    """The index the worker builds for a typed view's column, once it is there."""
-    query = """SELECT c.relname::text FROM pg_class c
-                WHERE c.relnamespace = 'eventeum_store'::regnamespace AND c.relkind IN ('i', 'I') AND c.relname LIKE %s"""
+    """The index the index builder makes for a typed view's column, once it
+    is ready: valid, with every partition's attached."""
+    query = """SELECT v.index_name FROM eventeum.view_indexes v
+                 JOIN pg_class c ON c.relname = v.index_name AND c.relnamespace = 'eventeum_store'::regnamespace
+                 JOIN pg_index i ON i.indexrelid = c.oid
+                WHERE v.index_name LIKE %s AND v.state = 'READY' AND i.indisvalid"""
     wait_until(lambda: len(db.execute(query, (prefix + "%",)).fetchall()) == 1, what=f"the index {prefix}*")
     return db.execute(query, (prefix + "%",)).fetchone()[0]
 

@@ -15,15 +15,14 @@ filter are written by SQL in the shape the worker stores them, then:
 import json
 import os
 import statistics
-import threading
 import time
 
 from harness import wait_until
+from live_events import LiveEvents
 
 SCALE = int(os.environ.get("BENCH_SCALE", 1_000_000))
 ADDRESSES = 1_000  # distinct "who" values: SCALE / ADDRESSES rows each
 EVENTS_PER_BLOCK = 100
-LIVE_INTERVAL_S = 0.05  # 20 events a second
 SIMPLE_INPUTS = [{"name": "who", "type": "address", "indexed": True},
                  {"name": "value", "type": "uint256", "indexed": False}]
 
@@ -228,60 +227,10 @@ def lookup_ms(db, query):
     return statistics.median(times[50:])  # the first calls warm the cache and the plan
 
 
-class LiveEvents:
-    """One event every LIVE_INTERVAL_S on a contract of its own, and when its
-    first NOTIFY came: the longest wait is the longest the worker's inserts
-    stalled."""
-
-    def __init__(self, cluster, anvil, emitter, node):
-        self.cluster, self.anvil, self.emitter, self.node = cluster, anvil, emitter, node
-        self.sent, self.arrived = {}, {}
-        self.stop = threading.Event()
-
-    def __enter__(self):
-        self.listener = self.cluster.connect()
-        self.listener.execute("LISTEN eventeum_contract_events")
-        self.threads = [threading.Thread(target=self._listen, daemon=True),
-                        threading.Thread(target=self._mine, daemon=True)]
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.threads[1].join()
-        self.threads[0].join()  # it returns once every event arrived, or 60 s after the last
-        self.listener.close()
-
-    def _mine(self):
-        i = 0
-        while not self.stop.is_set():
-            start = time.perf_counter()
-            tx = self.anvil.submit(self.emitter.address, self.emitter.calldata("emitMany(uint256,uint256)", 1, 10**12 + i))
-            self.sent[tx] = start
-            i += 1
-            time.sleep(max(0.0, LIVE_INTERVAL_S - (time.perf_counter() - start)))
-
-    def _listen(self):
-        while not (self.stop.is_set() and not set(self.sent) - set(self.arrived)):
-            for note in self.listener.notifies(timeout=0.2, stop_after=1):
-                details = json.loads(note.payload).get("details", {})
-                if details.get("nodeName") == self.node:
-                    self.arrived.setdefault(details.get("transactionHash"), time.perf_counter())
-            if self.stop.is_set() and time.perf_counter() > max(self.sent.values(), default=0) + 60:
-                return
-
-    def longest_wait_ms(self):
-        missing = set(self.sent) - set(self.arrived)
-        assert not missing, f"{len(missing)} of {len(self.sent)} live events never arrived"
-        return max(self.arrived[tx] - sent for tx, sent in self.sent.items()) * 1000
-
-
 def wait_view_index(db, prefix):
-    """Until the worker has built the typed view's index named `prefix`…"""
-    wait_until(lambda: db.execute("""SELECT count(*) FROM pg_class WHERE relkind IN ('i', 'I')
-                                        AND relnamespace = 'eventeum_store'::regnamespace AND relname LIKE %s""",
-                                  (prefix + "%",)).fetchone()[0] == 1,
+    """Until the index builder has made the typed view's index named `prefix`…"""
+    wait_until(lambda: db.execute("SELECT state FROM eventeum.view_indexes WHERE index_name LIKE %s",
+                                  (prefix + "%",)).fetchall() == [("READY",)],
                timeout=3600, interval=0.05, what=f"the index {prefix}*")
 
 

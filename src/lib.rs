@@ -23,6 +23,7 @@ pub use eventeum_core::{
 mod api;
 mod compat;
 mod guc;
+mod indexer;
 mod panic;
 mod store;
 mod worker;
@@ -62,15 +63,28 @@ pub extern "C-unwind" fn _PG_init() {
     if !preloading {
         return;
     }
-    BackgroundWorkerBuilder::new("eventeum worker")
-        .set_type("eventeum")
-        .set_function("eventeum_worker_main")
+    register_worker("eventeum worker", "eventeum", "eventeum_worker_main");
+    // Typed views' indexes are built by a process of their own, so that the
+    // worker never waits for one (see `indexer`).
+    register_worker(
+        "eventeum index builder",
+        "eventeum index builder",
+        "eventeum_index_builder_main",
+    );
+    WORKER_REGISTERED.store(true, Ordering::Relaxed);
+}
+
+/// Registers a static background worker of this library, restarted after
+/// `worker::RESTART_DELAY` whenever it exits non-zero.
+fn register_worker(name: &str, backend_type: &str, function: &str) {
+    BackgroundWorkerBuilder::new(name)
+        .set_type(backend_type)
+        .set_function(function)
         .set_library("eventeum")
         .enable_spi_access()
         .set_start_time(BgWorkerStartTime::RecoveryFinished)
         .set_restart_time(Some(worker::RESTART_DELAY))
         .load();
-    WORKER_REGISTERED.store(true, Ordering::Relaxed);
 }
 
 #[cfg(any(test, feature = "pg_test"))]

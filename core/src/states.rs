@@ -141,6 +141,27 @@ impl MessageType {
     }
 }
 
+/// How far the index builder is with a typed view's index
+/// (`eventeum.view_indexes.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexState {
+    Pending,
+    Building,
+    Ready,
+    Failed,
+}
+
+impl IndexState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IndexState::Pending => "PENDING",
+            IndexState::Building => "BUILDING",
+            IndexState::Ready => "READY",
+            IndexState::Failed => "FAILED",
+        }
+    }
+}
+
 macro_rules! display_as_str {
     ($($ty:ty),*) => {$(
         impl fmt::Display for $ty {
@@ -151,4 +172,10 @@ macro_rules! display_as_str {
     )*};
 }
 
-display_as_str!(EventStatus, NodeStatus, MessageType, TransactionStatus);
+display_as_str!(
+    EventStatus,
+    NodeStatus,
+    MessageType,
+    TransactionStatus,
+    IndexState
+);

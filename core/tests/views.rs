@@ -131,9 +131,11 @@ fn hostile_names_are_quoted_or_replaced() {
     );
     assert!(sql.contains("\"eventeum\".\"v\"\"'; --\""), "{sql}");
     assert!(sql.contains("E'k\\'); --\\\\'"), "{sql}");
-    let (name, index) = &view.index_sql(&json_source())[0];
+    let index = &view.indexes(&json_source())[0];
+    let name = &index.name;
     assert!(name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    assert!(index.ends_with("WHERE filter_key = 7"), "{index}");
+    let sql = index.create_on_table_sql(true);
+    assert!(sql.ends_with("WHERE filter_key = 7"), "{sql}");
     // A view name with a control character is refused.
     let mut bad = body.clone();
     bad["view"] = json!("a\nb");
@@ -164,11 +166,15 @@ fn view_options() {
         json!({"schema": "app", "name": "transfers", "index": ["to", "value"]})
     );
     let view = named.typed_view("t").unwrap();
-    let indexes = view.index_sql(&json_source());
+    let indexes = view.indexes(&json_source());
     assert_eq!(indexes.len(), 2);
     assert_eq!(
-        indexes[0].1,
-        format!("CREATE INDEX IF NOT EXISTS \"{}\" ON eventeum_store.events_json (((indexed_parameters -> 1) ->> 'value'), block_number) WHERE filter_key = 7", indexes[0].0)
+        indexes[0].create_on_table_sql(true),
+        format!("CREATE INDEX IF NOT EXISTS \"{}\" ON ONLY eventeum_store.\"events_json\" (((indexed_parameters -> 1) ->> 'value'), block_number) WHERE filter_key = 7", indexes[0].name)
+    );
+    assert_eq!(
+        (indexes[0].column.as_str(), indexes[1].column.as_str()),
+        ("to", "value")
     );
     // In a kind table, a column is the parameter's own. (With its string[]
     // this event's rows are in the JSON table; this is its shape without it.)
@@ -177,13 +183,11 @@ fn view_options() {
         table: KindTable::Typed(EventKind::from_key("address!,address!,uint256").unwrap()),
         ..json_source()
     };
-    let indexes = view.index_sql(&typed);
+    let indexes = view.indexes(&typed);
+    let sql = indexes[1].create_on_table_sql(true);
     assert!(
-        indexes[1]
-            .1
-            .contains(" (p3, block_number) WHERE filter_key = 7"),
-        "{}",
-        indexes[1].1
+        sql.contains(" (p3, block_number) WHERE filter_key = 7"),
+        "{sql}"
     );
     let sql = view.create_sql(&typed);
     assert!(sql.contains("e.p2 AS \"to\""), "{sql}");

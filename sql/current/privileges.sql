@@ -33,7 +33,7 @@ GRANT USAGE ON SCHEMA eventeum TO eventeum_reader, eventeum_admin, eventeum_cons
 REVOKE ALL ON SCHEMA eventeum_store FROM PUBLIC;
 GRANT USAGE ON SCHEMA eventeum_store TO eventeum_reader, eventeum_admin;
 
-GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources, event_partitions, retention_log, undecodable_logs, blocks, transactions, node_status, backfill_status,
+GRANT SELECT ON contract_events, event_kinds, event_nodes, event_sources, event_partitions, retention_log, view_indexes, undecodable_logs, blocks, transactions, node_status, backfill_status,
                 node_state, recent_blocks, filter_backfill, contract_event_filters, transaction_monitors,
                 config_version, metrics, address_sets, address_set_members, member_backfill
    TO eventeum_reader;

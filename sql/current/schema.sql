@@ -483,6 +483,23 @@ CREATE INDEX ON retention_log (node, to_block);
 COMMENT ON TABLE retention_log IS
   'Every partition the nodes'' retention options (retainBlocks, retainFor) removed: the node, the kind table, its blocks and how many rows left with it.';
 
+CREATE TABLE view_indexes (
+    index_name       text PRIMARY KEY,
+    filter_id        text NOT NULL,
+    view_name        text NOT NULL,
+    column_name      text NOT NULL,
+    kind_table       text NOT NULL,
+    state            text NOT NULL DEFAULT 'PENDING'
+                     CHECK (state IN ('PENDING', 'BUILDING', 'READY', 'FAILED')),
+    partitions_done  integer NOT NULL DEFAULT 0,
+    partitions_total integer NOT NULL DEFAULT 0,
+    builder_pid      integer,
+    error            text,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE view_indexes IS
+  'Each index a typed view asks for ("index" in its filter''s "view") and how far the index builder is: PENDING, BUILDING (partitions_done of partitions_total; builder_pid is its row in pg_stat_progress_create_index), READY, or FAILED with the error. Written by the index builder.';
+
 CREATE VIEW backfill_status AS
 SELECT filter_id, node, from_block, to_block, current_block,
        current_block >= to_block AS done,

@@ -120,7 +120,7 @@ fn occupant(view: &TypedView) -> Option<bool> {
 /// The trigger's work: from the row's old definition to its new one (either
 /// may be NULL). Not callable by users; the trigger runs as the owner.
 /// Makes the new definition's kind table when it is the first of its kind;
-/// indexes are left to the worker (see `store::build_view_indexes`), so that
+/// indexes are left to the index builder (see `crate::indexer`), so that
 /// a restored dump's own `CREATE INDEX` finds none in its way.
 #[pg_extern(volatile)]
 fn _filter_view_changed(

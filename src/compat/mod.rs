@@ -50,3 +50,26 @@ unsafe fn set_sigterm_handler(handler: pgrx::pg_sys::pqsigfunc) {
         pgrx::pg_sys::pqsignal_be(libc::SIGTERM, handler);
     }
 }
+
+/// Runs `portal` to its end at top level, its rows (if any) to `dest`.
+/// 18 dropped `PortalRun`'s `run_once` (every caller passed true).
+///
+/// # Safety
+/// Main thread, inside the portal's transaction; `portal` is started.
+pub unsafe fn portal_run(
+    portal: pgrx::pg_sys::Portal,
+    dest: *mut pgrx::pg_sys::DestReceiver,
+    completion: *mut pgrx::pg_sys::QueryCompletion,
+) {
+    const FETCH_ALL: std::ffi::c_long = std::ffi::c_long::MAX;
+    // SAFETY: the caller's contract.
+    #[cfg(not(feature = "pg18"))]
+    unsafe {
+        pgrx::pg_sys::PortalRun(portal, FETCH_ALL, true, true, dest, dest, completion);
+    }
+    // SAFETY: as above.
+    #[cfg(feature = "pg18")]
+    unsafe {
+        pgrx::pg_sys::PortalRun(portal, FETCH_ALL, true, dest, dest, completion);
+    }
+}

@@ -1,12 +1,11 @@
 //! Where each filter's events are stored (main thread): the kind tables in
 //! `eventeum_store`, the filters' and nodes' small keys, and the indexes
-//! typed views ask for, which the worker builds.
+//! typed views ask for, which the index builder makes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy::primitives::hex;
-use pgrx::prelude::Spi;
 use pgrx::spi::{SpiClient, SpiResult};
 
 use pgrx::datum::DatumWithOid;
@@ -16,7 +15,7 @@ use crate::config::{ConfigSnapshot, FilterConfig, FilterStorage};
 use crate::kind::{KindTable, STORE_SCHEMA};
 use crate::message::ContractEventRecord;
 use crate::states::EventStatus;
-use crate::view::{ViewRequest, ViewSource};
+use crate::view::{ViewIndex, ViewRequest, ViewSource};
 
 /// Every kind table in `eventeum_store`, read back from its name and comment.
 pub fn kind_tables(client: &SpiClient<'_>) -> SpiResult<Vec<Arc<KindTable>>> {
@@ -110,11 +109,9 @@ impl StorageKeys {
     }
 }
 
-/// The `CREATE INDEX` statements of the indexes the typed views of
-/// `snapshot`'s filters ask for that do not exist yet. The worker runs each
-/// in a transaction of its own: a plain `CREATE INDEX`, so its inserts wait
-/// for it, as they waited for the trigger that built them before 0.8.0.
-pub fn missing_view_indexes(snapshot: &ConfigSnapshot) -> SpiResult<Vec<String>> {
+/// The indexes the typed views of `snapshot`'s filters ask for. The index
+/// builder (`crate::indexer`) makes those that do not exist yet.
+pub fn view_indexes(snapshot: &ConfigSnapshot) -> Vec<ViewIndex> {
     let mut wanted = vec![];
     for node in snapshot.nodes.values() {
         for filter in &node.filters {
@@ -134,28 +131,10 @@ pub fn missing_view_indexes(snapshot: &ConfigSnapshot) -> SpiResult<Vec<String>>
                 filter_key: storage.filter_key,
                 node: node.name.clone(),
             };
-            wanted.extend(view.index_sql(&source));
+            wanted.extend(view.indexes(&source));
         }
     }
-    if wanted.is_empty() {
-        return Ok(vec![]);
-    }
-    let existing: Vec<String> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT relname::text FROM pg_catalog.pg_class
-                  WHERE relnamespace = $1::regnamespace AND relkind IN ('i', 'I')",
-                None,
-                &[STORE_SCHEMA.into()],
-            )?
-            .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
-            .collect::<SpiResult<Vec<String>>>()
-    })?;
-    Ok(wanted
-        .into_iter()
-        .filter(|(name, _)| !existing.contains(name))
-        .map(|(_, sql)| sql)
-        .collect())
+    wanted
 }
 
 /// Sets `status` on the rows of node `$1` that `condition` selects (over

@@ -43,7 +43,7 @@ use pgrx::spi::SpiResult;
 
 pub use children::{catch_up_children, FeedKey};
 pub use counters::{record_call_counts, render_pages};
-pub use kinds::{kind_tables, missing_view_indexes};
+pub use kinds::{kind_tables, view_indexes};
 pub use outbox::{due_batches, prune_outbox, record_delivery};
 pub use partitions::{ensure_range, prepare_for_step};
 pub use retention::retain;

@@ -244,33 +244,7 @@ fn load_snapshot(feeds: &mut HashSet<store::FeedKey>) -> ConfigSnapshot {
         || "cannot add the children of stored factory events".into(),
         || store::catch_up_children(&snapshot, feeds),
     );
-    let indexes = commit_or_abort(
-        || "cannot list the typed views' indexes".into(),
-        || store::missing_view_indexes(&snapshot),
-    );
-    for sql in indexes {
-        build_view_index(&sql);
-    }
     snapshot
-}
-
-/// Builds one typed view's index, which may take longer than any statement
-/// timeout on a large table. So that SIGTERM is still acted on, Postgres'
-/// own handler (`die`) stands in for ours meanwhile: the build is cancelled
-/// at its next interrupt check, the worker exits, and the index is built
-/// again when the worker next loads the configuration.
-fn build_view_index(sql: &str) {
-    // SAFETY: main thread; ours is put back below.
-    unsafe { crate::compat::die_on_sigterm() };
-    commit_or_abort(
-        || format!("cannot build a typed view's index ({sql})"),
-        || {
-            Spi::run("SET LOCAL statement_timeout = 0")?;
-            Spi::run(sql)
-        },
-    );
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    log!("eventeum: built a typed view's index: {sql}");
 }
 
 /// Runs `work` in a transaction of its own that commits only when it returns
@@ -291,7 +265,7 @@ pub(crate) fn commit_or_abort<T>(
 
 /// Waits until `CREATE EXTENSION eventeum` has run, at this library's
 /// version; false when asked to stop.
-fn wait_for_extension() -> bool {
+pub(crate) fn wait_for_extension() -> bool {
     const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
     let mut warned = false;
     loop {

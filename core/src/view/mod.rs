@@ -8,11 +8,13 @@
 //! names come from ABIs nobody here wrote.
 
 mod columns;
+mod index;
 
 use alloy::primitives::keccak256;
 use serde_json::{json, Value};
 
 pub use columns::{Column, ColumnType};
+pub use index::ViewIndex;
 
 use crate::error::{ApiError, ApiResult};
 use crate::event::EventSpecification;
@@ -304,10 +306,10 @@ impl TypedView {
         marker(&self.filter_id)
     }
 
-    /// `(index name, CREATE INDEX)` for each indexed parameter: a partial
-    /// index on the filter's rows in `source` of the column and
-    /// `block_number`, so `WHERE col = $1 ORDER BY block_number DESC` walks it.
-    pub fn index_sql(&self, source: &ViewSource) -> Vec<(String, String)> {
+    /// The indexes it asks for, one per indexed parameter: a partial index
+    /// on the filter's rows in `source` of the column and `block_number`, so
+    /// `WHERE col = $1 ORDER BY block_number DESC` walks it.
+    pub fn indexes(&self, source: &ViewSource) -> Vec<ViewIndex> {
         self.index
             .iter()
             .filter_map(|name| {
@@ -316,21 +318,19 @@ impl TypedView {
                     .enumerate()
                     .find(|(_, c)| &c.name == name)
             })
-            .map(|(i, c)| {
-                let index = index_name(&self.filter_id, &self.name, &c.name);
-                let sql = format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {} ({}, block_number) WHERE filter_key = {}",
-                    ident(&index),
-                    source.table.qualified_name(),
-                    source.column(i, c, ""),
-                    source.filter_key
-                );
-                (index, sql)
+            .map(|(i, c)| ViewIndex {
+                name: index_name(&self.filter_id, &self.name, &c.name),
+                filter_id: self.filter_id.clone(),
+                view: self.qualified_name(),
+                column: c.name.clone(),
+                table: source.table.name(),
+                expression: source.column(i, c, ""),
+                filter_key: source.filter_key,
             })
             .collect()
     }
 
-    /// The names of the indexes [`TypedView::index_sql`] creates.
+    /// The names of the indexes [`TypedView::indexes`] asks for.
     pub fn index_names(&self) -> Vec<String> {
         self.index
             .iter()
