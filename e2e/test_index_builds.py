@@ -161,8 +161,9 @@ def test_kill_9_during_a_view_index_build_resumes_it(cluster, anvil, emitter):
                          ('0x' || lpad((i % 991)::text, 40, '0'))::eventeum.address, i""")
         try:
             db.execute("""SELECT eventeum.set_view(%s, '{"name": "indexed", "index": ["to"]}')""", (fid,))
-            wait_until(lambda: db.execute(BUILDER).fetchone(), interval=0.01, what="the index build to start")
-            pid, worker = db.execute(BUILDER).fetchone()[0], worker_pid(db)
+            worker = worker_pid(db)
+            pid = wait_until(lambda: (db.execute(BUILDER).fetchone() or [None])[0], interval=0.01,
+                             what="the index build to start")
             os.kill(pid, signal.SIGKILL)
             # The postmaster restarts every process, the worker too.
             new_worker(cluster, worker)

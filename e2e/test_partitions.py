@@ -77,8 +77,14 @@ def test_retention_drops_confirmed_partitions_out_of_the_window_while_following(
     # fork window (2 + 32 blocks, no replay) is inside the 40.
     add_node(db, anvil, "retained", partitionBlocks=5, retainBlocks=40, numBlocksToWait=2,
              numBlocksToReplay=0, numBlocksToWaitBeforeInvalidating=0)
+    monitor = None
     try:
         fid = add_filter(db, emitter, "Transfer", node="retained")
+        # Its blocks (blockNotification is on) and monitored transactions
+        # leave with the same window.
+        monitor = db.execute("SELECT eventeum.add_transaction_monitor(%s)", (json.dumps(
+            {"type": "TO_ADDRESS", "transactionIdentifierValue": emitter.address, "nodeName": "retained"}),)
+        ).fetchone()[0]
         table = db.execute("SELECT table_name FROM eventeum.event_kinds WHERE kind LIKE 'address!,address!,uint256%%'"
                            ).fetchone()[0]
         with cluster.connect() as listener, cluster.connect() as reader:
@@ -132,11 +138,29 @@ def test_retention_drops_confirmed_partitions_out_of_the_window_while_following(
                               USING (node_key) WHERE n.name = 'retained' AND p.to_block < %s""",
                           (kept_from,)).fetchone()[0] == 0
 
+        # Blocks and confirmed transactions out of the window go too; those
+        # in it stay, every one.
+        def oldest(query):
+            return db.execute(query).fetchone()[0]
+        wait_until(lambda: oldest("SELECT min(number) FROM eventeum.blocks WHERE node = 'retained'") > head - 40
+                   and oldest(f"SELECT min(block_number) FROM eventeum.transactions WHERE monitor_id = '{monitor}'"
+                              ) > head - 40, timeout=30, what="retention of blocks and transactions")
+        first_block = oldest("SELECT min(number) FROM eventeum.blocks WHERE node = 'retained'")
+        assert db.execute("SELECT count(*), count(DISTINCT number) FROM eventeum.blocks WHERE node = 'retained' "
+                          "AND number BETWEEN %s AND %s", (first_block, head)).fetchone() == (
+            head - first_block + 1, head - first_block + 1)
+        first_tx = oldest(f"SELECT min(block_number) FROM eventeum.transactions WHERE monitor_id = '{monitor}'")
+        assert sorted(h for (h,) in db.execute("SELECT hash FROM eventeum.transactions WHERE monitor_id = %s "
+                                               "AND block_number <= %s", (monitor, head)).fetchall()) == sorted(
+            r["transactionHash"] for r in mined if first_tx <= int(r["blockNumber"], 16) <= head)
+
         # Following goes on after the removals.
         later = transfer(emitter, 99)
         wait_caught_up(db, "retained", int(later["blockNumber"], 16))
         assert rows(db, fid)[-1][6] == later["transactionHash"]
     finally:
+        if monitor:
+            db.execute("SELECT eventeum.remove_transaction_monitor(%s)", (monitor,))
         remove_node(db, "retained")
 
 

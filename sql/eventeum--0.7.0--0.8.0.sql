@@ -279,6 +279,12 @@ CREATE INDEX ON event_partitions (node_key, to_block);
 COMMENT ON TABLE event_partitions IS
   'Each partition of a kind table in eventeum_store: its node''s events of blocks from_block..to_block. Made by the worker.';
 
+-- Retention also removes a node's blocks, monitored transactions and
+-- undecodable logs out of its window, found by block.
+CREATE INDEX undecodable_logs_by_block ON undecodable_logs (node, block_number);
+COMMENT ON TABLE undecodable_logs IS
+  'Logs that matched a filter''s address and signature hash but not its parameter types, with the reason. Kept until the node''s retention (retainBlocks, retainFor) removes them.';
+
 CREATE TABLE retention_log (
     node       text NOT NULL,
     table_name text NOT NULL,

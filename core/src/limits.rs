@@ -180,6 +180,10 @@ pub const RETENTION_EVERY: Duration = Duration::from_secs(5);
 /// Most partitions one retention pass looks at per node: the rest wait for
 /// the next pass, so a first pass over years of partitions stays short.
 pub const RETENTION_PARTITIONS_PER_PASS: usize = 16;
+/// Most rows of each of a node's blocks, monitored transactions and
+/// undecodable logs one retention pass deletes: a first pass over years of
+/// blocks stays short, and the rest goes at this many every pass.
+pub const RETENTION_ROWS_PER_PASS: usize = 5_000;
 /// How long dropping a partition waits for its kind table's lock before
 /// it gives up until the next pass.
 pub const RETENTION_LOCK_TIMEOUT: &str = "100ms";

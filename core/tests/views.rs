@@ -81,7 +81,9 @@ fn columns_are_named_and_typed_after_the_parameters() {
     assert!(sql.contains("E'p1', "), "{sql}");
     assert!(sql.contains("E'n\\'ode'::text AS node"), "{sql}");
     assert!(
-        sql.ends_with("FROM eventeum_store.events_json AS e\n WHERE e.filter_key = 7"),
+        sql.ends_with(
+            "FROM eventeum_store.events_json AS e\n WHERE e.node_key = 3 AND e.filter_key = 7"
+        ),
         "{sql}"
     );
     // The definition keeps the tuple's components: it parses back the same.
@@ -312,6 +314,7 @@ fn json_source() -> ViewSource {
     ViewSource {
         table: KindTable::Json,
         filter_key: 7,
+        node_key: 3,
         node: "n'ode".into(),
     }
 }

@@ -527,8 +527,9 @@ CREATE TABLE undecodable_logs (
     created_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (filter_id, node, block_hash, transaction_hash, log_index)
 );
+CREATE INDEX undecodable_logs_by_block ON undecodable_logs (node, block_number);
 COMMENT ON TABLE undecodable_logs IS
-  'Logs that matched a filter''s address and signature hash but not its parameter types. Kept with the reason, never dropped.';
+  'Logs that matched a filter''s address and signature hash but not its parameter types, with the reason. Kept until the node''s retention (retainBlocks, retainFor) removes them.';
 
 CREATE FUNCTION list_filters() RETURNS SETOF jsonb
 LANGUAGE sql STABLE AS $$

@@ -72,6 +72,17 @@ pub(super) fn event_source(filter_id: &str, node: &str, event_name: &str, topic0
     })
 }
 
+/// The key of `node`, which [`event_source`] registered.
+pub(super) fn registered_node_key(node: &str) -> i32 {
+    Spi::get_one_with_args::<i32>(
+        "SELECT node_key FROM eventeum.event_nodes WHERE name = $1",
+        &[node.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| pgrx::error!("eventeum: node \"{node}\" has no key"))
+}
+
 /// The 0.7.0 → 0.8.0 update's move of `contract_events`' rows (renamed
 /// `contract_events_0_7` by the update script) into the kind tables, one
 /// filter at a time: the rows of a filter that is still configured go to its

@@ -169,14 +169,17 @@ fn _filter_view_changed(
 /// Where `filter`'s view reads its rows.
 pub(super) fn view_source(filter_id: &str, filter: &FilterDefinition) -> ViewSource {
     let spec = &filter.specification;
+    // Registers the filter's events, and its node with them.
+    let filter_key = super::kinds::event_source(
+        filter_id,
+        &filter.node,
+        &spec.event_name,
+        &alloy::primitives::hex::encode_prefixed(spec.topic0()),
+    );
     ViewSource {
         table: KindTable::of(spec),
-        filter_key: super::kinds::event_source(
-            filter_id,
-            &filter.node,
-            &spec.event_name,
-            &alloy::primitives::hex::encode_prefixed(spec.topic0()),
-        ),
+        filter_key,
+        node_key: super::kinds::registered_node_key(&filter.node),
         node: filter.node.clone(),
     }
 }

@@ -129,6 +129,7 @@ pub fn view_indexes(snapshot: &ConfigSnapshot) -> Vec<ViewIndex> {
             let source = ViewSource {
                 table: KindTable::of(&filter.definition.specification),
                 filter_key: storage.filter_key,
+                node_key: storage.node_key,
                 node: node.name.clone(),
             };
             wanted.extend(view.indexes(&source));

@@ -32,6 +32,7 @@ mod kinds;
 mod outbox;
 mod partitions;
 mod retention;
+mod retention_rows;
 mod rewind;
 mod snapshot;
 mod step;

@@ -2,7 +2,9 @@
 //! (`retainBlocks`, `retainFor`), below its fork window (its confirmation,
 //! invalidation and replay depths plus a margin) and hold no UNCONFIRMED
 //! row are dropped, whole, and recorded in
-//! `eventeum.retention_log`. Never a `DELETE` over a kind table.
+//! `eventeum.retention_log`. Never a `DELETE` over a kind table. The
+//! node's blocks, monitored transactions and undecodable logs out of the
+//! same window go in small batches ([`super::retention_rows`]).
 //!
 //! Dropping a partition takes an exclusive lock on its kind table for a
 //! moment. So that a long query on the table does not queue the worker
@@ -47,7 +49,14 @@ pub fn retain(snapshot: &ConfigSnapshot) -> SpiResult<()> {
 }
 
 fn retain_node(node: &NodeConfig) -> SpiResult<()> {
-    let candidates = Spi::connect(|client| candidates(client, node))?;
+    let Some(window) = Spi::connect(|client| window(client, node))? else {
+        return Ok(());
+    };
+    super::retention_rows::age_out(&node.name, &window)?;
+    let Some(node_key) = window.node_key else {
+        return Ok(()); // no stored events yet
+    };
+    let candidates = Spi::connect(|client| candidates(client, node_key, &window))?;
     for candidate in candidates {
         let outcome = in_subtransaction(|| {
             Spi::connect_mut(|client| drop_partition(client, &node.name, &candidate))
@@ -63,9 +72,22 @@ fn retain_node(node: &NodeConfig) -> SpiResult<()> {
     Ok(())
 }
 
-/// The node's partitions wholly below its window and its fork window,
-/// oldest first, at most a pass's worth.
-fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candidate>> {
+/// What of a node's history is out of its window.
+pub(super) struct Window {
+    /// Its key in the kind tables; None before it stored an event.
+    node_key: Option<i32>,
+    /// Every block at or below it is out of the window, confirmed, and below
+    /// the fork window: no replay or fork check reads it again, so nothing
+    /// removed comes back as a new row with a second message.
+    pub last_block: i64,
+    /// With `retainFor`: what is stamped after it (chain time, seconds) stays.
+    pub oldest_kept: Option<i64>,
+    /// `retainFor` in milliseconds (0 without), for rows stamped by the server's clock.
+    pub retain_for_ms: u64,
+}
+
+/// The node's window, or None while it is not followed yet or nothing is out of it.
+fn window(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Option<Window>> {
     let options = &node.options;
     let state = client.select(
         &format!(
@@ -78,20 +100,30 @@ fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candid
         &[node.name.as_str().into()],
     )?;
     let state = state.first();
-    let (Some(node_key), Some(checkpoint), Some(head)) = state.get_three::<i32, i64, i64>()? else {
-        return Ok(vec![]);
+    let node_key = state.get::<i32>(1)?;
+    let (Some(checkpoint), Some(head)) = (state.get::<i64>(2)?, state.get::<i64>(3)?) else {
+        return Ok(None);
     };
     let chain_time = state.get::<i64>(4)?.unwrap_or_default();
-    // Every block at or below `last` is out of the window, confirmed, and
-    // below the fork window: no replay or fork check reads it again, so
-    // nothing removed comes back as a new row with a second message.
     let mut last = checkpoint.saturating_sub(options.fork_window().min(i64::MAX as u64) as i64);
     if options.retain_blocks > 0 {
         last = last.min(head.saturating_sub(options.retain_blocks.min(i64::MAX as u64) as i64));
     }
     if last < 0 {
-        return Ok(vec![]);
+        return Ok(None);
     }
+    Ok(Some(Window {
+        node_key,
+        last_block: last,
+        oldest_kept: (options.retain_for > 0)
+            .then(|| chain_time - (options.retain_for / 1000) as i64),
+        retain_for_ms: options.retain_for,
+    }))
+}
+
+/// The node's partitions wholly below its window and its fork window,
+/// oldest first, at most a pass's worth.
+fn candidates(client: &SpiClient<'_>, node_key: i32, window: &Window) -> SpiResult<Vec<Candidate>> {
     let rows = client.select(
         "SELECT p.table_name, p.partition_name, p.from_block, p.to_block
            FROM eventeum.event_partitions p
@@ -101,7 +133,7 @@ fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candid
         None,
         &[
             node_key.into(),
-            last.into(),
+            window.last_block.into(),
             (RETENTION_PARTITIONS_PER_PASS as i64).into(),
         ],
     )?;
@@ -114,11 +146,10 @@ fn candidates(client: &SpiClient<'_>, node: &NodeConfig) -> SpiResult<Vec<Candid
             to: row.get(4)?.unwrap_or_default(),
         });
     }
-    if options.retain_for == 0 {
+    let Some(oldest_kept) = window.oldest_kept else {
         return Ok(candidates);
-    }
+    };
     // By time too: a partition whose newest row is within `retainFor` stays.
-    let oldest_kept = chain_time - (options.retain_for / 1000) as i64;
     let mut old = vec![];
     for candidate in candidates {
         let newest = client

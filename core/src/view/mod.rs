@@ -292,10 +292,11 @@ impl TypedView {
             "e.address AS contract_address".into(),
         ]);
         format!(
-            "CREATE VIEW {} WITH (security_invoker = true) AS\nSELECT {}\n  FROM {} AS e\n WHERE e.filter_key = {}",
+            "CREATE VIEW {} WITH (security_invoker = true) AS\nSELECT {}\n  FROM {} AS e\n WHERE e.node_key = {} AND e.filter_key = {}",
             self.qualified_name(),
             select.join(",\n       "),
             source.table.qualified_name(),
+            source.node_key,
             source.filter_key
         )
     }
@@ -345,6 +346,9 @@ pub struct ViewSource {
     pub table: KindTable,
     /// The rows' `filter_key`.
     pub filter_key: i32,
+    /// The rows' `node_key`: the first column the kind table is partitioned
+    /// by, so a view that names it reads only its node's partitions.
+    pub node_key: i32,
     /// The filter's node, shown in the view's `node` column.
     pub node: String,
 }
