@@ -533,6 +533,9 @@ def many_filters(db, anvil, bench, proxy):
     step(f"{FILTERS} filters: {calls_many}")
     time.sleep(2)
     memory_many = worker_memory(db)
+    # Leave nothing behind: every later configuration change would reload them.
+    db.execute("SELECT eventeum.remove_filter(id) FROM eventeum.contract_event_filters WHERE node = 'bench_count'")
+    db.execute("SELECT eventeum.remove_node('bench_count')")
     return one, many, memory_one, memory_many
 
 
@@ -572,6 +575,7 @@ def address_sets(db, anvil, bench, proxy):
     watch_ms = (time.perf_counter() - committed) * 1000
     db.execute("SELECT eventeum.remove_filter('bench_set')")
     db.execute("SELECT eventeum.remove_node('bench_sets')")
+    db.execute("SELECT eventeum.drop_address_set('bench_set')")
     return small, large, memory_small, memory_large, watch_ms
 
 
